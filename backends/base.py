@@ -1,0 +1,81 @@
+"""The Backend protocol: how the console talks to one orchestration node, whatever it is.
+
+Required methods are abstract; the actions are optional and declared through ``capabilities`` so the
+console can enable a key, or say why it is off, without calling anything. Every action takes the
+operator's identity and an optional reason, and every backend records it in its audit trail.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from .errors import Unsupported
+from .model import AuditEntry, Checkpoint, DispatchRequest, LogRecord, NodeInfo, NodeSnapshot, Target, Task
+
+
+class Backend(abc.ABC):
+    """One node. Instances are created by the registry from a node's config section."""
+
+    #: the name a config's ``backend = "..."`` uses to pick this class
+    name: ClassVar[str]
+
+    #: actions this backend can carry out (see ``backends.model.Capability``)
+    capabilities: frozenset[str] = frozenset()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
+        """Connect or load; called once before the first snapshot."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections and files; called once when the console leaves."""
+
+    async def __aenter__(self) -> Backend:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> NodeInfo:
+        """Who this node is; cheap, no I/O."""
+
+    @abc.abstractmethod
+    async def snapshot(self) -> NodeSnapshot:
+        """Everything the console shows about the node, as of now."""
+
+    @abc.abstractmethod
+    def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:
+        """Log records with ``seq > since_seq``; with ``follow``, keep yielding new ones as they come."""
+
+    # --- optional actions: default to Unsupported, enabled by capabilities -----------------------------
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+    def _unsupported(self, action: str) -> Unsupported:
+        return Unsupported(f"the {self.name} backend cannot {action}")
+
+    async def dispatch(self, request: DispatchRequest, *, operator: str, reason: str | None = None) -> Task:
+        raise self._unsupported("dispatch work")
+
+    async def pause(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        raise self._unsupported("pause")
+
+    async def resume(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        raise self._unsupported("resume")
+
+    async def stop(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        raise self._unsupported("stop")
+
+    async def checkpoint(self, label: str, *, operator: str, reason: str | None = None) -> Checkpoint:
+        raise self._unsupported("take checkpoints")
+
+    async def rollback(self, checkpoint_id: str, *, operator: str, reason: str | None = None) -> Checkpoint:
+        """Roll back to ``checkpoint_id``; returns the automatic safety checkpoint taken just before."""
+        raise self._unsupported("roll back")
+
+    async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
+        raise self._unsupported("show an audit trail")

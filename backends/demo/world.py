@@ -1,0 +1,303 @@
+"""The simulation of one demo node: host, GPUs and agents as pure functions of time.
+
+Nothing here keeps state between calls. Each number is a slow sum of seeded sines plus a little smooth
+noise, so charts move like a real machine's, and a snapshot at time T is identical however many snapshots
+came before it. Operator changes (holds, dispatched work) come in as arguments, from ``state.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import msgspec
+
+from backends.model import Agent, Gpu, GpuProcess, GpuStatus, LoadAvg, SystemMetrics
+
+from .catalog import MIB, NO_DRIVER_REASON, NodeSpec
+from .plan import NEXT_PHASE_ID
+from .roster import (
+    CRASH_FAILED_S,
+    CRASH_PERIOD_S,
+    CRASH_STARTING_S,
+    HEARTBEAT_INTERVAL_S,
+    HOT_PERIOD_S,
+    STALL_LENGTH_S,
+    STALL_PERIOD_S,
+    STALL_UNHEALTHY_AFTER_S,
+    AgentSpec,
+    Trouble,
+)
+from .signals import clamp, mix, phase_of, smooth_noise, wave
+from .state import COMMAND_STARTUP_S, CommandAgent, Hold, stronger
+
+DRIVER_RESERVED = 531 * MIB  # what NVML reports as used on an idle GPU (driver context)
+BUSY_THRESHOLD = -0.55  # below this point of its busy wave a worker sits idle
+CRASH_REASON = "exited with code 137 (OOM killed)"
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """A dispatched task an agent is running right now, shown in place of its simulated work."""
+
+    task_id: str
+    message: str
+    progress: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CrashView:
+    state: str  # failed | starting | running
+    crashed_at: float
+    restarts_since_epoch: int
+
+
+class World:
+    def __init__(self, seed: int, spec: NodeSpec, roster: list[AgentSpec], trouble: Trouble,
+                 genesis: float) -> None:
+        self.seed = seed
+        self.spec = spec
+        self.roster = roster
+        self.trouble = trouble
+        self.genesis = genesis
+        self.boot_time = genesis - spec.boot_age_s
+        self._key = mix(seed, spec.index, 0x5157)
+        self._phases = [phase_of(mix(self._key, i)) for i in range(8)]
+        gpus = 0 if spec.gpu_error else spec.gpu_count
+        # GPU index -> [(agent spec, bytes held)]: computed once, the hot path only walks it.
+        self._holders: list[list[tuple[AgentSpec, int]]] = [[] for _ in range(gpus)]
+        for agent in roster:
+            for index, share in agent.gpu_shares:
+                self._holders[index].append((agent, share))
+        self._gpu_keys = [mix(self._key, 0x6B0, i) for i in range(gpus)]
+        self._gpu_uuids = [_uuid(mix(seed, spec.index, 0x0015, i)) for i in range(gpus)]
+        self.gpu_status = (
+            GpuStatus(status="error", reason=spec.gpu_error) if spec.gpu_error
+            else GpuStatus(status="no_driver", reason=NO_DRIVER_REASON) if not spec.gpu_count
+            else GpuStatus(status="ok")
+        )
+
+    # --- host --------------------------------------------------------------------------------------------
+
+    def _load(self, t: float, fast: bool = True) -> float:
+        p = self._phases
+        level = 0.38 + 0.18 * wave(t, 1800, p[0]) + 0.07 * wave(t, 5400, p[1])
+        if fast:
+            level += 0.08 * wave(t, 300, p[2]) + 0.04 * smooth_noise(self._key, t / 3)
+        return clamp(level, 0.02, 0.99)
+
+    def system_at(self, t: float) -> SystemMetrics:
+        spec, p = self.spec, self._phases
+        cpus = spec.cpu_count
+        load = self._load(t)
+        mem_used = int(spec.mem_total * clamp(0.44 + 0.10 * wave(t, 2700, p[3])
+                                              + 0.01 * smooth_noise(self._key + 1, t / 10), 0.05, 0.95))
+        cache = int(spec.mem_total * 0.06)
+        disk_used = int(spec.disk_total * 0.41 + max(t - self.genesis, 0.0) * 400_000
+                        + spec.disk_total * 0.01 * wave(t, 3600, p[4]))
+        return SystemMetrics(
+            cpu_percent=round(load * 100, 1),
+            cpu_count=cpus,
+            load_avg=LoadAvg(
+                m1=round(cpus * load * 1.04, 2),
+                m5=round(cpus * self._load(t - 150, fast=False) * 1.02, 2),
+                m15=round(cpus * self._load(t - 450, fast=False), 2),
+            ),
+            mem_total=spec.mem_total,
+            mem_used=mem_used,
+            mem_available=max(spec.mem_total - mem_used - cache, 0),
+            swap_total=spec.swap_total,
+            swap_used=int(spec.swap_total * clamp(0.03 + 0.02 * wave(t, 4000, p[5]), 0.0, 1.0)),
+            disk_total=spec.disk_total,
+            disk_used=int(clamp(disk_used, 0, spec.disk_total)),
+            uptime_s=round(max(t - self.boot_time, 0.0), 1),
+        )
+
+    # --- trouble schedules (also used by the log generator) ----------------------------------------------
+
+    def crash_view(self, t: float) -> CrashView | None:
+        """Where the crash-looping agent is in its cycle, or None before its first crash."""
+        since = t - self.trouble.crash_epoch
+        if self.trouble.crash_id is None or since < 0:
+            return None
+        cycle = math.floor(since / CRASH_PERIOD_S)
+        crashed_at = self.trouble.crash_epoch + cycle * CRASH_PERIOD_S
+        into = t - crashed_at
+        state = ("failed" if into < CRASH_FAILED_S else
+                 "starting" if into < CRASH_FAILED_S + CRASH_STARTING_S else "running")
+        return CrashView(state, crashed_at, cycle + (0 if state == "failed" else 1))
+
+    def stall_started(self, t: float) -> float | None:
+        """When the stalled agent's current heartbeat gap began, or None while it heartbeats normally."""
+        into = (t - self.trouble.stall_epoch) % STALL_PERIOD_S
+        return t - into if self.trouble.stall_id and into < STALL_LENGTH_S else None
+
+    def degraded_p95(self, t: float) -> int:
+        """The slow agent's P95: always above the 120 ms threshold, drifting between ~124 and ~138 ms."""
+        return round(131 + 5 * wave(t, 600, self._phases[6]) + 2 * smooth_noise(self._key + 2, t / 4))
+
+    def gpu_temperature(self, index: int, util: float, t: float) -> float:
+        temp = 31 + 0.45 * util + 1.5 * smooth_noise(self._gpu_keys[index] + 1, t / 6)
+        if index == self.trouble.hot_gpu:
+            # A GPU with poor airflow: runs warm and, once per HOT_PERIOD_S, climbs past 85 degC.
+            temp += 8 + 20 * max(0.0, wave(t, HOT_PERIOD_S, self.trouble.hot_phase)) ** 1.5
+        return temp
+
+    # --- agents ------------------------------------------------------------------------------------------
+
+    def agents_at(self, t: float, agent_holds: Mapping[str, Hold], phase_holds: Mapping[str, Hold],
+                  busy: Mapping[str, Busy]) -> tuple[list[Agent], dict[str, str]]:
+        """All simulated agents at ``t``; also the effective state of each GPU holder, for ``gpus_at``."""
+        trouble = self.trouble
+        crash = self.crash_view(t) if trouble.crash_id else None
+        stall = self.stall_started(t) if trouble.stall_id else None
+        gpu_states: dict[str, str] = {}
+        agents: list[Agent] = []
+        for spec in self.roster:
+            hold = agent_holds.get(spec.id)
+            if phase_holds and spec.phase_id is not None:
+                hold = stronger(hold, phase_holds.get(spec.phase_id))
+            agent = self._agent_at(spec, t, hold, busy.get(spec.id), crash, stall)
+            if spec.gpu_shares:
+                gpu_states[spec.id] = agent.state
+            agents.append(agent)
+        return agents, gpu_states
+
+    def _agent_at(self, spec: AgentSpec, t: float, hold: Hold | None, busy: Busy | None,
+                  crash: CrashView | None, stall: float | None) -> Agent:
+        role = spec.role
+        swing = wave(t, spec.busy_period_s, spec.busy_phase)
+        cycle = (t + spec.task_offset_s) / spec.task_len_s
+        number = spec.number_base + math.floor(cycle)
+        state, health, reason = "running", "healthy", None
+        heartbeat = t - (t - spec.heartbeat_offset_s) % HEARTBEAT_INTERVAL_S
+        pid: int | None = spec.pid
+        started, restarts = spec.started_at, spec.base_restarts
+        task: str | None = None
+        progress: float | None = None
+        if busy is not None:
+            message, task, progress = busy.message, busy.task_id, busy.progress
+        elif role.always_busy or (spec.phase_id != NEXT_PHASE_ID and swing > BUSY_THRESHOLD):
+            message = role.message.format(n=number, k=1 + mix(spec.key, number) % 16, model=spec.model,
+                                          n_gpu=self.spec.gpu_count)
+            if role.task is not None:
+                task, progress = role.task.format(n=number), round(cycle - math.floor(cycle), 3)
+        else:
+            state = "idle"
+            message = "waiting for phase Hardening to start" if spec.phase_id == NEXT_PHASE_ID \
+                else "idle, waiting for work"
+        load = spec.cpu_base * (0.75 + 0.25 * swing) if state == "running" else 0.4 + 0.3 * swing
+        cpu: float | None = round(max(load, 0.0) + 1.5 * abs(smooth_noise(spec.key, t / 2)), 1)
+        rss: int | None = int(spec.rss_base * (1.0 + 0.08 * swing))
+        gpu_mem: int | None = sum(self.process_memory(spec, share, t) for _, share in spec.gpu_shares) \
+            if spec.gpu_shares else None
+
+        if spec.id == self.trouble.degraded_id:
+            p95 = self.degraded_p95(t)
+            health, reason = "degraded", f"p95 latency {p95} ms > 120 ms"
+        if hold is None and crash is not None and spec.id == self.trouble.crash_id:
+            restarts += crash.restarts_since_epoch
+            if crash.state == "failed":
+                state, health, reason = "failed", "unhealthy", CRASH_REASON
+                message, task, progress = f"{CRASH_REASON}; restarting in " \
+                    f"{math.ceil(crash.crashed_at + CRASH_FAILED_S - t)} s", None, None
+                pid, cpu, rss = None, None, None
+                heartbeat = crash.crashed_at - (crash.crashed_at - spec.heartbeat_offset_s) \
+                    % HEARTBEAT_INTERVAL_S
+            else:
+                started = round(crash.crashed_at + CRASH_FAILED_S, 3)
+                pid = spec.pid + 1000 + 13 * crash.restarts_since_epoch
+                heartbeat = max(heartbeat, started)
+                if crash.state == "starting":
+                    state, health, task, progress = "starting", "unknown", None, None
+                    message = f"restarting after exit 137 (restart {restarts})"
+        if stall is not None and spec.id == self.trouble.stall_id and hold is None:
+            heartbeat = stall - (stall - spec.heartbeat_offset_s) % HEARTBEAT_INTERVAL_S
+            age = t - heartbeat
+            if age >= STALL_UNHEALTHY_AFTER_S:
+                health, reason = "unhealthy", f"no heartbeat for {int(age)} s"
+        if hold is not None:
+            if hold.kind == "paused":
+                state, cpu, message, progress = "paused", 0.1, hold.describe(), None
+            else:
+                state, health, reason, message = "stopped", "unknown", None, hold.describe()
+                pid, cpu, rss, gpu_mem, task, progress = None, None, None, None, None, None
+                heartbeat = min(heartbeat, hold.since)
+        return Agent(
+            id=spec.id, name=spec.id, kind=role.kind, state=state, health=health,  # type: ignore[arg-type]
+            health_reason=reason, last_heartbeat=round(heartbeat, 3), pid=pid, cpu_percent=cpu,
+            rss_bytes=rss, gpu_mem_bytes=gpu_mem, phase_id=spec.phase_id, current_task=task,
+            progress=progress, message=message, restarts=restarts, started_at=started, labels=spec.labels,
+        )
+
+    def command_agent_at(self, record: CommandAgent, t: float, hold: Hold | None, busy: Busy | None) -> Agent:
+        """An agent started by a dispatched command: starting for a few seconds, then running."""
+        age = t - record.created_at
+        state = "starting" if age < COMMAND_STARTUP_S else "running"
+        key = mix(self._key, record.pid)
+        message = busy.message if busy else "running: " + " ".join(record.command)[:120]
+        agent = Agent(
+            id=record.id, name=record.id, kind="process", state=state,
+            health="unknown" if state == "starting" else "healthy",
+            last_heartbeat=round(max(record.created_at, t - (t - record.created_at) % HEARTBEAT_INTERVAL_S), 3),
+            pid=record.pid, cpu_percent=round(3.0 + 2.5 * abs(smooth_noise(key, t / 2)), 1),
+            rss_bytes=int((180 + 20 * wave(t, 300, 0.0)) * MIB), current_task=busy.task_id if busy else None,
+            progress=busy.progress if busy else None, message=message, started_at=record.created_at,
+            labels={"role": "command", "team": "ops", "dispatched_by": record.by},
+        )
+        if hold is None:
+            return agent
+        if hold.kind == "paused":
+            return _with(agent, state="paused", cpu_percent=0.1, message=hold.describe())
+        return _with(agent, state="stopped", health="unknown", pid=None, cpu_percent=None, rss_bytes=None,
+                     message=hold.describe(), current_task=None, progress=None)
+
+    # --- GPUs ----------------------------------------------------------------------------------------------
+
+    def process_memory(self, spec: AgentSpec, share: int, t: float) -> int:
+        """Bytes an agent holds on one GPU: its weights plus a KV cache that breathes with load."""
+        return int(share * (0.93 + 0.05 * wave(t, 900, spec.busy_phase)))
+
+    def gpus_at(self, t: float, gpu_states: Mapping[str, str]) -> tuple[Gpu, ...]:
+        model = self.spec.gpu_model
+        if model is None or self.spec.gpu_error:
+            return ()
+        gpus: list[Gpu] = []
+        for index, holders in enumerate(self._holders):
+            key = self._gpu_keys[index]
+            processes: list[GpuProcess] = []
+            working = 0.0
+            for agent, share in holders:
+                state = gpu_states.get(agent.id, "running")
+                if state == "stopped":
+                    continue  # a stopped agent has released its memory
+                processes.append(GpuProcess(pid=agent.pid, used_memory=self.process_memory(agent, share, t),
+                                            agent_id=agent.id))
+                if state == "running":
+                    working = max(working, 62.0 if agent.role.name == "model-manager" else 34.0)
+            ph = phase_of(key)
+            util = working + (22 * wave(t, 180 + 13 * index, ph) + 8 * wave(t, 47, ph * 2)
+                              + 4 * smooth_noise(key, t) if working else abs(smooth_noise(key, t / 5)))
+            util = round(clamp(util, 0.0, 100.0))
+            temp = self.gpu_temperature(index, util, t)
+            mem_used = min(DRIVER_RESERVED + sum(p.used_memory or 0 for p in processes), model.mem_total)
+            power = model.idle_power_w + (model.power_limit_w - model.idle_power_w) * 0.92 * (util / 100)
+            gpus.append(Gpu(
+                index=index, uuid=self._gpu_uuids[index], name=model.name, util_percent=float(util),
+                mem_total=model.mem_total, mem_used=mem_used, temperature_c=float(round(temp)),
+                power_w=round(clamp(power + 4 * smooth_noise(key + 3, t), 0.0, model.power_limit_w), 1),
+                power_limit_w=model.power_limit_w,
+                fan_percent=float(round(clamp(30 + (temp - 40) * 1.4, 30.0, 100.0))),
+                processes=tuple(processes),
+            ))
+        return tuple(gpus)
+
+
+def _uuid(h: int) -> str:
+    text = f"{h:016x}{(h * 0x9E3779B97F4A7C15) & ((1 << 64) - 1):016x}"
+    return f"GPU-{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
+
+
+def _with(agent: Agent, **changes: object) -> Agent:
+    return msgspec.structs.replace(agent, **changes)

@@ -1,0 +1,329 @@
+"""The wire model: the one set of types every backend returns, the HTTP API sends and the widgets render.
+
+Every type is an immutable ``msgspec.Struct``. msgspec validates on the way in (``decode`` / ``convert``)
+and names the failing field in its error (``Expected `float`, got `str` - at `$.gpus[0].power_w```),
+encodes to JSON exactly what it decoded, and does both far faster than the UI needs at 5,000 agents.
+
+Units are fixed: bytes, percent 0-100, degrees Celsius, watts, seconds, timestamps as UTC epoch seconds.
+An unknown value is ``None`` (rendered "n/a"), never a made-up 0.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+# --- constrained scalars -------------------------------------------------------------------------------
+
+Percent = Annotated[float, Meta(ge=0, le=100)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+Bytes = Annotated[int, Meta(ge=0)]
+Seconds = Annotated[float, Meta(ge=0)]
+Timestamp = Annotated[float, Meta(ge=0)]
+Count = Annotated[int, Meta(ge=0)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=200)]
+
+# --- enumerations (plain strings on the wire) ----------------------------------------------------------
+
+Environment = Literal["dev", "staging", "production"]
+GpuStatusKind = Literal["ok", "no_driver", "error"]
+AgentKind = Literal["process", "reporting", "actor"]
+AgentState = Literal["starting", "running", "idle", "paused", "stopping", "stopped", "failed", "unknown"]
+Health = Literal["healthy", "degraded", "unhealthy", "unknown"]
+PhaseStatus = Literal["pending", "active", "paused", "blocked", "done", "failed"]
+MilestoneStatus = Literal["pending", "active", "passed", "failed"]
+GateDecision = Literal["go", "no-go", "pending"]
+TaskStatus = Literal["queued", "running", "paused", "succeeded", "failed", "cancelled", "rolled_back"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+AuditOutcome = Literal["ok", "denied", "failed"]
+TargetKind = Literal["agent", "phase", "task"]
+
+LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error", "critical")
+LOG_LEVEL_RANK: dict[str, int] = {level: rank for rank, level in enumerate(LOG_LEVELS)}
+
+# Capabilities a backend may declare; the console enables an action only when its capability is present.
+Capability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "audit", "logs"]
+ALL_CAPABILITIES: frozenset[str] = frozenset(
+    ("dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "audit", "logs")
+)
+
+
+class Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
+    """Base of every wire type: immutable and tolerant of fields added by newer peers.
+
+    msgspec does not inherit ``kw_only``, so each subclass repeats it (fields are passed by name).
+    """
+
+
+# --- node and host -------------------------------------------------------------------------------------
+
+
+class NodeInfo(Model, kw_only=True):
+    id: Identifier
+    name: str
+    backend: str
+    version: str | None = None
+    hostname: str | None = None
+    environment: Environment = "dev"
+    labels: dict[str, str] = field(default_factory=dict)
+    read_only: bool = False
+    capabilities: frozenset[Capability] = frozenset()
+
+
+class LoadAvg(Model, kw_only=True):
+    m1: float
+    m5: float
+    m15: float
+
+
+class SystemMetrics(Model, kw_only=True):
+    cpu_percent: Percent | None = None
+    cpu_count: Count | None = None
+    load_avg: LoadAvg | None = None
+    mem_total: Bytes | None = None
+    mem_used: Bytes | None = None
+    mem_available: Bytes | None = None
+    swap_total: Bytes | None = None
+    swap_used: Bytes | None = None
+    disk_total: Bytes | None = None
+    disk_used: Bytes | None = None
+    uptime_s: Seconds | None = None
+
+
+# --- GPUs ----------------------------------------------------------------------------------------------
+
+
+class GpuProcess(Model, kw_only=True):
+    pid: Annotated[int, Meta(ge=0)]
+    used_memory: Bytes | None = None
+    agent_id: str | None = None
+
+
+class Gpu(Model, kw_only=True):
+    index: Count
+    uuid: str | None = None
+    name: str | None = None
+    util_percent: Percent | None = None
+    mem_total: Bytes | None = None
+    mem_used: Bytes | None = None
+    temperature_c: float | None = None
+    power_w: Annotated[float, Meta(ge=0)] | None = None
+    power_limit_w: Annotated[float, Meta(ge=0)] | None = None
+    fan_percent: Percent | None = None
+    processes: tuple[GpuProcess, ...] = ()
+
+
+class GpuStatus(Model, kw_only=True):
+    status: GpuStatusKind = "ok"
+    reason: str | None = None
+
+
+# --- agents --------------------------------------------------------------------------------------------
+
+
+class Agent(Model, kw_only=True):
+    id: Identifier
+    name: str
+    kind: AgentKind = "process"
+    state: AgentState = "unknown"
+    health: Health = "unknown"
+    health_reason: str | None = None
+    last_heartbeat: Timestamp | None = None
+    pid: Annotated[int, Meta(ge=0)] | None = None
+    cpu_percent: Annotated[float, Meta(ge=0)] | None = None  # may exceed 100 on multi-core agents
+    rss_bytes: Bytes | None = None
+    gpu_mem_bytes: Bytes | None = None
+    phase_id: str | None = None
+    current_task: str | None = None
+    progress: Fraction | None = None
+    message: str | None = None
+    restarts: Count = 0
+    started_at: Timestamp | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+# --- the plan ------------------------------------------------------------------------------------------
+
+
+class Criterion(Model, kw_only=True):
+    name: str
+    target: str
+    actual: str | None = None
+    passed: bool | None = None
+
+
+class Milestone(Model, kw_only=True):
+    id: Identifier
+    name: str
+    status: MilestoneStatus = "pending"
+    criteria: tuple[Criterion, ...] = ()
+
+
+class Gate(Model, kw_only=True):
+    decision: GateDecision = "pending"
+    reasons: tuple[str, ...] = ()
+
+
+class Phase(Model, kw_only=True):
+    id: Identifier
+    name: str
+    order: int
+    status: PhaseStatus = "pending"
+    progress: Fraction | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    due_at: Timestamp | None = None
+    milestones: tuple[Milestone, ...] = ()
+    gate: Gate = field(default_factory=Gate)
+
+
+# --- work ----------------------------------------------------------------------------------------------
+
+
+class Task(Model, kw_only=True):
+    id: Identifier
+    kind: str
+    target: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    status: TaskStatus = "queued"
+    created_at: Timestamp
+    updated_at: Timestamp
+    submitted_by: str
+    attempts: Count = 0
+    result: Any = None
+    error: str | None = None
+
+
+class Checkpoint(Model, kw_only=True):
+    id: Identifier
+    label: str
+    created_at: Timestamp
+    created_by: str
+    phase_id: str | None = None
+    automatic: bool = False
+    covers: tuple[str, ...] = ()  # what it captures: agent ids, phase ids, workspaces
+
+
+class LogRecord(Model, kw_only=True):
+    seq: Annotated[int, Meta(ge=0)]  # strictly increasing per node: the resume cursor
+    ts: Timestamp
+    level: LogLevel
+    source: str  # an agent id, or "node"
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class AuditEntry(Model, kw_only=True):
+    seq: Annotated[int, Meta(ge=0)]
+    ts: Timestamp
+    operator: str
+    action: str
+    target: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    outcome: AuditOutcome
+    detail: str | None = None
+    request_id: str | None = None
+
+
+# --- requests ------------------------------------------------------------------------------------------
+
+
+class Target(Model, kw_only=True):
+    """What an action is aimed at: an agent, a phase or a task."""
+
+    kind: TargetKind
+    id: Identifier
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        """Read ``agent:ID``, ``phase:ID``, ``task:ID`` or a bare agent id."""
+        kind, sep, ident = text.partition(":")
+        if not sep:
+            return cls(kind="agent", id=text)
+        if kind not in ("agent", "phase", "task"):
+            raise ValueError(f"unknown target kind {kind!r} in {text!r}: use agent:ID, phase:ID or task:ID")
+        if not ident:
+            raise ValueError(f"target {text!r} has no id after the colon")
+        return cls(kind=kind, id=ident)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+
+class DispatchRequest(Model, kw_only=True):
+    """Work to hand out: a payload for an existing agent, or a command to start as a new agent."""
+
+    agent_id: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    command: tuple[str, ...] | None = None
+    name: str | None = None
+    kind: str = "task"
+
+    def __post_init__(self) -> None:
+        if (self.agent_id is None) == (self.command is None):
+            raise ValueError("a dispatch names either an agent_id (with a payload) or a command, not both")
+        if self.command is not None and not self.command:
+            raise ValueError("a dispatched command must not be empty")
+
+
+# --- the snapshot --------------------------------------------------------------------------------------
+
+
+class NodeSnapshot(Model, kw_only=True):
+    node: NodeInfo
+    observed_at: Timestamp
+    system: SystemMetrics = field(default_factory=SystemMetrics)
+    gpus: tuple[Gpu, ...] = ()
+    gpu_status: GpuStatus = field(default_factory=GpuStatus)
+    agents: tuple[Agent, ...] = ()
+    phases: tuple[Phase, ...] = ()
+    tasks: tuple[Task, ...] = ()
+    checkpoints: tuple[Checkpoint, ...] = ()
+
+
+# --- JSON helpers --------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+class ModelError(ValueError):
+    """A record that does not match the wire model; the message names the field and the problem."""
+
+
+def to_json(value: Any) -> bytes:
+    """Encode any wire value (or list of them) as JSON with a stable key order."""
+    return _encoder.encode(value)
+
+
+def from_json(data: bytes | str, type_: type[T]) -> T:
+    """Decode and validate JSON into ``type_``; raise :class:`ModelError` naming the bad field."""
+    try:
+        return msgspec.json.decode(data, type=type_)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ModelError(f"invalid {_type_name(type_)}: {exc}") from None
+    except ValueError as exc:  # raised by a __post_init__ check
+        raise ModelError(f"invalid {_type_name(type_)}: {exc}") from None
+
+
+def to_builtins(value: Any) -> Any:
+    """Turn a wire value into plain dicts/lists (for TOML, templates, or --json output)."""
+    return msgspec.to_builtins(value, order="deterministic")
+
+
+def from_builtins(data: Any, type_: type[T]) -> T:
+    """Validate plain Python data (e.g. parsed TOML) into ``type_``; raise :class:`ModelError`."""
+    try:
+        return msgspec.convert(data, type=type_)
+    except msgspec.ValidationError as exc:
+        raise ModelError(f"invalid {_type_name(type_)}: {exc}") from None
+    except ValueError as exc:
+        raise ModelError(f"invalid {_type_name(type_)}: {exc}") from None
+
+
+def _type_name(type_: Any) -> str:
+    return getattr(type_, "__name__", None) or str(type_)

@@ -1,0 +1,234 @@
+"""The fleetdeck App: wires nodes (NodeLinks over backends) to screens, runs the polling and log workers,
+and owns the things every screen shares: the clock, thresholds, themes, keys and the command palette.
+
+Polling and log streaming run in workers; the UI thread only copies finished snapshots into widgets. A slow
+node is bounded by a timeout and never holds up another node or the screen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from console.config import Config, normalised_keymap
+from console.keys import KeyHelp, key_help
+from console.node_link import NodeLink, describe_error
+from console.screens.agent import AgentScreen
+from console.screens.base import FleetDeckScreen
+from console.screens.fleet import FleetScreen
+from console.screens.help import HelpScreen
+from console.screens.logs import LogsScreen
+from console.screens.node import NodeScreen
+from themes import DEFAULT_THEME, load_themes
+
+LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
+LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped
+
+
+class FleetDeckApp(App[None]):
+    TITLE = "fleetdeck"
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    CSS = """
+    Screen { background: $background; }
+    """
+
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", id="help"),
+        Binding("colon", "command_palette", "Palette", id="palette", show=False),
+        Binding("t", "cycle_theme", "Theme", id="theme"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        links: Sequence[NodeLink],
+        *,
+        config: Config,
+        clock: Callable[[], float],
+        frozen: bool = False,
+        theme: str | None = None,
+        start_screen: str | None = None,
+        user_themes_dir: Any = None,
+    ) -> None:
+        super().__init__()
+        if not links:
+            raise ValueError("fleetdeck needs at least one node")
+        self.links: dict[str, NodeLink] = {link.name: link for link in links}
+        self.config = config
+        self.clock = clock
+        self.frozen = frozen
+        self.refresh_s = config.refresh_s
+        self.thresholds = config.thresholds
+        self.start_screen = start_screen
+        self.theme_errors: list[str] = []
+        themes, self.theme_errors = load_themes(user_themes_dir)
+        for item in themes:
+            self.register_theme(item)
+        wanted = theme or config.theme or DEFAULT_THEME
+        self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.theme_errors.append(f"unknown theme {wanted!r}; using {DEFAULT_THEME}")
+        keys = normalised_keymap(config)
+        if keys:
+            self.set_keymap(keys)
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        # themes loaded through themes.load_themes carry these; the defaults guard any other theme
+        return {"fleetdeck-danger": "#ff3b3b"}
+
+    def threshold(self, name: str) -> tuple[float, float] | None:
+        value = getattr(self.thresholds, name, None)
+        return None if value is None else (float(value[0]), float(value[1]))
+
+    # --- start -----------------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        for error in self.theme_errors:
+            self.notify(error, title="theme", severity="warning", timeout=8)
+        self._open_start_screen()
+        if self.frozen:
+            return
+        for link in self.links.values():
+            self.run_worker(self._poll_loop(link), group="poll", name=f"poll {link.name}")
+            if link.backend.supports("logs"):
+                self.run_worker(self._log_loop(link), group="logs", name=f"logs {link.name}")
+        self.set_interval(LOG_FLUSH_S, self._flush_logs)
+
+    def _open_start_screen(self) -> None:
+        first = next(iter(self.links.values()))
+        self.push_screen(FleetScreen() if len(self.links) > 1 else NodeScreen(first))
+        start = self.start_screen
+        if start == "node" and len(self.links) > 1:
+            self.push_screen(NodeScreen(first))
+        elif start == "agent":
+            if len(self.links) > 1:
+                self.push_screen(NodeScreen(first))
+            agent = self.worst_agent(first)
+            if agent is not None:
+                self.push_screen(AgentScreen(first, agent))
+        elif start == "logs":
+            self.open_logs(node=None if len(self.links) > 1 else first.name)
+        elif start == "help":
+            self.push_screen(HelpScreen())
+
+    @staticmethod
+    def worst_agent(link: NodeLink) -> str | None:
+        """The agent an on-call responder would look at first: the least healthy, then by name."""
+        if link.snapshot is None or not link.snapshot.agents:
+            return None
+        rank = {"unhealthy": 0, "degraded": 1, "unknown": 2, "healthy": 3}
+        return min(link.snapshot.agents, key=lambda a: (rank.get(a.health, 2), a.name)).id
+
+    # --- workers ---------------------------------------------------------------------------------------
+
+    async def _poll_loop(self, link: NodeLink) -> None:
+        while True:
+            await link.poll(timeout=max(2.0, 3 * self.refresh_s))
+            self._node_updated(link)
+            await asyncio.sleep(self.refresh_s)
+
+    async def _log_loop(self, link: NodeLink) -> None:
+        delay = LOG_RETRY_S[0]
+        while True:
+            try:
+                batch: list[Any] = []
+                async for record in link.backend.logs(since_seq=link.last_seq, follow=True):
+                    batch.append(record)
+                    if len(batch) >= 500:
+                        link.add_logs(batch)
+                        batch = []
+                    delay = LOG_RETRY_S[0]
+                link.add_logs(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a stream may drop in any way; retry with backoff
+                link.log_error = describe_error(exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LOG_RETRY_S[1])
+
+    def _node_updated(self, link: NodeLink) -> None:
+        screen = self.screen
+        if isinstance(screen, FleetDeckScreen):
+            screen.node_updated(link)
+
+    def _flush_logs(self) -> None:
+        screen = self.screen
+        if isinstance(screen, FleetDeckScreen):
+            screen.logs_arrived()
+
+    # --- navigation ------------------------------------------------------------------------------------
+
+    def open_node(self, link: NodeLink) -> None:
+        self.push_screen(NodeScreen(link))
+
+    def open_agent(self, link: NodeLink, agent_id: str) -> None:
+        self.push_screen(AgentScreen(link, agent_id))
+
+    def open_logs(self, node: str | None, source: str | None = None) -> None:
+        self.push_screen(LogsScreen(node=node, source=source))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_cycle_theme(self) -> None:
+        names = self.theme_cycle()
+        current = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(current + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def theme_cycle(self) -> list[str]:
+        """fleetdeck's themes and the user's first, then Textual's ANSI themes for terminals with their own
+        palette."""
+        ours = [n for n in self.available_themes if n.startswith("fleetdeck-")]
+        user = [n for n in self.available_themes if n not in ours and not _is_textual_builtin(n)]
+        return [*ours, *user, "ansi-dark", "ansi-light"]
+
+    # --- help and palette ------------------------------------------------------------------------------
+
+    def key_help(self) -> list[KeyHelp]:
+        rows = key_help(binding_contexts(), self._keymap)
+        rows.append(KeyHelp("global", "palette", "ctrl+p", "Command palette"))
+        return rows
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield SystemCommand("Help: keys", "Every key in force", self.action_help)
+        if len(self.links) > 1:
+            yield SystemCommand("Go to fleet", "All nodes at a glance", self._go_fleet)
+        for link in self.links.values():
+            yield SystemCommand(f"Go to node {link.name}", f"{link.environment} node", lambda l=link: self.open_node(l))
+        yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
+        for name in self.theme_cycle():
+            yield SystemCommand(f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n))
+        yield from super().get_system_commands(screen)
+
+    def _set_theme(self, name: str) -> None:
+        self.theme = name
+
+    def _go_fleet(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+
+
+def binding_contexts() -> dict[str, Sequence[BindingType]]:
+    """Every screen's bindings by the name Help shows for it; "global" works everywhere."""
+    return {
+        "global": FleetDeckApp.BINDINGS,
+        "fleet": FleetScreen.BINDINGS,
+        "node": NodeScreen.BINDINGS,
+        "agent": AgentScreen.BINDINGS,
+        "logs": LogsScreen.BINDINGS,
+        "help": HelpScreen.BINDINGS,
+    }
+
+
+def _is_textual_builtin(name: str) -> bool:
+    from textual.theme import BUILTIN_THEMES
+
+    return name in BUILTIN_THEMES

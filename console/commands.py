@@ -1,0 +1,123 @@
+"""The handlers behind each ``fleetdeck`` subcommand. Each returns an exit code or raises CliError."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from console.cli import EXIT_OK, EXIT_USAGE, CliError
+from console.clock import FrozenClock, SystemClock
+from console.config import (
+    Config,
+    ConfigError,
+    check_config,
+    load_config,
+    normalised_keymap,
+    write_starter_config,
+)
+from console.fleet_setup import SetupError, configured_links, demo_links
+from console.node_link import NodeLink
+
+
+def _load(args: argparse.Namespace) -> Config:
+    try:
+        return load_config(Path(args.config) if getattr(args, "config", None) else None)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _links(args: argparse.Namespace, config: Config, clock: object, *, demo: bool) -> list[NodeLink]:
+    read_only = bool(getattr(args, "read_only", False))
+    try:
+        if demo or not config.nodes:
+            return demo_links(seed=getattr(args, "seed", 7), nodes=getattr(args, "nodes", 3),
+                              agents=getattr(args, "agents", 80), clock=clock, read_only=read_only)  # type: ignore[arg-type]
+        return configured_links(config, clock=clock, only=getattr(args, "node", None), read_only=read_only)  # type: ignore[arg-type]
+    except SetupError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def console(args: argparse.Namespace) -> int:
+    from console.app import FleetDeckApp
+    from console.paths import user_themes_dir
+
+    config = _load(args)
+    clock = SystemClock()
+    links = _links(args, config, clock, demo=args.command == "demo" or args.demo)
+    app = FleetDeckApp(links, config=config, clock=clock, theme=args.theme, user_themes_dir=user_themes_dir())
+    app.run()
+    return EXIT_OK
+
+
+def snapshot(args: argparse.Namespace) -> int:
+    from console.snapshot import render_snapshot
+
+    config = _load(args)
+    output = Path(args.output)
+    if output.suffix.lower() not in (".svg", ".txt"):
+        raise CliError(f"output must end in .svg or .txt, got {output.name!r}", EXIT_USAGE)
+    at = args.at if args.at is not None else float(int(SystemClock()()))
+    clock = FrozenClock(at)
+    links = _links(args, config, clock, demo=args.demo)
+    text = asyncio.run(render_snapshot(
+        links, config=config, clock=clock, screen=args.screen, size=args.size,
+        fmt=output.suffix.lower()[1:], theme=args.theme,
+    ))
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {output}: {exc.strerror}", EXIT_USAGE) from None
+    return EXIT_OK
+
+
+def status(args: argparse.Namespace) -> int:
+    from console.status import fleet_status
+
+    config = _load(args)
+    clock = FrozenClock(args.at) if args.at is not None else SystemClock()
+    links = _links(args, config, clock, demo=args.demo)
+    report = asyncio.run(fleet_status(links, config, clock))
+    if args.json:
+        json.dump(report.as_json(), sys.stdout, indent=2)
+        print()
+    else:
+        for line in report.lines():
+            print(line)
+    return report.exit_code
+
+
+def config(args: argparse.Namespace) -> int:
+    from console import paths
+
+    path = Path(args.config) if args.config else paths.config_file()
+    if args.action == "path":
+        print(path)
+        return EXIT_OK
+    if args.action == "init":
+        try:
+            written = write_starter_config(path, overwrite=args.force)
+        except ConfigError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+        print(f"wrote {written}")
+        return EXIT_OK
+    loaded = _load(args)
+    from console.app import binding_contexts
+    from console.keys import clashes, default_keymap
+    from themes import load_themes
+
+    contexts = binding_contexts()
+    problems = [p for p in check_config(loaded, default_keymap(contexts)) if not p.startswith("keys: ")]
+    problems += [f"keys: {clash}" for clash in clashes(contexts, normalised_keymap(loaded))]
+    theme_names = {t.name for t in load_themes(paths.user_themes_dir())[0]}
+    if loaded.theme not in theme_names:
+        problems.append(f"theme: unknown theme {loaded.theme!r} (known: {', '.join(sorted(theme_names))})")
+    for problem in problems:
+        print(f"{path}: {problem}")
+    if problems:
+        return EXIT_USAGE
+    exists = "" if path.exists() else " (no file: defaults)"
+    print(f"{path}: ok{exists} · {len(loaded.nodes)} node(s) · operator {loaded.operator}")
+    return EXIT_OK

@@ -1,0 +1,432 @@
+"""The user's config file (DESIGN.md §6): immutable structs, loading, and one-line errors.
+
+msgspec checks the shape (types, enums, ranges, unknown keys); `_post_check` then checks what
+depends on several values (unique node names, a url where the backend needs one, warning <=
+critical). Any problem becomes a ConfigError whose str() is one line naming the file, the key and
+the problem, which the CLI prints as is, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal, NamedTuple, get_args, get_origin, get_type_hints
+from urllib.parse import urlsplit
+
+import msgspec
+import tomli_w
+from textual.keys import REPLACED_KEYS, Keys, _character_to_key, key_to_character
+
+from console import paths
+
+Environment = Literal["dev", "staging", "production"]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+# Backends that talk to a remote endpoint and so cannot work without one.
+URL_BACKENDS: Final = frozenset({"http", "ray"})
+# Names are typed to confirm actions on production nodes and passed to --node: one plain word.
+_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_ENV_VAR_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Key bindings by Textual binding id; `Config.keys` overrides them and is meant for App.set_keymap().
+DEFAULT_KEYS: Final[Mapping[str, str]] = {
+    "help": "question_mark",
+    "filter": "slash",
+    "palette": "colon",
+    "open": "enter",
+    "back": "escape",
+    "logs": "l",
+    "follow": "f",
+    "sort": "o",
+    "reverse_sort": "O",
+    "dispatch": "d",
+    "pause": "p",
+    "stop": "s",
+    "checkpoint": "c",
+    "rollback": "r",
+    "audit": "a",
+    "theme": "t",
+    "quit": "q",
+}
+
+
+class Threshold(NamedTuple):
+    """An alert threshold; a TOML pair `[warning, critical]`, and still indexable like one."""
+
+    warning: NonNegative
+    critical: NonNegative
+
+
+class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    gpu_temp_c: Threshold = Threshold(80.0, 90.0)
+    gpu_mem_percent: Threshold = Threshold(90.0, 97.0)
+    host_mem_percent: Threshold = Threshold(85.0, 95.0)
+    heartbeat_stale_s: Threshold = Threshold(15.0, 60.0)
+    agent_restarts: Threshold = Threshold(3.0, 10.0)
+    error_log_rate_per_min: Threshold = Threshold(10.0, 50.0)
+
+
+class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One `[[nodes]]` entry. Secrets never live here: only where to find them (token_env/token_file)."""
+
+    name: str
+    backend: str
+    url: str | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    environment: Environment = "dev"
+    read_only: bool = False
+    state_dir: Path | None = None
+    ca_bundle: Path | None = None
+    seed: int | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)  # backend-specific extras
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser() or "operator"
+    except Exception:  # no login name and no passwd entry, e.g. an arbitrary uid in a container
+        return "operator"
+
+
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    operator: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(default_factory=_os_user)
+    theme: Annotated[str, msgspec.Meta(min_length=1)] = "fleetdeck-dark"
+    refresh_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 1.0
+    read_only: bool = False
+    nodes: tuple[NodeConfig, ...] = ()
+    thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
+    keys: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ConfigError(Exception):
+    """A config that cannot be used. str() is one line: `FILE: KEY: PROBLEM` (KEY when there is one)."""
+
+    def __init__(self, path: Path, problem: str, key: str | None = None) -> None:
+        self.path, self.key, self.problem = path, key, problem
+        where = f"{path}: {key}" if key else str(path)
+        super().__init__(" ".join(f"{where}: {problem}".split()))  # one line, whatever the input held
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the config file (default: paths.config_file()). Raises ConfigError.
+
+    A missing file gives the defaults, except when $FLEETDECK_CONFIG named it: then it is a typo.
+    """
+    if path is None:
+        path = paths.config_file()
+        if paths.config_file_overridden() and not path.exists():
+            raise ConfigError(path, f"no such file (named by ${paths.CONFIG_ENV})")
+    try:
+        with path.open("rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        return Config()
+    except OSError as error:
+        raise ConfigError(path, f"cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as error:
+        raise _toml_error(path, error) from None
+    return config_from_dict(data, path)
+
+
+def config_from_dict(data: dict[str, Any], path: Path) -> Config:
+    """Validate already-parsed TOML `data`; relative paths in it are taken from `path`'s folder."""
+
+    def decode_path(type_: type, value: Any) -> Any:
+        if type_ is Path and isinstance(value, str):
+            # Relative to the config file, not to wherever the console happens to be started.
+            return path.parent / Path(value).expanduser()
+        raise TypeError(f"Expected `{type_.__name__}`, got `{type(value).__name__}`")
+
+    try:
+        config = msgspec.convert(data, type=Config, dec_hook=decode_path)
+    except msgspec.ValidationError as error:
+        key, problem = _describe(str(error), data)
+        raise ConfigError(path, problem, key) from None
+    for key, problem in _post_check(config):
+        raise ConfigError(path, problem, key)
+    keys = {action: normalise_keys(spec) or spec for action, spec in config.keys.items()}
+    return msgspec.structs.replace(config, keys=keys)
+
+
+def _toml_error(path: Path, error: tomllib.TOMLDecodeError) -> ConfigError:
+    # Python 3.11's TOMLDecodeError has no lineno attribute; the position is only in the message.
+    match = re.fullmatch(
+        r"(?P<problem>.*) \(at (?P<where>line \d+, column \d+|end of document)\)", str(error)
+    )
+    if match is None:
+        return ConfigError(path, f"invalid TOML ({error})")
+    return ConfigError(path, f"invalid TOML ({match['problem']})", match["where"])
+
+
+# --- turning msgspec's errors into `key: problem` -------------------------------------------------------
+
+_TYPE_WORDS: Final = {
+    "str": "a string", "int": "an integer", "float": "a number", "bool": "true or false",
+    "object": "a table", "array": "an array", "null": "nothing", "Path": "a path",
+}  # fmt: skip
+
+
+def _describe(message: str, data: Any) -> tuple[str | None, str]:
+    """`Invalid enum value 'prod' - at `$.nodes[1].environment`` -> (`nodes[1].environment`, problem)."""
+    problem, _, where = message.partition(" - at `$")
+    parts = re.findall(r"\[[^\]]*\]|[^.\[\]]+", where.rstrip("`"))
+    if field := re.fullmatch(r"Object contains unknown field `(.+)`", problem):
+        parts.append(field[1])
+        problem = "unknown key" + _suggestion(field[1], _type_at(parts[:-1]))
+    elif field := re.fullmatch(r"Object missing required field `(.+)`", problem):
+        parts.append(field[1])
+        problem = "required, but missing"
+    elif enum := re.fullmatch(r"Invalid enum value (.+)", problem):
+        choices = get_args(_type_at(parts))
+        problem = f"expected one of {', '.join(map(str, choices))}, got {enum[1]}"
+    else:
+        problem = re.sub(r"`(\w+)`", lambda m: _TYPE_WORDS.get(m[1], m[1]), problem)
+        problem = problem[:1].lower() + problem[1:]
+    if "[...]" in parts:
+        parts = _name_dict_entry(parts, data)
+    key = "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".")
+    return key or None, problem
+
+
+def _strip(type_: Any) -> Any:
+    """The type a value is checked against: without Annotated metadata, without `| None`."""
+    while get_origin(type_) is Annotated:
+        type_ = get_args(type_)[0]
+    arms = [arm for arm in get_args(type_) if arm is not type(None)]
+    return arms[0] if type(None) in get_args(type_) and len(arms) == 1 else type_
+
+
+def _type_at(parts: list[str]) -> Any:
+    """The declared type at a msgspec path inside Config, e.g. ["nodes", "[1]", "environment"]."""
+    type_: Any = Config
+    for part in parts:
+        type_ = _strip(type_)
+        if part.startswith("["):
+            args = get_args(type_)
+            type_ = args[-1] if get_origin(type_) is dict else args[0] if args else None
+        else:
+            try:
+                type_ = get_type_hints(type_, include_extras=True).get(part)
+            except TypeError:
+                return None
+    return _strip(type_)
+
+
+def _suggestion(name: str, struct: Any) -> str:
+    try:
+        fields = list(get_type_hints(struct))
+    except TypeError:
+        return ""
+    close = difflib.get_close_matches(name, fields, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _name_dict_entry(parts: list[str], data: Any) -> list[str]:
+    """msgspec says `keys[...]` for a bad dict value; find which entry it was and name it."""
+    index = parts.index("[...]")
+    container: Any = data
+    for part in parts[:index]:
+        container = container[int(part[1:-1])] if part.startswith("[") else container[part]
+    value_type = _type_at(parts[: index + 1])
+    for name, value in container.items():
+        try:
+            msgspec.convert(value, type=value_type)
+        except msgspec.ValidationError:
+            return [*parts[:index], name, *parts[index + 1 :]]
+    return parts
+
+
+# --- checks across values -------------------------------------------------------------------------------
+
+
+def _post_check(config: Config) -> Iterator[tuple[str, str]]:
+    """(key, problem) for each hard error msgspec cannot express; load_config reports the first."""
+    first_use: dict[str, int] = {}
+    for index, node in enumerate(config.nodes):
+        at = f"nodes[{index}]"
+        if not _NAME_PATTERN.fullmatch(node.name):
+            yield f"{at}.name", f"{node.name!r} is not a valid node name (letters, digits, '.', '_', '-')"
+        if node.name in first_use:
+            yield f"{at}.name", f"duplicate node name {node.name!r} (also nodes[{first_use[node.name]}])"
+        first_use.setdefault(node.name, index)
+        if node.url is None and node.backend in URL_BACKENDS:
+            yield f"{at}.url", f"required for backend {node.backend!r}"
+        if node.url is not None:
+            parts = urlsplit(node.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                yield f"{at}.url", f"expected an http:// or https:// URL, got {node.url!r}"
+        if node.token_env is not None and not _ENV_VAR_PATTERN.fullmatch(node.token_env):
+            # Never echo the value: a token pasted here by mistake must not land in a terminal log.
+            yield f"{at}.token_env", "expected the name of an environment variable, not the token itself"
+        if node.token_env is not None and node.token_file is not None:
+            yield at, "token_env and token_file are both set; keep one"
+    for name in msgspec.structs.fields(Thresholds):
+        warning, critical = getattr(config.thresholds, name.name)
+        if warning > critical:
+            yield f"thresholds.{name.name}", f"warning {warning:g} is above critical {critical:g}"
+        if name.name.endswith("_percent") and critical > 100:
+            yield f"thresholds.{name.name}", f"critical {critical:g} is above 100 percent"
+    for action, spec in config.keys.items():
+        if normalise_keys(spec) is None:
+            yield (
+                f"keys.{action}",
+                (f"{spec!r} is not a key (use Textual key names such as q, ctrl+p, question_mark, slash)"),
+            )
+
+
+# --- key names --------------------------------------------------------------------------------------------
+
+_MODIFIERS: Final = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
+_NAMED_KEYS: Final = frozenset(
+    key.value for key in Keys if "+" not in key.value and not key.value.startswith("<")
+)
+
+
+def normalise_key(key: str) -> str | None:
+    """One key in Textual's long form ("?" -> "question_mark", "ctrl+/" -> "ctrl+slash"), or None."""
+    key = key.strip()
+    if len(key) == 1:
+        return _character_to_key(key)
+    *modifiers, base = key.split("+")
+    if any(modifier not in _MODIFIERS for modifier in modifiers) or not base:
+        return None
+    if base not in _NAMED_KEYS:
+        character = base if len(base) == 1 else key_to_character(REPLACED_KEYS.get(base, base))
+        if character is None or len(character) != 1 or not character.isprintable():
+            return None
+        base = _character_to_key(character)
+    return "+".join([*modifiers, base])
+
+
+def normalise_keys(spec: str) -> str | None:
+    """A comma-separated key list as Textual's BINDINGS and keymaps take it, normalised; None if bad."""
+    keys = [normalise_key(key) for key in spec.split(",")]
+    return None if not keys or None in keys else ",".join(k for k in keys if k)
+
+
+def normalised_keymap(config: Config) -> dict[str, str]:
+    """``[keys]`` in Textual's long key names, ready for App.set_keymap()."""
+    return {action: normalise_keys(spec) or spec for action, spec in config.keys.items()}
+
+
+def effective_keys(config: Config, defaults: Mapping[str, str] = DEFAULT_KEYS) -> dict[str, str]:
+    """The default bindings with the config's overrides on top."""
+    return {**defaults, **config.keys}
+
+
+def check_config(config: Config, defaults: Mapping[str, str] = DEFAULT_KEYS) -> list[str]:
+    """Problems that do not stop fleetdeck but the operator should hear about (one line each).
+
+    `defaults` is the binding-id -> keys map the console actually uses; a theme name is the caller's
+    to check, since only the App knows which themes exist.
+    """
+    problems: list[str] = []
+    for action in config.keys:
+        if action not in defaults:
+            close = difflib.get_close_matches(action, list(defaults), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(defaults))}"
+            problems.append(f"keys.{action}: unknown action ({hint})")
+    bound_to: dict[str, list[str]] = {}
+    for action, spec in effective_keys(config, defaults).items():
+        for key in (normalise_keys(spec) or spec).split(","):
+            # Modifier order is not meaning: ctrl+shift+x and shift+ctrl+x are one key.
+            *modifiers, base = key.split("+")
+            bound_to.setdefault("+".join([*sorted(modifiers), base]), []).append(action)
+    problems.extend(
+        f"keys: {key!r} is bound to both {' and '.join(actions)}"
+        for key, actions in bound_to.items()
+        if len(actions) > 1
+    )
+    for index, node in enumerate(config.nodes):
+        host = urlsplit(node.url).hostname if node.url else None
+        has_token = node.token_env is not None or node.token_file is not None
+        if has_token and node.url and node.url.startswith("http://") and host not in _LOOPBACK:
+            problems.append(
+                f"nodes[{index}].url: the token for {node.name!r} would cross the network "
+                "unencrypted; use https://"
+            )
+    return problems
+
+
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+# --- the starter file --------------------------------------------------------------------------------------
+
+_STARTER_HEADER: Final = """\
+# fleetdeck config — see README
+#
+# More nodes are more [[nodes]] tables, e.g.
+#   [[nodes]]
+#   name = "gpu-01"
+#   backend = "http"                      # or "ray", "demo", "local"
+#   url = "https://gpu-01.example:8765"
+#   token_env = "FLEETDECK_TOKEN_GPU01"   # the variable's name, never the token
+#   environment = "production"            # framed in the danger colour; actions need the name typed
+#
+# Rebind keys by binding id, with Textual key names:
+#   [keys]
+#   quit = "q"
+#   filter = "slash"
+#   pause = "ctrl+p"
+
+"""
+
+
+def starter_config() -> dict[str, Any]:
+    """The content of a new config file: this machine as the one node, and every threshold spelled out."""
+    return {
+        "operator": _os_user(),
+        "theme": "fleetdeck-dark",
+        "refresh_s": 1.0,
+        "read_only": False,
+        "nodes": [{"name": "local", "backend": "local", "environment": "dev"}],
+        # Ints, so the file reads [80, 90] rather than [80.0, 90.0].
+        "thresholds": {
+            name.name: [int(value) for value in name.default] for name in msgspec.structs.fields(Thresholds)
+        },
+    }
+
+
+def write_starter_config(path: Path, overwrite: bool = False) -> Path:
+    """Write starter_config() to `path` (creating its folder). Raises ConfigError if it exists."""
+    body = _STARTER_HEADER + tomli_w.dumps(starter_config())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # "x" refuses an existing file atomically, so two `config init`s cannot both write.
+        with path.open("w" if overwrite else "x", encoding="utf-8") as file:
+            file.write(body)
+    except FileExistsError:
+        raise ConfigError(path, "already exists; not overwriting it") from None
+    except OSError as error:
+        raise ConfigError(path, f"cannot write ({error.strerror or error})") from None
+    return path
+
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "URL_BACKENDS",
+    "Config",
+    "ConfigError",
+    "Environment",
+    "NodeConfig",
+    "Threshold",
+    "Thresholds",
+    "check_config",
+    "config_from_dict",
+    "effective_keys",
+    "load_config",
+    "normalise_key",
+    "normalise_keys",
+    "starter_config",
+    "write_starter_config",
+]

@@ -1,0 +1,55 @@
+"""Turn a config (or the demo flags) into NodeLinks: the one place that picks and builds backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from backends.errors import BackendError
+from backends.registry import resolve
+from console.config import Config, NodeConfig
+from console.node_link import NodeLink
+
+
+class SetupError(Exception):
+    """A node that cannot be built from its config; the message names the node and the reason."""
+
+
+def demo_links(
+    *, seed: int, nodes: int, agents: int, clock: Callable[[], float], read_only: bool = False
+) -> list[NodeLink]:
+    from backends.demo import demo_fleet
+
+    return [
+        NodeLink(b.info.name, b, clock=clock, read_only=read_only)
+        for b in demo_fleet(seed=seed, nodes=nodes, agents=agents, clock=clock)
+    ]
+
+
+def configured_links(
+    config: Config, *, clock: Callable[[], float], only: Sequence[str] | None = None, read_only: bool = False
+) -> list[NodeLink]:
+    nodes = list(config.nodes)
+    if only:
+        known = {n.name for n in nodes}
+        missing = [name for name in only if name not in known]
+        if missing:
+            raise SetupError(
+                f"no node named {missing[0]!r} in the config (configured: {', '.join(sorted(known)) or 'none'})"
+            )
+        nodes = [n for n in nodes if n.name in only]
+    return [_link(node, config, clock, read_only) for node in nodes]
+
+
+def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_only: bool) -> NodeLink:
+    try:
+        backend_class = resolve(node.backend)
+        backend = backend_class.from_config(node, clock=clock)
+    except BackendError as exc:
+        raise SetupError(f"node {node.name!r}: {exc}") from None
+    return NodeLink(
+        node.name,
+        backend,
+        clock=clock,
+        environment=node.environment,
+        read_only=read_only or config.read_only or node.read_only,
+    )

@@ -1,0 +1,128 @@
+"""What the console knows of one node: its backend, the last good snapshot, how old it is, the last error,
+short metric histories for the sparklines, and a bounded buffer of recent log records.
+
+This is plain Python (no Textual): the app's workers call :meth:`NodeLink.poll` and :meth:`add_logs`;
+screens read the fields. A failed poll keeps the last good snapshot so panels can show it greyed as stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from backends.base import Backend
+from backends.errors import BackendError
+from backends.model import LogRecord, ModelError, NodeSnapshot
+
+HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
+LOG_CAPACITY = 10_000
+
+
+@dataclass(frozen=True)
+class Freshness:
+    kind: str  # live | stale | offline | connecting | frozen
+    text: str
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line an operator can act on, whatever went wrong inside a backend call."""
+    if isinstance(exc, (BackendError, ModelError)):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class NodeLink:
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        *,
+        clock: Callable[[], float],
+        environment: str | None = None,
+        read_only: bool = False,
+        log_capacity: int = LOG_CAPACITY,
+    ) -> None:
+        self.name = name
+        self.backend = backend
+        self.clock = clock
+        self.environment = environment or backend.info.environment
+        self.read_only = read_only or backend.info.read_only
+        self.snapshot: NodeSnapshot | None = None
+        self.received_at: float | None = None
+        self.error: str | None = None
+        self.cpu_history: deque[float] = deque(maxlen=HISTORY_LEN)
+        self.mem_history: deque[float] = deque(maxlen=HISTORY_LEN)
+        self.gpu_history: dict[int, dict[str, deque[float]]] = {}
+        self.logs: deque[LogRecord] = deque(maxlen=log_capacity)
+        self.log_error: str | None = None
+        self._opened = False
+
+    # --- snapshots -------------------------------------------------------------------------------------
+
+    async def poll(self, timeout: float) -> bool:
+        """Fetch one snapshot; on any failure keep the last good one and remember why. Never raises."""
+        try:
+            if not self._opened:
+                await asyncio.wait_for(self.backend.open(), timeout)
+                self._opened = True
+            snapshot = await asyncio.wait_for(self.backend.snapshot(), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a backend may fail in any way; the console must stay up
+            self.error = describe_error(exc)
+            return False
+        self.record(snapshot)
+        return True
+
+    def record(self, snapshot: NodeSnapshot) -> None:
+        self.snapshot = snapshot
+        self.received_at = self.clock()
+        self.error = None
+        system = snapshot.system
+        if system.cpu_percent is not None:
+            self.cpu_history.append(system.cpu_percent)
+        if system.mem_used is not None and system.mem_total:
+            self.mem_history.append(100.0 * system.mem_used / system.mem_total)
+        for gpu in snapshot.gpus:
+            series = self.gpu_history.setdefault(
+                gpu.index, {"util": deque(maxlen=HISTORY_LEN), "mem": deque(maxlen=HISTORY_LEN)}
+            )
+            if gpu.util_percent is not None:
+                series["util"].append(gpu.util_percent)
+            if gpu.mem_used is not None and gpu.mem_total:
+                series["mem"].append(100.0 * gpu.mem_used / gpu.mem_total)
+
+    def freshness(self, refresh_s: float, frozen: bool = False) -> Freshness:
+        if self.snapshot is None:
+            return Freshness("offline", f"offline: {self.error}") if self.error else Freshness("connecting", "connecting…")
+        if self.error:
+            return Freshness("offline", f"offline: {self.error}")
+        if frozen:
+            return Freshness("live", "live")
+        age = self.clock() - (self.received_at or 0.0)
+        if age > max(3 * refresh_s, 5.0):
+            return Freshness("stale", f"stale {age:.0f}s")
+        return Freshness("live", "live")
+
+    # --- logs ------------------------------------------------------------------------------------------
+
+    @property
+    def last_seq(self) -> int:
+        return self.logs[-1].seq if self.logs else 0
+
+    def add_logs(self, records: list[LogRecord]) -> None:
+        last = self.last_seq
+        self.logs.extend(r for r in records if r.seq > last)
+
+    def logs_since(self, seq: int) -> Iterator[LogRecord]:
+        """Records newer than ``seq``, oldest first, without copying the whole buffer."""
+        newer: list[LogRecord] = []
+        for record in reversed(self.logs):
+            if record.seq <= seq:
+                break
+            newer.append(record)
+        return reversed(newer)

@@ -1,0 +1,120 @@
+"""Agent detail: every field of one agent, its GPU processes, and its own log lines."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Footer, Static
+
+from backends.model import Agent, NodeSnapshot
+from console.node_link import NodeLink
+from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
+from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
+from widgets.log_view import LogFilter, LogView
+from widgets.node_header import NodeHeader
+
+from .base import FleetDeckScreen
+
+
+def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    symbol, style = HEALTH_STYLE.get(agent.health, ("?", ""))
+    health = Text(f"{symbol} {agent.health}", style=style)
+    if agent.health_reason:
+        health.append(f" — {agent.health_reason}", style="")
+    table.add_row("Agent", Text(f"{agent.name} ({agent.id})", style="bold"))
+    table.add_row("Kind", agent.kind)
+    table.add_row("State", Text(agent.state, style=STATE_STYLE.get(agent.state, "")))
+    table.add_row("Health", health)
+    table.add_row("Heartbeat", fmt_ago(agent.last_heartbeat, now))
+    table.add_row("Started", fmt_ago(agent.started_at, now))
+    table.add_row("Restarts", str(agent.restarts))
+    table.add_row("PID", NA if agent.pid is None else str(agent.pid))
+    table.add_row("CPU / RSS", f"{fmt_number(agent.cpu_percent, '%', 1)} / {fmt_bytes(agent.rss_bytes)}")
+    gpu_procs = [(g.index, p) for g in snapshot.gpus for p in g.processes if p.agent_id == agent.id]
+    gpu_text = fmt_bytes(agent.gpu_mem_bytes)
+    if gpu_procs:
+        gpu_text += "  (" + ", ".join(f"GPU {i}: pid {p.pid} {fmt_bytes(p.used_memory)}" for i, p in gpu_procs) + ")"
+    table.add_row("GPU memory", gpu_text)
+    phase = next((p for p in snapshot.phases if p.id == agent.phase_id), None)
+    table.add_row("Phase", NA if agent.phase_id is None else f"{phase.name if phase else agent.phase_id}")
+    table.add_row("Task", agent.current_task or NA)
+    table.add_row("Progress", fmt_fraction(agent.progress))
+    table.add_row("Message", agent.message or NA)
+    table.add_row("Labels", ", ".join(f"{k}={v}" for k, v in sorted(agent.labels.items())) or NA)
+    return table
+
+
+class AgentScreen(FleetDeckScreen):
+    DEFAULT_CSS = """
+    AgentScreen.-production { border: heavy $fleetdeck-danger; }
+    AgentScreen .panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
+    AgentScreen #detail-panel { height: auto; max-height: 60%; }
+    AgentScreen #detail { padding: 0 1; }
+    AgentScreen #agent-logs-panel { height: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="back"),
+        Binding("l", "logs", "Logs", id="logs"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+    ]
+
+    def __init__(self, link: NodeLink, agent_id: str) -> None:
+        super().__init__()
+        self.link = link
+        self.agent_id = agent_id
+        self.set_class(link.environment == "production", "-production")
+
+    def compose(self) -> ComposeResult:
+        yield NodeHeader()
+        with VerticalScroll(id="detail-panel", classes="panel") as panel:
+            panel.border_title = f"Agent {self.agent_id}"
+            yield Static(id="detail")
+        with Vertical(id="agent-logs-panel", classes="panel") as logs:
+            logs.border_title = f"Logs of {self.agent_id}"
+            view = LogView(id="agent-logs")
+            view.filter = LogFilter(source=self.agent_id)
+            yield view
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.node_updated(self.link)
+        self.logs_arrived()
+
+    def node_updated(self, link: NodeLink) -> None:
+        if link is not self.link or not self.is_mounted:
+            return
+        kind, text = self.freshness(link)
+        self.query_one(NodeHeader).show(link.name, link.environment, link.snapshot, link.read_only, kind, text)
+        for panel in self.query(".panel"):
+            panel.border_subtitle = text
+        snap = link.snapshot
+        agent = next((a for a in snap.agents if a.id == self.agent_id), None) if snap else None
+        detail = self.query_one("#detail", Static)
+        if snap is None or agent is None:
+            detail.update(Text(f"agent {self.agent_id!r} is not on node {link.name} any more", style="bold"))
+            return
+        detail.update(agent_table(agent, snap, self.deck.clock()))
+
+    def logs_arrived(self) -> None:
+        if not self.is_mounted:
+            return
+        view = self.query_one(LogView)
+        view.write_records(self.link.name, self.link.logs_since(view.last_seq.get(self.link.name, 0)))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_logs(self) -> None:
+        self.deck.open_logs(node=self.link.name, source=self.agent_id)
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.follow = not view.follow
+        self.notify(f"log follow {'on' if view.follow else 'off'}", timeout=2)

@@ -1,0 +1,37 @@
+"""What every fleetdeck screen shares: typed access to the app, and the refresh hooks the app calls."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual.screen import Screen
+
+from widgets.data_age import Freshness
+
+if TYPE_CHECKING:
+    from console.app import FleetDeckApp
+    from console.node_link import NodeLink
+
+
+class FleetDeckScreen(Screen[None]):
+    @property
+    def deck(self) -> FleetDeckApp:
+        from console.app import FleetDeckApp
+
+        return cast(FleetDeckApp, self.app)
+
+    def freshness(self, link: NodeLink) -> tuple[Freshness, str]:
+        fresh = link.freshness(self.deck.refresh_s, frozen=self.deck.frozen)
+        return cast(Freshness, fresh.kind), fresh.text
+
+    def node_updated(self, link: NodeLink) -> None:
+        """A new snapshot (or error) arrived for ``link``; repaint what shows it. Called only when visible."""
+
+    def logs_arrived(self) -> None:
+        """New log records are buffered; pull them into visible log panes."""
+
+    def on_screen_resume(self) -> None:
+        # hidden screens were not updated: catch up in one go
+        for link in self.deck.links.values():
+            self.node_updated(link)
+        self.logs_arrived()

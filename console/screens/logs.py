@@ -1,0 +1,145 @@
+"""Full-screen logs: one node or every node merged, with level, agent and text filters and follow.
+
+The filter line understands words and two prefixes: ``level:warning`` (that level and worse),
+``agent:ID`` (one agent); e.g. ``agent:coder-07 level:error oom``.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import Footer, Input, Static
+
+from backends.model import LOG_LEVELS
+from console.node_link import NodeLink
+from widgets.log_view import LogFilter, LogView
+
+from .base import FleetDeckScreen
+
+
+def parse_log_filter(text: str, base: LogFilter) -> LogFilter:
+    """Turn the filter line into a LogFilter; unknown levels are left as text so nothing is lost."""
+    words: list[str] = []
+    level, source = "debug", None
+    for token in text.split():
+        key, sep, value = token.partition(":")
+        if sep and key == "level" and value in LOG_LEVELS:
+            level = value
+        elif sep and key == "agent" and value:
+            source = value
+        else:
+            words.append(token)
+    return base.with_(min_level=level, source=source, text=" ".join(words))
+
+
+class LogsScreen(FleetDeckScreen):
+    DEFAULT_CSS = """
+    LogsScreen #log-filter { display: none; }
+    LogsScreen #log-filter.-open { display: block; }
+    LogsScreen #log-status { height: 1; background: $panel; padding: 0 1; }
+    LogsScreen #log-panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="back"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("v", "cycle_level", "Level", id="level"),
+        Binding("x", "clear_filter", "Clear filter", id="clear_filter"),
+    ]
+
+    def __init__(self, node: str | None = None, source: str | None = None) -> None:
+        super().__init__()
+        self.node = node
+        self.initial_filter = LogFilter(source=source)
+
+    @property
+    def sources(self) -> list[NodeLink]:
+        links = self.deck.links
+        return [links[self.node]] if self.node else list(links.values())
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="log-status")
+        initial = f"agent:{self.initial_filter.source}" if self.initial_filter.source else ""
+        yield Input(initial, placeholder="words, level:warning, agent:ID   (enter applies, esc closes)",
+                    id="log-filter")
+        with Vertical(id="log-panel"):
+            view = LogView(id="full-logs", show_node=self.node is None)
+            view.filter = self.initial_filter
+            yield view
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.logs_arrived()
+        self.query_one(LogView).focus()
+
+    def logs_arrived(self) -> None:
+        if not self.is_mounted:
+            return
+        view = self.query_one(LogView)
+        batches = [(link.name, list(link.logs_since(view.last_seq.get(link.name, 0)))) for link in self.sources]
+        if len(batches) == 1:
+            view.write_records(*batches[0])
+        else:
+            # merge nodes in time order; within a node the seq order is kept
+            merged = sorted(((r.ts, name, r) for name, recs in batches for r in recs), key=lambda t: (t[0], t[1]))
+            for _, name, record in merged:
+                view.write_records(name, (record,))
+        self._show_status(view)
+
+    def node_updated(self, link: NodeLink) -> None:
+        if self.is_mounted:
+            self._show_status(self.query_one(LogView))
+
+    def _show_status(self, view: LogView) -> None:
+        scope = f"node {self.node}" if self.node else f"all {len(self.sources)} nodes"
+        follow = "following" if view.follow else "paused — f to follow"
+        self.query_one("#log-status", Static).update(
+            f"Logs · {scope} · {view.filter.describe()} · {view.visible_count} lines · {follow}"
+        )
+        freshness = ", ".join(f"{link.name} {self.freshness(link)[1]}" for link in self.sources)
+        panel = self.query_one("#log-panel")
+        panel.border_subtitle = freshness
+
+    def _apply(self, log_filter: LogFilter) -> None:
+        view = self.query_one(LogView)
+        view.set_filter(log_filter)
+        self._show_status(view)
+
+    def action_back(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        if box.has_class("-open"):
+            box.remove_class("-open")
+            self.query_one(LogView).focus()
+            return
+        self.app.pop_screen()
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.follow = not view.follow
+        self._show_status(view)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#log-filter", Input)
+        box.add_class("-open")
+        box.focus()
+
+    @on(Input.Changed, "#log-filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self._apply(parse_log_filter(event.value, self.query_one(LogView).filter))
+
+    @on(Input.Submitted, "#log-filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#log-filter", Input).remove_class("-open")
+        self.query_one(LogView).focus()
+
+    def action_cycle_level(self) -> None:
+        view = self.query_one(LogView)
+        index = (LOG_LEVELS.index(view.filter.min_level) + 1) % len(LOG_LEVELS)
+        self._apply(view.filter.with_(min_level=LOG_LEVELS[index]))
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#log-filter", Input).value = ""
+        self._apply(LogFilter())

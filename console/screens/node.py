@@ -1,0 +1,242 @@
+"""The Node screen: one node's agents, GPUs, host, plan and logs.
+
+With room (>= 120x32) the panels share the screen; below that they become tabs, so every panel stays usable
+at 80x24. The layout is rebuilt on resize; the data lives in the NodeLink, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.widget import Widget
+from textual.widgets import Footer, Input, TabbedContent, TabPane
+
+from console.node_link import NodeLink
+from widgets.agents_table import AgentsTable
+from widgets.gpu_panel import GpuPanel
+from widgets.host_panel import HostPanel
+from widgets.log_view import LogView
+from widgets.node_header import NodeHeader
+from widgets.phase_board import PhaseBoard
+
+from .base import FleetDeckScreen
+
+WIDE_MIN = (120, 32)  # columns, rows
+TABS = ("agents", "gpus", "host", "plan", "logs")
+
+
+def is_wide(width: int, height: int) -> bool:
+    return width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
+
+
+class NodeScreen(FleetDeckScreen):
+    DEFAULT_CSS = """
+    NodeScreen.-production { border: heavy $fleetdeck-danger; }
+    NodeScreen #filter { display: none; height: 3; }
+    NodeScreen #filter.-open { display: block; }
+    NodeScreen .panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
+    NodeScreen .panel:focus-within { border: round $accent; }
+    NodeScreen #wide-left { width: 3fr; }
+    NodeScreen #wide-right { width: 2fr; }
+    NodeScreen #agents-panel { height: 3fr; }
+    NodeScreen #logs-panel { height: 2fr; }
+    NodeScreen #gpus-panel { height: 1fr; }
+    NodeScreen #host-panel { height: auto; }
+    NodeScreen #plan-panel { height: 1fr; }
+    NodeScreen TabbedContent { height: 1fr; }
+    NodeScreen TabPane { padding: 0; }
+    """
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("enter", "open_agent", "Agent", id="open", show=False),
+        Binding("l", "logs", "Logs", id="logs"),
+        Binding("f", "toggle_follow", "Follow", id="follow"),
+        Binding("o", "sort", "Sort", id="sort"),
+        Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
+        Binding("escape", "back", "Back", id="back"),
+        *(Binding(str(i + 1), f"tab('{name}')", name.title(), id=f"tab_{name}", show=False)
+          for i, name in enumerate(TABS)),
+    ]
+
+    wide: reactive[bool] = reactive(False, recompose=True)
+
+    def __init__(self, link: NodeLink) -> None:
+        super().__init__()
+        self.link = link
+        self.filter_text = ""
+        self.sort: tuple[str, bool] = ("health", False)
+        self.active_tab = "agents"
+        self.set_class(link.environment == "production", "-production")
+
+    # --- layout ----------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        self.set_reactive(NodeScreen.wide, is_wide(*self.app.size))
+        yield NodeHeader()
+        yield Input(placeholder="filter agents: name, role, state, health…  (enter keeps, esc clears)",
+                    id="filter", value=self.filter_text)
+        if self.wide:
+            with Horizontal():
+                with Vertical(id="wide-left"):
+                    yield self._panel("agents", AgentsTable(id="agents"))
+                    yield self._panel("logs", LogView(id="logs"))
+                with Vertical(id="wide-right"):
+                    yield self._panel("gpus", GpuPanel(id="gpus"))
+                    yield self._panel("host", HostPanel(id="host"))
+                    yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan")))
+        else:
+            with TabbedContent(initial=self.active_tab, id="tabs"):
+                with TabPane("1 Agents", id="agents"):
+                    yield self._panel("agents", AgentsTable(id="agents-table"))
+                with TabPane("2 GPUs", id="gpus"):
+                    yield self._panel("gpus", GpuPanel(id="gpus-body"))
+                with TabPane("3 Host", id="host"):
+                    yield self._panel("host", HostPanel(id="host-body"))
+                with TabPane("4 Plan", id="plan"):
+                    yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan-body")))
+                with TabPane("5 Logs", id="logs"):
+                    yield self._panel("logs", LogView(id="logs-body"))
+        yield Footer()
+
+    @staticmethod
+    def _panel(name: str, body: Widget) -> Vertical:
+        panel = Vertical(body, id=f"{name}-panel", classes="panel")
+        panel.border_title = {"agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan",
+                              "logs": "Logs"}[name]
+        return panel
+
+    def on_mount(self) -> None:
+        self._after_layout()
+
+    def on_resize(self) -> None:
+        wide = is_wide(*self.app.size)
+        if wide != self.wide:
+            self.wide = wide
+            self.call_after_refresh(self._after_layout)
+
+    def _after_layout(self) -> None:
+        table = self.query_one(AgentsTable)
+        table.sort_column, table.sort_reverse = self.sort
+        table.filter_text = self.filter_text
+        log_view = self.query_one(LogView)
+        log_view.clear()
+        self.node_updated(self.link)
+        self.logs_arrived()
+        table.focus()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
+        self.active_tab = event.pane.id or "agents"
+        self.node_updated(self.link)  # hidden tabs were not updated while hidden
+        self.logs_arrived()
+
+    def _visible(self, panel: str) -> bool:
+        return self.wide or self.active_tab == panel
+
+    # --- data ------------------------------------------------------------------------------------------
+
+    def node_updated(self, link: NodeLink) -> None:
+        if link is not self.link or not self.is_mounted:
+            return
+        kind, text = self.freshness(link)
+        snap = link.snapshot
+        self.query_one(NodeHeader).show(link.name, link.environment, snap, link.read_only, kind, text)
+        for panel in self.query(".panel"):
+            panel.border_subtitle = text
+        if snap is None:
+            return
+        now = self.deck.clock()
+        table = self.query_one(AgentsTable)
+        if self._visible("agents"):
+            table.show([(link.name, a) for a in snap.agents], now)
+            healthy = sum(1 for a in snap.agents if a.health == "healthy")
+            shown = f" · {table.shown_count} shown" if self.filter_text else ""
+            self.query_one("#agents-panel").border_title = (
+                f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}"
+            )
+        if self._visible("gpus"):
+            gpus = self.query_one(GpuPanel)
+            gpus.temp_levels = self.deck.threshold("gpu_temp_c")
+            gpus.show(snap.gpus, snap.gpu_status, link.gpu_history)
+        if self._visible("host"):
+            host = self.query_one(HostPanel)
+            host.mem_levels = self.deck.threshold("host_mem_percent")
+            host.show(snap.system, link.cpu_history, link.mem_history)
+        if self._visible("plan"):
+            self.query_one(PhaseBoard).show(snap.phases, now)
+
+    def logs_arrived(self) -> None:
+        if not self.is_mounted or not self._visible("logs"):
+            return
+        view = self.query_one(LogView)
+        view.write_records(self.link.name, self.link.logs_since(view.last_seq.get(self.link.name, 0)))
+        follow = "following" if view.follow else "paused (f to follow)"
+        self.query_one("#logs-panel").border_title = f"Logs · {view.filter.describe()} · {follow}"
+
+    # --- actions ---------------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        filter_input.add_class("-open")
+        filter_input.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.query_one(AgentsTable).set_filter(event.value)
+        self.node_updated(self.link)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        if not filter_input.value:
+            filter_input.remove_class("-open")
+        self.query_one(AgentsTable).focus()
+
+    def action_back(self) -> None:
+        filter_input = self.query_one("#filter", Input)
+        if filter_input.has_class("-open"):
+            filter_input.value = ""
+            filter_input.remove_class("-open")
+            self.query_one(AgentsTable).focus()
+            return
+        if len(self.deck.links) > 1:
+            self.app.pop_screen()
+
+    def action_open_agent(self) -> None:
+        agent = self.query_one(AgentsTable).agent_at_cursor()
+        if agent is not None:
+            self.deck.open_agent(self.link, agent.id)
+
+    def action_logs(self) -> None:
+        self.deck.open_logs(node=self.link.name)
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.follow = not view.follow
+        self.logs_arrived()
+        self.notify(f"log follow {'on' if view.follow else 'off'}", timeout=2)
+
+    def action_sort(self) -> None:
+        table = self.query_one(AgentsTable)
+        table.cycle_sort()
+        self.sort = (table.sort_column, table.sort_reverse)
+        self.node_updated(self.link)
+
+    def action_reverse_sort(self) -> None:
+        table = self.query_one(AgentsTable)
+        table.sort_by(table.sort_column, reverse=not table.sort_reverse)
+        self.sort = (table.sort_column, table.sort_reverse)
+        self.node_updated(self.link)
+
+    def action_tab(self, name: str) -> None:
+        if not self.wide:
+            self.query_one(TabbedContent).active = name
+
+    def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
+        if isinstance(event.data_table, AgentsTable):
+            self.action_open_agent()

@@ -1,0 +1,105 @@
+"""``fleetdeck status``: every node polled once, its alerts, one line each; the exit code is the worst.
+
+0 ok, 1 warning, 2 critical, 3 unreachable (a node that did not answer outranks everything: a script
+cannot call a fleet fine when it could not see part of it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.alerts import Alert, node_alerts
+from console.config import Config
+from console.node_link import NodeLink
+
+EXIT_BY_STATE = {"ok": 0, "warning": 1, "critical": 2, "unreachable": 3}
+POLL_TIMEOUT_S = 10.0
+
+
+@dataclass
+class NodeStatus:
+    name: str
+    environment: str
+    state: str  # ok | warning | critical | unreachable
+    error: str | None = None
+    agents_total: int = 0
+    agents_healthy: int = 0
+    gpus: int = 0
+    alerts: list[Alert] = field(default_factory=list)
+
+    def line(self) -> str:
+        if self.state == "unreachable":
+            return f"{self.name}: UNREACHABLE — {self.error}"
+        counts = f"{self.agents_healthy}/{self.agents_total} agents healthy, {self.gpus} GPUs"
+        crit = sum(1 for a in self.alerts if a.severity == "critical")
+        warn = len(self.alerts) - crit
+        return f"{self.name} ({self.environment}): {self.state.upper()} — {counts}, {crit} critical, {warn} warning"
+
+
+@dataclass
+class StatusReport:
+    nodes: list[NodeStatus]
+
+    @property
+    def state(self) -> str:
+        return max((n.state for n in self.nodes), key=EXIT_BY_STATE.__getitem__, default="ok")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_BY_STATE[self.state]
+
+    def lines(self) -> list[str]:
+        out = []
+        for node in self.nodes:
+            out.append(node.line())
+            out.extend(f"  {alert.line()}" for alert in node.alerts)
+        out.append(f"fleet: {self.state.upper()}")
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "nodes": [
+                {
+                    "name": n.name,
+                    "environment": n.environment,
+                    "state": n.state,
+                    "error": n.error,
+                    "agents": {"total": n.agents_total, "healthy": n.agents_healthy},
+                    "gpus": n.gpus,
+                    "alerts": [
+                        {"severity": a.severity, "subject": a.subject, "reason": a.reason, "since": a.since}
+                        for a in n.alerts
+                    ],
+                }
+                for n in self.nodes
+            ],
+        }
+
+
+async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callable[[], float]) -> StatusReport:
+    await asyncio.gather(*(link.poll(timeout=POLL_TIMEOUT_S) for link in links))
+    now = clock()
+    nodes = []
+    for link in links:
+        snap = link.snapshot
+        if snap is None:
+            nodes.append(NodeStatus(link.name, link.environment, "unreachable", error=link.error))
+            continue
+        alerts = node_alerts(snap, config.thresholds, now)
+        severities = {a.severity for a in alerts}
+        state = "critical" if "critical" in severities else ("warning" if severities else "ok")
+        nodes.append(NodeStatus(
+            link.name, link.environment, state,
+            agents_total=len(snap.agents),
+            agents_healthy=sum(1 for a in snap.agents if a.health == "healthy"),
+            gpus=len(snap.gpus),
+            alerts=alerts,
+        ))
+    for link in links:
+        await link.backend.close()
+    return StatusReport(nodes)

@@ -1,0 +1,65 @@
+"""The line that always says where you are: node name, environment, backend, host, health, data age."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from backends.model import NodeSnapshot
+
+from .data_age import DataAge, Freshness
+
+
+def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read_only: bool) -> Text:
+    text = Text()
+    text.append(f" {name} ", style="bold reverse")
+    env_style = {"production": "bold white on red", "staging": "bold black on yellow"}.get(environment, "bold")
+    text.append(" ")
+    text.append(f" {environment.upper()} ", style=env_style)
+    if read_only:
+        text.append(" ")
+        text.append(" READ-ONLY ", style="bold reverse")
+    if snapshot is not None:
+        info = snapshot.node
+        text.append(f"  {info.backend}", style="dim")
+        if info.version:
+            text.append(f" {info.version}", style="dim")
+        if info.hostname:
+            text.append(f" · {info.hostname}", style="dim")
+        total = len(snapshot.agents)
+        healthy = sum(1 for a in snapshot.agents if a.health == "healthy")
+        text.append(f"  {healthy}/{total} healthy", style="bold" if healthy == total else "bold yellow")
+        text.append(f" · {len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else ""), style="dim")
+    return text
+
+
+class NodeHeader(Horizontal):
+    DEFAULT_CSS = """
+    NodeHeader { height: 1; background: $panel; }
+    NodeHeader > Static { width: 1fr; height: 1; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._shown: Text | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="title")
+        yield DataAge()
+
+    def show(
+        self,
+        name: str,
+        environment: str,
+        snapshot: NodeSnapshot | None,
+        read_only: bool,
+        freshness: Freshness,
+        freshness_text: str,
+    ) -> None:
+        text = header_text(name, environment, snapshot, read_only)
+        if text != self._shown:
+            self._shown = text
+            self.query_one(".title", Static).update(text)
+        self.query_one(DataAge).show(freshness, freshness_text)

@@ -1,0 +1,109 @@
+"""The phase board: each phase with its progress bar, milestones (PASS/FAIL), criteria and the gate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group
+from rich.text import Text
+from textual.widgets import Static
+
+from backends.model import Criterion, Milestone, Phase
+
+from .format import NA, bar, fmt_ago, fmt_fraction
+
+PHASE_MARK: dict[str, tuple[str, str]] = {
+    "done": ("✔", "green"),
+    "active": ("▶", "bold cyan"),
+    "paused": ("‖", "yellow"),
+    "blocked": ("■", "bold yellow"),
+    "failed": ("✖", "bold red"),
+    "pending": ("·", "dim"),
+}
+MILESTONE_MARK: dict[str, tuple[str, str]] = {
+    "passed": ("PASS", "bold green"),
+    "failed": ("FAIL", "bold red"),
+    "active": ("ACTV", "cyan"),
+    "pending": ("    ", "dim"),
+}
+GATE_MARK: dict[str, tuple[str, str]] = {
+    "go": ("GO", "bold green"),
+    "no-go": ("NO-GO", "bold red"),
+    "pending": ("PENDING", "dim"),
+}
+
+
+def criterion_line(criterion: Criterion) -> Text:
+    verdict = {True: ("PASS", "green"), False: ("FAIL", "bold red"), None: ("----", "dim")}[criterion.passed]
+    text = Text("      ")
+    text.append(verdict[0], style=verdict[1])
+    text.append(f" {criterion.name}: {criterion.actual or NA}", style="")
+    text.append(f"  (target {criterion.target})", style="dim")
+    return text
+
+
+def milestone_lines(milestone: Milestone, with_criteria: bool) -> list[Text]:
+    word, style = MILESTONE_MARK.get(milestone.status, ("?", ""))
+    line = Text("   ")
+    line.append(f"[{word}]", style=style)
+    line.append(f" {milestone.name}")
+    passed = sum(1 for c in milestone.criteria if c.passed)
+    if milestone.criteria:
+        line.append(f"  {passed}/{len(milestone.criteria)} criteria", style="dim")
+    lines = [line]
+    if with_criteria and milestone.status in ("active", "failed"):
+        lines.extend(criterion_line(c) for c in milestone.criteria)
+    return lines
+
+
+def phase_lines(phase: Phase, now: float, bar_width: int) -> list[Text]:
+    mark, style = PHASE_MARK.get(phase.status, ("?", ""))
+    head = Text()
+    head.append(f"{mark} ", style=style)
+    head.append(f"{phase.order}. {phase.name}", style="bold")
+    head.append(f"  {phase.status.upper()}", style=style)
+    lines = [head]
+    progress = Text("   ")
+    progress.append(bar(phase.progress, bar_width), style=style if phase.status != "pending" else "dim")
+    progress.append(f" {fmt_fraction(phase.progress)}")
+    if phase.due_at is not None and phase.status not in ("done", "failed"):
+        overdue = phase.due_at < now
+        progress.append(f"  due {fmt_ago(phase.due_at, now)}", style="bold red" if overdue else "dim")
+        if overdue:
+            progress.append(" OVERDUE", style="bold red")
+    lines.append(progress)
+    expanded = phase.status in ("active", "blocked", "paused", "failed")
+    for milestone in phase.milestones:
+        lines.extend(milestone_lines(milestone, with_criteria=expanded))
+    word, gate_style = GATE_MARK.get(phase.gate.decision, ("?", ""))
+    gate = Text("   gate ")
+    gate.append(word, style=gate_style)
+    if phase.gate.reasons:
+        gate.append(" — " + "; ".join(phase.gate.reasons), style="dim" if phase.gate.decision == "go" else "")
+    lines.append(gate)
+    return lines
+
+
+class PhaseBoard(Static):
+    DEFAULT_CSS = """
+    PhaseBoard { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(Text("no plan loaded", style="dim"), **kwargs)  # type: ignore[arg-type]
+        self._shown: tuple[Sequence[Phase], int] | None = None
+
+    def show(self, phases: Sequence[Phase], now: float) -> None:
+        # due dates are shown relative to now, so minute resolution is enough to avoid needless repaints
+        key = (tuple(phases), int(now // 60))
+        if key == self._shown:
+            return
+        self._shown = key
+        if not phases:
+            self.update(Text("no plan loaded — `fleetdeck plan apply FILE.toml`", style="dim"))
+            return
+        lines: list[Text] = []
+        for phase in sorted(phases, key=lambda p: p.order):
+            lines.extend(phase_lines(phase, now, bar_width=24))
+            lines.append(Text(""))
+        self.update(Group(*lines[:-1]))
