@@ -8,10 +8,10 @@ operator's identity and an optional reason, and every backend records it in its 
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
-from typing import ClassVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, ClassVar
 
-from .errors import Unsupported
+from .errors import Invalid, Unsupported
 from .model import AuditEntry, Checkpoint, DispatchRequest, LogRecord, NodeInfo, NodeSnapshot, Target, Task
 
 
@@ -23,6 +23,11 @@ class Backend(abc.ABC):
 
     #: actions this backend can carry out (see ``backends.model.Capability``)
     capabilities: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, node: Any, *, clock: Callable[[], float]) -> Backend:
+        """Build from a config ``[[nodes]]`` entry (``name``, ``url``, ``options``, ... attributes)."""
+        raise Invalid(f"the {cls.name} backend cannot be configured from a config file")
 
     async def open(self) -> None:  # noqa: B027 - optional hook, most backends need nothing
         """Connect or load; called once before the first snapshot."""

@@ -24,7 +24,7 @@ from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
 from console.screens.logs import LogsScreen
 from console.screens.node import NodeScreen
-from themes import DEFAULT_THEME, load_themes
+from themes import DEFAULT_THEME, fleetdeck_variables, load_themes
 
 LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
 LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped
@@ -79,8 +79,9 @@ class FleetDeckApp(App[None]):
             self.set_keymap(keys)
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
-        # themes loaded through themes.load_themes carry these; the defaults guard any other theme
-        return {"fleetdeck-danger": "#ff3b3b"}
+        # The stylesheet is first built with Textual's default theme, before ours are registered:
+        # derive fleetdeck's variables from whatever theme is current so every CSS rule resolves.
+        return {**super().get_theme_variable_defaults(), **fleetdeck_variables(self.current_theme)}
 
     def threshold(self, name: str) -> tuple[float, float] | None:
         value = getattr(self.thresholds, name, None)

@@ -24,7 +24,9 @@ from console.node_link import NodeLink
 
 def _load(args: argparse.Namespace) -> Config:
     try:
-        return load_config(Path(args.config) if getattr(args, "config", None) else None)
+        if getattr(args, "config", None):
+            return load_config(Path(args.config), missing_ok=False)
+        return load_config()
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 

@@ -33,24 +33,10 @@ _ENV_VAR_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Key bindings by Textual binding id; `Config.keys` overrides them and is meant for App.set_keymap().
 DEFAULT_KEYS: Final[Mapping[str, str]] = {
-    "help": "question_mark",
-    "filter": "slash",
-    "palette": "colon",
-    "open": "enter",
-    "back": "escape",
-    "logs": "l",
-    "follow": "f",
-    "sort": "o",
-    "reverse_sort": "O",
-    "dispatch": "d",
-    "pause": "p",
-    "stop": "s",
-    "checkpoint": "c",
-    "rollback": "r",
-    "audit": "a",
-    "theme": "t",
-    "quit": "q",
-}
+    "help": "question_mark", "filter": "slash", "palette": "colon", "open": "enter", "back": "escape",
+    "logs": "l", "follow": "f", "sort": "o", "reverse_sort": "O", "dispatch": "d", "pause": "p",
+    "stop": "s", "checkpoint": "c", "rollback": "r", "audit": "a", "theme": "t", "quit": "q",
+}  # fmt: skip
 
 
 class Threshold(NamedTuple):
@@ -65,7 +51,7 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     gpu_mem_percent: Threshold = Threshold(90.0, 97.0)
     host_mem_percent: Threshold = Threshold(85.0, 95.0)
     heartbeat_stale_s: Threshold = Threshold(15.0, 60.0)
-    agent_restarts: Threshold = Threshold(3.0, 10.0)
+    agent_restarts: Threshold = Threshold(10.0, 25.0)
     error_log_rate_per_min: Threshold = Threshold(10.0, 50.0)
 
 
@@ -114,15 +100,18 @@ class ConfigError(Exception):
 # --- loading ------------------------------------------------------------------------------------------
 
 
-def load_config(path: Path | None = None) -> Config:
+def load_config(path: Path | None = None, *, missing_ok: bool | None = None) -> Config:
     """Read and validate the config file (default: paths.config_file()). Raises ConfigError.
 
-    A missing file gives the defaults, except when $FLEETDECK_CONFIG named it: then it is a typo.
+    A missing file gives the defaults, unless `missing_ok` is False (pass that for a path the user
+    named, e.g. --config) or, by default, when $FLEETDECK_CONFIG named it: then it is a typo.
     """
     if path is None:
         path = paths.config_file()
-        if paths.config_file_overridden() and not path.exists():
-            raise ConfigError(path, f"no such file (named by ${paths.CONFIG_ENV})")
+        missing_ok = not paths.config_file_overridden() if missing_ok is None else missing_ok
+    if missing_ok is False and not path.exists():
+        named_by = f" (named by ${paths.CONFIG_ENV})" if paths.config_file_overridden() else ""
+        raise ConfigError(path, f"no such file{named_by}")
     try:
         with path.open("rb") as file:
             data = tomllib.load(file)
@@ -153,8 +142,7 @@ def config_from_dict(data: dict[str, Any], path: Path) -> Config:
         raise ConfigError(path, problem, key) from None
     for key, problem in _post_check(config):
         raise ConfigError(path, problem, key)
-    keys = {action: normalise_keys(spec) or spec for action, spec in config.keys.items()}
-    return msgspec.structs.replace(config, keys=keys)
+    return msgspec.structs.replace(config, keys=normalised_keymap(config))
 
 
 def _toml_error(path: Path, error: tomllib.TOMLDecodeError) -> ConfigError:
@@ -377,7 +365,7 @@ _STARTER_HEADER: Final = """\
 #   [keys]
 #   quit = "q"
 #   filter = "slash"
-#   pause = "ctrl+p"
+#   pause = "space"
 
 """
 
@@ -397,9 +385,25 @@ def starter_config() -> dict[str, Any]:
     }
 
 
+def starter_config_text() -> str:
+    """starter_config() as TOML, laid out as a person would write it.
+
+    tomli-w alone would write `nodes = [{...}]` (to which a user cannot append a [[nodes]] table)
+    and spread each threshold pair over four lines; so each section is dumped on its own.
+    """
+    data = starter_config()
+    nodes, thresholds = data.pop("nodes"), data.pop("thresholds")
+    chunks = [_STARTER_HEADER, tomli_w.dumps(data)]
+    chunks += [f"\n[[nodes]]\n{tomli_w.dumps(node)}" for node in nodes]
+    chunks.append("\n[thresholds]                       # [warning, critical]\n")
+    # Numbers and bare keys only, so plain formatting is exact TOML.
+    chunks += [f"{name} = [{warning}, {critical}]\n" for name, (warning, critical) in thresholds.items()]
+    return "".join(chunks)
+
+
 def write_starter_config(path: Path, overwrite: bool = False) -> Path:
     """Write starter_config() to `path` (creating its folder). Raises ConfigError if it exists."""
-    body = _STARTER_HEADER + tomli_w.dumps(starter_config())
+    body = starter_config_text()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # "x" refuses an existing file atomically, so two `config init`s cannot both write.
@@ -410,23 +414,3 @@ def write_starter_config(path: Path, overwrite: bool = False) -> Path:
     except OSError as error:
         raise ConfigError(path, f"cannot write ({error.strerror or error})") from None
     return path
-
-
-__all__ = [
-    "DEFAULT_KEYS",
-    "URL_BACKENDS",
-    "Config",
-    "ConfigError",
-    "Environment",
-    "NodeConfig",
-    "Threshold",
-    "Thresholds",
-    "check_config",
-    "config_from_dict",
-    "effective_keys",
-    "load_config",
-    "normalise_key",
-    "normalise_keys",
-    "starter_config",
-    "write_starter_config",
-]

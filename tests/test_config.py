@@ -115,7 +115,7 @@ def test_full_example_parses(tmp_path: Path) -> None:
     assert config.thresholds.gpu_temp_c == (75, 85)
     warning, critical = config.thresholds.gpu_temp_c
     assert (warning, critical) == (75.0, 85.0)
-    assert config.thresholds.agent_restarts == (3, 10)  # left out: default
+    assert config.thresholds.agent_restarts == (10, 25)  # left out: default
     assert config.keys == {"quit": "ctrl+q", "help": "question_mark"}  # normalised for App.set_keymap
     assert check_config(config) == []
 
@@ -204,6 +204,13 @@ def test_fleetdeck_config_env_names_the_file(tmp_path: Path, monkeypatch: pytest
         load_config()
 
 
+def test_a_path_the_user_named_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file") as raised:
+        load_config(tmp_path / "typo.toml", missing_ok=False)
+    assert str(raised.value).startswith(str(tmp_path / "typo.toml"))
+    assert load_config(tmp_path / "typo.toml") == Config()  # the default: missing is fine
+
+
 def test_xdg_environment_is_honoured(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_home: Path
 ) -> None:
@@ -234,7 +241,9 @@ def test_starter_config_round_trips(tmp_path: Path) -> None:
     assert config.nodes == (NodeConfig(name="local", backend="local"),)
     assert config.thresholds == Thresholds()
     assert config.theme == "fleetdeck-dark"
-    assert "[80, 90]" in text  # thresholds read as written in the docs, not [80.0, 90.0]
+    # Laid out like the docs: a [[nodes]] table the user can copy, one line per threshold pair.
+    assert "\n[[nodes]]\n" in text
+    assert "\ngpu_temp_c = [80, 90]\n" in text
     assert check_config(config) == []
 
 

@@ -116,7 +116,10 @@ def test_fallbacks_without_an_error_colour() -> None:
     bare = Theme(name="bare", primary="#336699", dark=False)
     assert danger_colour(bare) == "#ff3b3b"
     assert level_colour(bare, "info") == "#336699"
-    assert level_colour(bare, "critical") != level_colour(bare, "error")
+    for dark in (True, False):
+        plain = Theme(name="plain", primary="#336699", error="#cc0000", dark=dark)
+        # Critical must stand apart from error even when the theme only knows "error".
+        assert level_colour(plain, "critical") != level_colour(plain, "error") == "#cc0000"
     explicit = Theme(name="x", primary="#000000", error="#aa0000", variables={DANGER_VARIABLE: "#ff00ff"})
     assert danger_colour(explicit) == "#ff00ff"
 
@@ -199,7 +202,7 @@ def test_no_color_reads_the_live_environment(monkeypatch: pytest.MonkeyPatch) ->
 
 
 async def test_themes_register_and_apply_on_a_textual_app() -> None:
-    app = App()
+    app: App[None] = App()
     everything, errors = themes.load_themes()
     assert errors == []
     async with app.run_test():

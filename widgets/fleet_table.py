@@ -77,15 +77,16 @@ def row_cells(row: FleetRow) -> tuple[str | Text, ...]:
         Text(row.environment, style=_ENV_STYLE.get(row.environment, "")),
         Text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, "")),
         _agents_cell(snap),
+        _alerts_cell(row),
         _gpu_cell(snap),
         cpu,
         mem,
         _phase_cell(snap),
-        _alerts_cell(row),
     )
 
 
-COLUMNS = ("Node", "Env", "Data", "Agents", "GPUs", "CPU", "Mem", "Active phase", "Alerts")
+# what an on-call responder needs first comes first: at 80 columns the tail scrolls off
+COLUMNS = ("Node", "Env", "Data", "Agents", "Alerts", "GPUs", "CPU", "Mem", "Active phase")
 
 
 class FleetTable(DataTable[str | Text]):

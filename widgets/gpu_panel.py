@@ -24,19 +24,26 @@ def gpu_summary_line(gpu: Gpu, temp_levels: tuple[float, float] | None) -> Text:
     level = level_for(gpu.temperature_c, temp_levels)
     text = Text()
     text.append(f"GPU {gpu.index}", style="bold")
-    text.append(f" · {gpu.name or NA}")
+    text.append(f" {_short_name(gpu.name)}", style="dim")
     text.append(" · ")
     text.append(f"{fmt_number(gpu.temperature_c, '°C')}{' ' + LEVEL_SYMBOL[level] if level != 'ok' else ''}",
                 style=level_style(level))
     power = f"{fmt_number(gpu.power_w, '')}/{fmt_number(gpu.power_limit_w, ' W')}"
-    text.append(f" · {power} · fan {fmt_percent(gpu.fan_percent)} · {len(gpu.processes)} procs")
+    text.append(f" · {power} · fan {fmt_percent(gpu.fan_percent)} · {len(gpu.processes)} proc")
     return text
+
+
+def _short_name(name: str | None) -> str:
+    """ "NVIDIA H100 80GB HBM3" -> "H100 80GB HBM3": the vendor is the same on every card."""
+    if not name:
+        return NA
+    return name.removeprefix("NVIDIA ").removeprefix("Tesla ")
 
 
 class GpuCard(Vertical):
     DEFAULT_CSS = """
     GpuCard { height: auto; margin-bottom: 1; }
-    GpuCard > Static { height: 1; }
+    GpuCard > Static { height: auto; }
     """
 
     def __init__(self, index: int, **kwargs: object) -> None:

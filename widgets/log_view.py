@@ -152,13 +152,21 @@ class LogView(ScrollView, can_focus=True):
 
     def watch_follow(self, follow: bool) -> None:
         if follow:
-            self.scroll_end(animate=False, immediate=True)
+            self._scroll_to_newest()
+
+    def on_resize(self) -> None:
+        if self.follow:
+            self._scroll_to_newest()
+
+    def _scroll_to_newest(self) -> None:
+        # after the next layout pass, when the virtual size is known to the scroll machinery
+        self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     def _resize(self) -> None:
         self._strips.clear()
         self.virtual_size = Size(self._width, len(self._visible))
         if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._scroll_to_newest()
         self.refresh()
 
     # --- rendering -------------------------------------------------------------------------------------

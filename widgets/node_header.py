@@ -13,7 +13,7 @@ from .data_age import DataAge, Freshness
 
 
 def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read_only: bool) -> Text:
-    text = Text()
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f" {name} ", style="bold reverse")
     env_style = {"production": "bold white on red", "staging": "bold black on yellow"}.get(environment, "bold")
     text.append(" ")
@@ -38,7 +38,7 @@ def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read
 class NodeHeader(Horizontal):
     DEFAULT_CSS = """
     NodeHeader { height: 1; background: $panel; }
-    NodeHeader > Static { width: 1fr; height: 1; }
+    NodeHeader > .title { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs: object) -> None:

@@ -49,7 +49,7 @@ def milestone_lines(milestone: Milestone, with_criteria: bool) -> list[Text]:
     line.append(f" {milestone.name}")
     passed = sum(1 for c in milestone.criteria if c.passed)
     if milestone.criteria:
-        line.append(f"  {passed}/{len(milestone.criteria)} criteria", style="dim")
+        line.append(f" {passed}/{len(milestone.criteria)}", style="dim")
     lines = [line]
     if with_criteria and milestone.status in ("active", "failed"):
         lines.extend(criterion_line(c) for c in milestone.criteria)

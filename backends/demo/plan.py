@@ -73,8 +73,14 @@ class Plan:
 
     def _shell(self, ident: str, name: str, order: int) -> Phase:
         start, finish, due = _SCHEDULE[ident]
-        return Phase(id=ident, name=name, order=order, started_at=self._at(start),
-                     finished_at=self._at(finish), due_at=self._at(due))
+        return Phase(
+            id=ident,
+            name=name,
+            order=order,
+            started_at=self._at(start),
+            finished_at=self._at(finish),
+            due_at=self._at(due),
+        )
 
     def _build_static(self) -> dict[str, Phase]:
         foundation = self._shell("p1-foundation", "Foundation", 1)
@@ -82,36 +88,87 @@ class Plan:
         hardening = self._shell(NEXT_PHASE_ID, "Hardening", 4)
         ga = self._shell("p5-ga", "General availability", 5)
         return {
-            foundation.id: _replace(foundation, status="done", progress=1.0, milestones=(
-                _done_milestone("p1-w1", "W1 Wire model and state store",
-                                ("Schema round trip", "100% exact", "100% exact"),
-                                ("Store write latency", "P99 < 10 ms", "P99 = 4.2 ms")),
-                _done_milestone("p1-w2", "W2 Supervisor and heartbeats",
-                                ("Heartbeat interval", "<= 5 s", "5 s"),
-                                ("Restart after crash", "< 10 s", "6.8 s")),
-            ), gate=Gate(decision="go", reasons=("all 4 criteria passed", "signed off by alice"))),
-            pilot.id: _replace(pilot, status="done", progress=1.0, milestones=(
-                _done_milestone("p2-w3", "W3 Pilot on gpu-stage-02",
-                                ("Agents healthy", ">= 95%", "98.2%"),
-                                ("Rollback time", "< 5 s", "3.1 s")),
-                _done_milestone("p2-w4", "W4 Ten-agent pilot",
-                                ("Agent uptime", ">= 99.0%", "99.4%"),
-                                ("P95 latency", "P95 < 150 ms", "P95 = 118 ms"),
-                                ("Error rate", "< 1%", "0.42%")),
-            ), gate=Gate(decision="go", reasons=("all 5 criteria passed", "signed off by bob"))),
-            hardening.id: _replace(hardening, status="pending", progress=0.0, milestones=(
-                _pending_milestone("p4-w9", "W9 Chaos and failover tests",
-                                   ("Node loss recovery", "< 60 s"), ("Log lines lost in failover", "0")),
-                _pending_milestone("p4-w10", "W10 Security review",
-                                   ("Critical findings open", "0"), ("Actions audited", "100%")),
-            ), gate=Gate(decision="pending", reasons=("waiting for the Scale-out gate",))),
-            ga.id: _replace(ga, status="pending", progress=0.0, milestones=(
-                _pending_milestone("p5-w11", "W11 Runbooks and on-call",
-                                   ("Runbooks reviewed", "12 of 12"), ("On-call drill", "MTTA < 5 min")),
-                _pending_milestone("p5-w12", "W12 General availability",
-                                   ("Availability SLO", "99.9% over 14 days"),
-                                   ("Go-live sign-off", "ops + security")),
-            ), gate=Gate(decision="pending", reasons=("waiting for the Hardening gate",))),
+            foundation.id: _replace(
+                foundation,
+                status="done",
+                progress=1.0,
+                milestones=(
+                    _done_milestone(
+                        "p1-w1",
+                        "W1 Wire model and state store",
+                        ("Schema round trip", "100% exact", "100% exact"),
+                        ("Store write latency", "P99 < 10 ms", "P99 = 4.2 ms"),
+                    ),
+                    _done_milestone(
+                        "p1-w2",
+                        "W2 Supervisor and heartbeats",
+                        ("Heartbeat interval", "<= 5 s", "5 s"),
+                        ("Restart after crash", "< 10 s", "6.8 s"),
+                    ),
+                ),
+                gate=Gate(decision="go", reasons=("all 4 criteria passed", "signed off by alice")),
+            ),
+            pilot.id: _replace(
+                pilot,
+                status="done",
+                progress=1.0,
+                milestones=(
+                    _done_milestone(
+                        "p2-w3",
+                        "W3 Pilot on gpu-stage-02",
+                        ("Agents healthy", ">= 95%", "98.2%"),
+                        ("Rollback time", "< 5 s", "3.1 s"),
+                    ),
+                    _done_milestone(
+                        "p2-w4",
+                        "W4 Ten-agent pilot",
+                        ("Agent uptime", ">= 99.0%", "99.4%"),
+                        ("P95 latency", "P95 < 150 ms", "P95 = 118 ms"),
+                        ("Error rate", "< 1%", "0.42%"),
+                    ),
+                ),
+                gate=Gate(decision="go", reasons=("all 5 criteria passed", "signed off by bob")),
+            ),
+            hardening.id: _replace(
+                hardening,
+                status="pending",
+                progress=0.0,
+                milestones=(
+                    _pending_milestone(
+                        "p4-w9",
+                        "W9 Chaos and failover tests",
+                        ("Node loss recovery", "< 60 s"),
+                        ("Log lines lost in failover", "0"),
+                    ),
+                    _pending_milestone(
+                        "p4-w10",
+                        "W10 Security review",
+                        ("Critical findings open", "0"),
+                        ("Actions audited", "100%"),
+                    ),
+                ),
+                gate=Gate(decision="pending", reasons=("waiting for the Scale-out gate",)),
+            ),
+            ga.id: _replace(
+                ga,
+                status="pending",
+                progress=0.0,
+                milestones=(
+                    _pending_milestone(
+                        "p5-w11",
+                        "W11 Runbooks and on-call",
+                        ("Runbooks reviewed", "12 of 12"),
+                        ("On-call drill", "MTTA < 5 min"),
+                    ),
+                    _pending_milestone(
+                        "p5-w12",
+                        "W12 General availability",
+                        ("Availability SLO", "99.9% over 14 days"),
+                        ("Go-live sign-off", "ops + security"),
+                    ),
+                ),
+                gate=Gate(decision="pending", reasons=("waiting for the Hardening gate",)),
+            ),
         }
 
     def live_criteria(self, t: float) -> LiveCriteria:
@@ -131,30 +188,60 @@ class Plan:
     def phases_at(self, t: float) -> tuple[Phase, ...]:
         live = self.live_criteria(t)
         load_test = (
-            Criterion(name="P95 latency", target="P95 < 120 ms", actual=f"P95 = {live.p95_ms} ms",
-                      passed=live.p95_ms < 120),
-            Criterion(name="Error rate", target="< 0.5%", actual=f"{live.error_rate_pct:.2f}%",
-                      passed=live.error_rate_pct < 0.5),
-            Criterion(name="GPU memory headroom", target=">= 15%", actual=f"{live.headroom_pct}%",
-                      passed=live.headroom_pct >= 15),
-            Criterion(name="Throughput", target=">= 1,200 req/s", actual=f"{live.throughput_rps:,} req/s",
-                      passed=live.throughput_rps >= 1200),
+            Criterion(
+                name="P95 latency",
+                target="P95 < 120 ms",
+                actual=f"P95 = {live.p95_ms} ms",
+                passed=live.p95_ms < 120,
+            ),
+            Criterion(
+                name="Error rate",
+                target="< 0.5%",
+                actual=f"{live.error_rate_pct:.2f}%",
+                passed=live.error_rate_pct < 0.5,
+            ),
+            Criterion(
+                name="GPU memory headroom",
+                target=">= 15%",
+                actual=f"{live.headroom_pct}%",
+                passed=live.headroom_pct >= 15,
+            ),
+            Criterion(
+                name="Throughput",
+                target=">= 1,200 req/s",
+                actual=f"{live.throughput_rps:,} req/s",
+                passed=live.throughput_rps >= 1200,
+            ),
         )
         failing = tuple(f"{c.name}: {c.actual} (target {c.target})" for c in load_test if c.passed is False)
-        gate = Gate(decision="no-go", reasons=failing) if failing else Gate(decision="pending", reasons=(
-            "all load-test criteria pass; waiting for W8 failover drill",))
+        gate = (
+            Gate(decision="no-go", reasons=failing)
+            if failing
+            else Gate(
+                decision="pending", reasons=("all load-test criteria pass; waiting for W8 failover drill",)
+            )
+        )
         active = _replace(
             self._shell(ACTIVE_PHASE_ID, "Scale-out", 3),
             status="active",
             progress=round((2 + self.milestone_progress(t)) / 4, 3),
             milestones=(
-                _done_milestone("p3-w5", "W5 Multi-node scheduler",
-                                ("Placement time", "< 2 s", "0.8 s"), ("Nodes joined", "3 of 3", "3 of 3")),
-                _done_milestone("p3-w6", "W6 80 agents on 3 nodes",
-                                ("Agents healthy", ">= 95%", "96.3%"), ("Host memory", "< 85%", "71%")),
+                _done_milestone(
+                    "p3-w5",
+                    "W5 Multi-node scheduler",
+                    ("Placement time", "< 2 s", "0.8 s"),
+                    ("Nodes joined", "3 of 3", "3 of 3"),
+                ),
+                _done_milestone(
+                    "p3-w6",
+                    "W6 80 agents on 3 nodes",
+                    ("Agents healthy", ">= 95%", "96.3%"),
+                    ("Host memory", "< 85%", "71%"),
+                ),
                 Milestone(id="p3-w7", name="W7 Load test at 2x traffic", status="active", criteria=load_test),
-                _pending_milestone("p3-w8", "W8 Failover drill",
-                                   ("Rollback time", "< 5 s"), ("Agent recovery", "< 60 s")),
+                _pending_milestone(
+                    "p3-w8", "W8 Failover drill", ("Rollback time", "< 5 s"), ("Agent recovery", "< 60 s")
+                ),
             ),
             gate=gate,
         )

@@ -76,7 +76,7 @@ def _gpu_shares(role: str, rank: int, spec: NodeSpec) -> tuple[tuple[int, int], 
         managers = max(1, g // 2)
         tp = max(1, g // managers)
         first = (rank * tp) % g
-        share = int(model.mem_total * 0.74)
+        share = int(model.mem_total * 0.82)
         return tuple(((first + i) % g, share) for i in range(tp))
     if role == "embedder":
         return (((g - 1 - rank * 4) % g, int(model.mem_total * 0.09)),)
@@ -108,27 +108,29 @@ def build_roster(seed: int, spec: NodeSpec, count: int, genesis: float) -> list[
         else:
             phase_id = ACTIVE_PHASE_ID
         pid += 7 + rng.randrange(60)
-        roster.append(AgentSpec(
-            id=agent_id,
-            role=role,
-            team=team,
-            labels=labels,
-            phase_id=phase_id,
-            pid=pid,
-            started_at=round(max(boot + 60.0, genesis - rng.uniform(0.2, 6.0) * DAY), 3),
-            base_restarts=rng.choice((0, 0, 0, 0, 0, 0, 1, 1, 2, 3)),
-            key=mix(seed, spec.index, text_key(agent_id)),
-            cpu_base=rng.uniform(40, 380) if role.gpu else rng.uniform(4, 85),
-            busy_period_s=rng.uniform(240, 1500),
-            busy_phase=phase_of(mix(seed, spec.index, text_key(agent_id), 1)),
-            task_len_s=rng.uniform(90, 900),
-            task_offset_s=rng.uniform(0, 900),
-            number_base=rng.randrange(300, 900),
-            rss_base=int(role.rss_gib * rng.uniform(0.7, 1.4) * 1024**3),
-            heartbeat_offset_s=round(rng.uniform(0, HEARTBEAT_INTERVAL_S), 3),
-            model=model,
-            gpu_shares=_gpu_shares(role_name, rank, spec),
-        ))
+        roster.append(
+            AgentSpec(
+                id=agent_id,
+                role=role,
+                team=team,
+                labels=labels,
+                phase_id=phase_id,
+                pid=pid,
+                started_at=round(max(boot + 60.0, genesis - rng.uniform(0.2, 6.0) * DAY), 3),
+                base_restarts=rng.choice((0, 0, 0, 0, 0, 0, 1, 1, 2, 3)),
+                key=mix(seed, spec.index, text_key(agent_id)),
+                cpu_base=rng.uniform(40, 380) if role.gpu else rng.uniform(4, 85),
+                busy_period_s=rng.uniform(240, 1500),
+                busy_phase=phase_of(mix(seed, spec.index, text_key(agent_id), 1)),
+                task_len_s=rng.uniform(90, 900),
+                task_offset_s=rng.uniform(0, 900),
+                number_base=rng.randrange(300, 900),
+                rss_base=int(role.rss_gib * rng.uniform(0.7, 1.4) * 1024**3),
+                heartbeat_offset_s=round(rng.uniform(0, HEARTBEAT_INTERVAL_S), 3),
+                model=model,
+                gpu_shares=_gpu_shares(role_name, rank, spec),
+            )
+        )
     return roster
 
 

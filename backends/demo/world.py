@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backends.model import Agent, Gpu, GpuProcess, GpuStatus, LoadAvg, SystemMetrics
+from backends.model import Agent, AgentState, Gpu, GpuProcess, GpuStatus, Health, LoadAvg, SystemMetrics
 
 from .catalog import MIB, NO_DRIVER_REASON, NodeSpec
 from .plan import NEXT_PHASE_ID
@@ -54,8 +54,9 @@ class CrashView:
 
 
 class World:
-    def __init__(self, seed: int, spec: NodeSpec, roster: list[AgentSpec], trouble: Trouble,
-                 genesis: float) -> None:
+    def __init__(
+        self, seed: int, spec: NodeSpec, roster: list[AgentSpec], trouble: Trouble, genesis: float
+    ) -> None:
         self.seed = seed
         self.spec = spec
         self.roster = roster
@@ -73,8 +74,10 @@ class World:
         self._gpu_keys = [mix(self._key, 0x6B0, i) for i in range(gpus)]
         self._gpu_uuids = [_uuid(mix(seed, spec.index, 0x0015, i)) for i in range(gpus)]
         self.gpu_status = (
-            GpuStatus(status="error", reason=spec.gpu_error) if spec.gpu_error
-            else GpuStatus(status="no_driver", reason=NO_DRIVER_REASON) if not spec.gpu_count
+            GpuStatus(status="error", reason=spec.gpu_error)
+            if spec.gpu_error
+            else GpuStatus(status="no_driver", reason=NO_DRIVER_REASON)
+            if not spec.gpu_count
             else GpuStatus(status="ok")
         )
 
@@ -91,11 +94,18 @@ class World:
         spec, p = self.spec, self._phases
         cpus = spec.cpu_count
         load = self._load(t)
-        mem_used = int(spec.mem_total * clamp(0.44 + 0.10 * wave(t, 2700, p[3])
-                                              + 0.01 * smooth_noise(self._key + 1, t / 10), 0.05, 0.95))
+        mem_used = int(
+            spec.mem_total
+            * clamp(
+                0.44 + 0.10 * wave(t, 2700, p[3]) + 0.01 * smooth_noise(self._key + 1, t / 10), 0.05, 0.95
+            )
+        )
         cache = int(spec.mem_total * 0.06)
-        disk_used = int(spec.disk_total * 0.41 + max(t - self.genesis, 0.0) * 400_000
-                        + spec.disk_total * 0.01 * wave(t, 3600, p[4]))
+        disk_used = int(
+            spec.disk_total * 0.41
+            + max(t - self.genesis, 0.0) * 400_000
+            + spec.disk_total * 0.01 * wave(t, 3600, p[4])
+        )
         return SystemMetrics(
             cpu_percent=round(load * 100, 1),
             cpu_count=cpus,
@@ -124,8 +134,13 @@ class World:
         cycle = math.floor(since / CRASH_PERIOD_S)
         crashed_at = self.trouble.crash_epoch + cycle * CRASH_PERIOD_S
         into = t - crashed_at
-        state = ("failed" if into < CRASH_FAILED_S else
-                 "starting" if into < CRASH_FAILED_S + CRASH_STARTING_S else "running")
+        state = (
+            "failed"
+            if into < CRASH_FAILED_S
+            else "starting"
+            if into < CRASH_FAILED_S + CRASH_STARTING_S
+            else "running"
+        )
         return CrashView(state, crashed_at, cycle + (0 if state == "failed" else 1))
 
     def stall_started(self, t: float) -> float | None:
@@ -137,17 +152,26 @@ class World:
         """The slow agent's P95: always above the 120 ms threshold, drifting between ~124 and ~138 ms."""
         return round(131 + 5 * wave(t, 600, self._phases[6]) + 2 * smooth_noise(self._key + 2, t / 4))
 
-    def gpu_temperature(self, index: int, util: float, t: float) -> float:
-        temp = 31 + 0.45 * util + 1.5 * smooth_noise(self._gpu_keys[index] + 1, t / 6)
+    def gpu_temperature(self, index: int, working: float, t: float) -> float:
+        """Temperature follows only the slow part of the load (a GPU's thermal mass smooths the rest), so
+        it glides instead of jittering and crosses a threshold once, not ten times."""
+        key = self._gpu_keys[index]
+        slow = clamp(working + 22 * wave(t, 180 + 13 * index, phase_of(key)), 0.0, 100.0) if working else 0.0
+        temp = 31 + 0.45 * slow + 0.6 * smooth_noise(key + 1, t / 6)
         if index == self.trouble.hot_gpu:
             # A GPU with poor airflow: runs warm and, once per HOT_PERIOD_S, climbs past 85 degC.
-            temp += 8 + 20 * max(0.0, wave(t, HOT_PERIOD_S, self.trouble.hot_phase)) ** 1.5
+            temp += 12 + 22 * max(0.0, wave(t, HOT_PERIOD_S, self.trouble.hot_phase)) ** 1.5
         return temp
 
     # --- agents ------------------------------------------------------------------------------------------
 
-    def agents_at(self, t: float, agent_holds: Mapping[str, Hold], phase_holds: Mapping[str, Hold],
-                  busy: Mapping[str, Busy]) -> tuple[list[Agent], dict[str, str]]:
+    def agents_at(
+        self,
+        t: float,
+        agent_holds: Mapping[str, Hold],
+        phase_holds: Mapping[str, Hold],
+        busy: Mapping[str, Busy],
+    ) -> tuple[list[Agent], dict[str, str]]:
         """All simulated agents at ``t``; also the effective state of each GPU holder, for ``gpus_at``."""
         trouble = self.trouble
         crash = self.crash_view(t) if trouble.crash_id else None
@@ -164,13 +188,22 @@ class World:
             agents.append(agent)
         return agents, gpu_states
 
-    def _agent_at(self, spec: AgentSpec, t: float, hold: Hold | None, busy: Busy | None,
-                  crash: CrashView | None, stall: float | None) -> Agent:
+    def _agent_at(
+        self,
+        spec: AgentSpec,
+        t: float,
+        hold: Hold | None,
+        busy: Busy | None,
+        crash: CrashView | None,
+        stall: float | None,
+    ) -> Agent:
         role = spec.role
         swing = wave(t, spec.busy_period_s, spec.busy_phase)
         cycle = (t + spec.task_offset_s) / spec.task_len_s
         number = spec.number_base + math.floor(cycle)
-        state, health, reason = "running", "healthy", None
+        state: AgentState = "running"
+        health: Health = "healthy"
+        reason: str | None = None
         heartbeat = t - (t - spec.heartbeat_offset_s) % HEARTBEAT_INTERVAL_S
         pid: int | None = spec.pid
         started, restarts = spec.started_at, spec.base_restarts
@@ -179,19 +212,26 @@ class World:
         if busy is not None:
             message, task, progress = busy.message, busy.task_id, busy.progress
         elif role.always_busy or (spec.phase_id != NEXT_PHASE_ID and swing > BUSY_THRESHOLD):
-            message = role.message.format(n=number, k=1 + mix(spec.key, number) % 16, model=spec.model,
-                                          n_gpu=self.spec.gpu_count)
+            message = role.message.format(
+                n=number, k=1 + mix(spec.key, number) % 16, model=spec.model, agents=len(self.roster)
+            )
             if role.task is not None:
                 task, progress = role.task.format(n=number), round(cycle - math.floor(cycle), 3)
         else:
             state = "idle"
-            message = "waiting for phase Hardening to start" if spec.phase_id == NEXT_PHASE_ID \
+            message = (
+                "waiting for phase Hardening to start"
+                if spec.phase_id == NEXT_PHASE_ID
                 else "idle, waiting for work"
+            )
         load = spec.cpu_base * (0.75 + 0.25 * swing) if state == "running" else 0.4 + 0.3 * swing
         cpu: float | None = round(max(load, 0.0) + 1.5 * abs(smooth_noise(spec.key, t / 2)), 1)
         rss: int | None = int(spec.rss_base * (1.0 + 0.08 * swing))
-        gpu_mem: int | None = sum(self.process_memory(spec, share, t) for _, share in spec.gpu_shares) \
-            if spec.gpu_shares else None
+        gpu_mem: int | None = (
+            sum(self.process_memory(spec, share, t) for _, share in spec.gpu_shares)
+            if spec.gpu_shares
+            else None
+        )
 
         if spec.id == self.trouble.degraded_id:
             p95 = self.degraded_p95(t)
@@ -200,11 +240,15 @@ class World:
             restarts += crash.restarts_since_epoch
             if crash.state == "failed":
                 state, health, reason = "failed", "unhealthy", CRASH_REASON
-                message, task, progress = f"{CRASH_REASON}; restarting in " \
-                    f"{math.ceil(crash.crashed_at + CRASH_FAILED_S - t)} s", None, None
+                message, task, progress = (
+                    f"{CRASH_REASON}; restarting in {math.ceil(crash.crashed_at + CRASH_FAILED_S - t)} s",
+                    None,
+                    None,
+                )
                 pid, cpu, rss = None, None, None
-                heartbeat = crash.crashed_at - (crash.crashed_at - spec.heartbeat_offset_s) \
-                    % HEARTBEAT_INTERVAL_S
+                heartbeat = (
+                    crash.crashed_at - (crash.crashed_at - spec.heartbeat_offset_s) % HEARTBEAT_INTERVAL_S
+                )
             else:
                 started = round(crash.crashed_at + CRASH_FAILED_S, 3)
                 pid = spec.pid + 1000 + 13 * crash.restarts_since_epoch
@@ -225,39 +269,93 @@ class World:
                 pid, cpu, rss, gpu_mem, task, progress = None, None, None, None, None, None
                 heartbeat = min(heartbeat, hold.since)
         return Agent(
-            id=spec.id, name=spec.id, kind=role.kind, state=state, health=health,  # type: ignore[arg-type]
-            health_reason=reason, last_heartbeat=round(heartbeat, 3), pid=pid, cpu_percent=cpu,
-            rss_bytes=rss, gpu_mem_bytes=gpu_mem, phase_id=spec.phase_id, current_task=task,
-            progress=progress, message=message, restarts=restarts, started_at=started, labels=spec.labels,
+            id=spec.id,
+            name=spec.id,
+            kind=role.kind,
+            state=state,
+            health=health,
+            health_reason=reason,
+            last_heartbeat=round(heartbeat, 3),
+            pid=pid,
+            cpu_percent=cpu,
+            rss_bytes=rss,
+            gpu_mem_bytes=gpu_mem,
+            phase_id=spec.phase_id,
+            current_task=task,
+            progress=progress,
+            message=message,
+            restarts=restarts,
+            started_at=started,
+            labels=spec.labels,
         )
 
     def command_agent_at(self, record: CommandAgent, t: float, hold: Hold | None, busy: Busy | None) -> Agent:
         """An agent started by a dispatched command: starting for a few seconds, then running."""
         age = t - record.created_at
-        state = "starting" if age < COMMAND_STARTUP_S else "running"
+        state: AgentState = "starting" if age < COMMAND_STARTUP_S else "running"
         key = mix(self._key, record.pid)
         message = busy.message if busy else "running: " + " ".join(record.command)[:120]
         agent = Agent(
-            id=record.id, name=record.id, kind="process", state=state,
+            id=record.id,
+            name=record.id,
+            kind="process",
+            state=state,
             health="unknown" if state == "starting" else "healthy",
-            last_heartbeat=round(max(record.created_at, t - (t - record.created_at) % HEARTBEAT_INTERVAL_S), 3),
-            pid=record.pid, cpu_percent=round(3.0 + 2.5 * abs(smooth_noise(key, t / 2)), 1),
-            rss_bytes=int((180 + 20 * wave(t, 300, 0.0)) * MIB), current_task=busy.task_id if busy else None,
-            progress=busy.progress if busy else None, message=message, started_at=record.created_at,
+            last_heartbeat=round(
+                max(record.created_at, t - (t - record.created_at) % HEARTBEAT_INTERVAL_S), 3
+            ),
+            pid=record.pid,
+            cpu_percent=round(3.0 + 2.5 * abs(smooth_noise(key, t / 2)), 1),
+            rss_bytes=int((180 + 20 * wave(t, 300, 0.0)) * MIB),
+            current_task=busy.task_id if busy else None,
+            progress=busy.progress if busy else None,
+            message=message,
+            started_at=record.created_at,
             labels={"role": "command", "team": "ops", "dispatched_by": record.by},
         )
         if hold is None:
             return agent
         if hold.kind == "paused":
             return _with(agent, state="paused", cpu_percent=0.1, message=hold.describe())
-        return _with(agent, state="stopped", health="unknown", pid=None, cpu_percent=None, rss_bytes=None,
-                     message=hold.describe(), current_task=None, progress=None)
+        return _with(
+            agent,
+            state="stopped",
+            health="unknown",
+            pid=None,
+            cpu_percent=None,
+            rss_bytes=None,
+            message=hold.describe(),
+            current_task=None,
+            progress=None,
+        )
 
     # --- GPUs ----------------------------------------------------------------------------------------------
 
     def process_memory(self, spec: AgentSpec, share: int, t: float) -> int:
         """Bytes an agent holds on one GPU: its weights plus a KV cache that breathes with load."""
         return int(share * (0.93 + 0.05 * wave(t, 900, spec.busy_phase)))
+
+    def gpu_util(self, index: int, working: float, t: float) -> int:
+        """Utilisation of GPU ``index``: ``working`` is the level its busiest running holder drives it to
+        (0 when nothing runs there, leaving only a flicker of idle noise)."""
+        key = self._gpu_keys[index]
+        if not working:
+            return round(abs(smooth_noise(key, t / 5)))
+        ph = phase_of(key)
+        util = (
+            working + 22 * wave(t, 180 + 13 * index, ph) + 8 * wave(t, 47, ph * 2) + 4 * smooth_noise(key, t)
+        )
+        return round(clamp(util, 0.0, 100.0))
+
+    def hot_gpu_temperature(self, t: float) -> float | None:
+        """The hot GPU's temperature with its holders running, as the log generator narrates it."""
+        index = self.trouble.hot_gpu
+        if index is None:
+            return None
+        working = max(
+            (62.0 if a.role.name == "model-manager" else 34.0 for a, _ in self._holders[index]), default=0.0
+        )
+        return self.gpu_temperature(index, working, t)
 
     def gpus_at(self, t: float, gpu_states: Mapping[str, str]) -> tuple[Gpu, ...]:
         model = self.spec.gpu_model
@@ -272,25 +370,32 @@ class World:
                 state = gpu_states.get(agent.id, "running")
                 if state == "stopped":
                     continue  # a stopped agent has released its memory
-                processes.append(GpuProcess(pid=agent.pid, used_memory=self.process_memory(agent, share, t),
-                                            agent_id=agent.id))
+                processes.append(
+                    GpuProcess(
+                        pid=agent.pid, used_memory=self.process_memory(agent, share, t), agent_id=agent.id
+                    )
+                )
                 if state == "running":
                     working = max(working, 62.0 if agent.role.name == "model-manager" else 34.0)
-            ph = phase_of(key)
-            util = working + (22 * wave(t, 180 + 13 * index, ph) + 8 * wave(t, 47, ph * 2)
-                              + 4 * smooth_noise(key, t) if working else abs(smooth_noise(key, t / 5)))
-            util = round(clamp(util, 0.0, 100.0))
-            temp = self.gpu_temperature(index, util, t)
+            util = self.gpu_util(index, working, t)
+            temp = self.gpu_temperature(index, working, t)
             mem_used = min(DRIVER_RESERVED + sum(p.used_memory or 0 for p in processes), model.mem_total)
             power = model.idle_power_w + (model.power_limit_w - model.idle_power_w) * 0.92 * (util / 100)
-            gpus.append(Gpu(
-                index=index, uuid=self._gpu_uuids[index], name=model.name, util_percent=float(util),
-                mem_total=model.mem_total, mem_used=mem_used, temperature_c=float(round(temp)),
-                power_w=round(clamp(power + 4 * smooth_noise(key + 3, t), 0.0, model.power_limit_w), 1),
-                power_limit_w=model.power_limit_w,
-                fan_percent=float(round(clamp(30 + (temp - 40) * 1.4, 30.0, 100.0))),
-                processes=tuple(processes),
-            ))
+            gpus.append(
+                Gpu(
+                    index=index,
+                    uuid=self._gpu_uuids[index],
+                    name=model.name,
+                    util_percent=float(util),
+                    mem_total=model.mem_total,
+                    mem_used=mem_used,
+                    temperature_c=float(round(temp)),
+                    power_w=round(clamp(power + 4 * smooth_noise(key + 3, t), 0.0, model.power_limit_w), 1),
+                    power_limit_w=model.power_limit_w,
+                    fan_percent=float(round(clamp(30 + (temp - 40) * 1.4, 30.0, 100.0))),
+                    processes=tuple(processes),
+                )
+            )
         return tuple(gpus)
 
 

@@ -38,6 +38,7 @@ class FleetScreen(FleetDeckScreen):
     FleetScreen #nodes-panel { height: auto; max-height: 60%; }
     FleetScreen #attention-panel { height: 1fr; }
     FleetScreen #fleet-title { height: 1; background: $panel; padding: 0 1; }
+    FleetScreen #attention { text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     BINDINGS = [

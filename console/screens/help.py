@@ -19,7 +19,7 @@ def help_table(rows: list[KeyHelp]) -> Table:
     table.add_column("Where")
     table.add_column("Key", style="bold")
     table.add_column("Does")
-    table.add_column("Name in [keys]", style="dim")
+    table.add_column("Config name", style="dim")
     last = None
     for row in rows:
         table.add_row(row.context if row.context != last else "", row.keys, row.description, row.action_id)
