@@ -53,14 +53,15 @@ ALL_CAPABILITIES: frozenset[str] = frozenset(
 class Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=False):
     """Base of every wire type: immutable and tolerant of fields added by newer peers.
 
-    msgspec does not inherit ``kw_only``, so each subclass repeats it (fields are passed by name).
+    msgspec does not inherit ``kw_only`` and type checkers do not see ``frozen`` inherited, so each
+    subclass repeats both.
     """
 
 
 # --- node and host -------------------------------------------------------------------------------------
 
 
-class NodeInfo(Model, kw_only=True):
+class NodeInfo(Model, frozen=True, kw_only=True):
     id: Identifier
     name: str
     backend: str
@@ -72,13 +73,13 @@ class NodeInfo(Model, kw_only=True):
     capabilities: frozenset[Capability] = frozenset()
 
 
-class LoadAvg(Model, kw_only=True):
+class LoadAvg(Model, frozen=True, kw_only=True):
     m1: float
     m5: float
     m15: float
 
 
-class SystemMetrics(Model, kw_only=True):
+class SystemMetrics(Model, frozen=True, kw_only=True):
     cpu_percent: Percent | None = None
     cpu_count: Count | None = None
     load_avg: LoadAvg | None = None
@@ -95,13 +96,13 @@ class SystemMetrics(Model, kw_only=True):
 # --- GPUs ----------------------------------------------------------------------------------------------
 
 
-class GpuProcess(Model, kw_only=True):
+class GpuProcess(Model, frozen=True, kw_only=True):
     pid: Annotated[int, Meta(ge=0)]
     used_memory: Bytes | None = None
     agent_id: str | None = None
 
 
-class Gpu(Model, kw_only=True):
+class Gpu(Model, frozen=True, kw_only=True):
     index: Count
     uuid: str | None = None
     name: str | None = None
@@ -115,7 +116,7 @@ class Gpu(Model, kw_only=True):
     processes: tuple[GpuProcess, ...] = ()
 
 
-class GpuStatus(Model, kw_only=True):
+class GpuStatus(Model, frozen=True, kw_only=True):
     status: GpuStatusKind = "ok"
     reason: str | None = None
 
@@ -123,7 +124,7 @@ class GpuStatus(Model, kw_only=True):
 # --- agents --------------------------------------------------------------------------------------------
 
 
-class Agent(Model, kw_only=True):
+class Agent(Model, frozen=True, kw_only=True):
     id: Identifier
     name: str
     kind: AgentKind = "process"
@@ -147,26 +148,26 @@ class Agent(Model, kw_only=True):
 # --- the plan ------------------------------------------------------------------------------------------
 
 
-class Criterion(Model, kw_only=True):
+class Criterion(Model, frozen=True, kw_only=True):
     name: str
     target: str
     actual: str | None = None
     passed: bool | None = None
 
 
-class Milestone(Model, kw_only=True):
+class Milestone(Model, frozen=True, kw_only=True):
     id: Identifier
     name: str
     status: MilestoneStatus = "pending"
     criteria: tuple[Criterion, ...] = ()
 
 
-class Gate(Model, kw_only=True):
+class Gate(Model, frozen=True, kw_only=True):
     decision: GateDecision = "pending"
     reasons: tuple[str, ...] = ()
 
 
-class Phase(Model, kw_only=True):
+class Phase(Model, frozen=True, kw_only=True):
     id: Identifier
     name: str
     order: int
@@ -182,7 +183,7 @@ class Phase(Model, kw_only=True):
 # --- work ----------------------------------------------------------------------------------------------
 
 
-class Task(Model, kw_only=True):
+class Task(Model, frozen=True, kw_only=True):
     id: Identifier
     kind: str
     target: str
@@ -196,7 +197,7 @@ class Task(Model, kw_only=True):
     error: str | None = None
 
 
-class Checkpoint(Model, kw_only=True):
+class Checkpoint(Model, frozen=True, kw_only=True):
     id: Identifier
     label: str
     created_at: Timestamp
@@ -206,7 +207,7 @@ class Checkpoint(Model, kw_only=True):
     covers: tuple[str, ...] = ()  # what it captures: agent ids, phase ids, workspaces
 
 
-class LogRecord(Model, kw_only=True):
+class LogRecord(Model, frozen=True, kw_only=True):
     seq: Annotated[int, Meta(ge=0)]  # strictly increasing per node: the resume cursor
     ts: Timestamp
     level: LogLevel
@@ -215,7 +216,7 @@ class LogRecord(Model, kw_only=True):
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-class AuditEntry(Model, kw_only=True):
+class AuditEntry(Model, frozen=True, kw_only=True):
     seq: Annotated[int, Meta(ge=0)]
     ts: Timestamp
     operator: str
@@ -231,7 +232,7 @@ class AuditEntry(Model, kw_only=True):
 # --- requests ------------------------------------------------------------------------------------------
 
 
-class Target(Model, kw_only=True):
+class Target(Model, frozen=True, kw_only=True):
     """What an action is aimed at: an agent, a phase or a task."""
 
     kind: TargetKind
@@ -253,7 +254,7 @@ class Target(Model, kw_only=True):
         return f"{self.kind}:{self.id}"
 
 
-class DispatchRequest(Model, kw_only=True):
+class DispatchRequest(Model, frozen=True, kw_only=True):
     """Work to hand out: a payload for an existing agent, or a command to start as a new agent."""
 
     agent_id: str | None = None
@@ -272,7 +273,7 @@ class DispatchRequest(Model, kw_only=True):
 # --- the snapshot --------------------------------------------------------------------------------------
 
 
-class NodeSnapshot(Model, kw_only=True):
+class NodeSnapshot(Model, frozen=True, kw_only=True):
     node: NodeInfo
     observed_at: Timestamp
     system: SystemMetrics = field(default_factory=SystemMetrics)

@@ -7,20 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal
 
 from backends.model import NodeSnapshot
+from console.config import Thresholds
 
 Severity = Literal["warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1}
-
-
-class ThresholdsLike(Protocol):
-    gpu_temp_c: Sequence[float]
-    gpu_mem_percent: Sequence[float]
-    host_mem_percent: Sequence[float]
-    heartbeat_stale_s: Sequence[float]
-    agent_restarts: Sequence[float]
 
 
 @dataclass(frozen=True)
@@ -47,7 +40,7 @@ def _grade(value: float | None, levels: Sequence[float]) -> Severity | None:
     return None
 
 
-def node_alerts(snapshot: NodeSnapshot, thresholds: ThresholdsLike, now: float) -> list[Alert]:
+def node_alerts(snapshot: NodeSnapshot, thresholds: Thresholds, now: float) -> list[Alert]:
     node = snapshot.node.name
     alerts: list[Alert] = []
 
@@ -56,8 +49,11 @@ def node_alerts(snapshot: NodeSnapshot, thresholds: ThresholdsLike, now: float) 
             alerts.append(Alert(severity, node, subject, reason, since))
 
     for gpu in snapshot.gpus:
-        add(_grade(gpu.temperature_c, thresholds.gpu_temp_c), f"gpu:{gpu.index}",
-            f"temperature {gpu.temperature_c:.0f}°C" if gpu.temperature_c is not None else "")
+        add(
+            _grade(gpu.temperature_c, thresholds.gpu_temp_c),
+            f"gpu:{gpu.index}",
+            f"temperature {gpu.temperature_c:.0f}°C" if gpu.temperature_c is not None else "",
+        )
         if gpu.mem_used is not None and gpu.mem_total:
             pct = 100.0 * gpu.mem_used / gpu.mem_total
             add(_grade(pct, thresholds.gpu_mem_percent), f"gpu:{gpu.index}", f"memory {pct:.0f}% used")

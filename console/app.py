@@ -34,8 +34,17 @@ class FleetDeckApp(App[None]):
     TITLE = "fleetdeck"
     ENABLE_COMMAND_PALETTE = True
     COMMAND_PALETTE_BINDING = "ctrl+p"
+    # Shared by every screen: panels are framed and titled; a production node's screens are framed in
+    # the theme's danger colour whatever the theme, so nobody forgets where they are.
     CSS = """
     Screen { background: $background; }
+    Screen.-production { border: heavy $fleetdeck-danger; }
+    .panel {
+        border: round $primary 40%;
+        border-title-color: $text;
+        border-subtitle-color: $text-muted;
+    }
+    .panel:focus-within { border: round $accent; }
     """
 
     BINDINGS = [
@@ -203,10 +212,14 @@ class FleetDeckApp(App[None]):
         if len(self.links) > 1:
             yield SystemCommand("Go to fleet", "All nodes at a glance", self._go_fleet)
         for link in self.links.values():
-            yield SystemCommand(f"Go to node {link.name}", f"{link.environment} node", lambda l=link: self.open_node(l))
+            yield SystemCommand(
+                f"Go to node {link.name}", f"{link.environment} node", lambda n=link: self.open_node(n)
+            )
         yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
         for name in self.theme_cycle():
-            yield SystemCommand(f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n))
+            yield SystemCommand(
+                f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n)
+            )
         yield from super().get_system_commands(screen)
 
     def _set_theme(self, name: str) -> None:

@@ -42,7 +42,7 @@ def _size(text: str) -> tuple[int, int]:
     return size
 
 
-def _positive(kind: type[int] | type[float], low: float, high: float):  # type: ignore[no-untyped-def]
+def _positive(kind: type[int] | type[float], low: float, high: float):
     def parse(text: str) -> int | float:
         try:
             value = kind(text)
@@ -58,8 +58,9 @@ def _positive(kind: type[int] | type[float], low: float, high: float):  # type: 
 def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="demo fleet seed (default 7)")
     parser.add_argument("--nodes", type=_positive(int, 1, 100), default=3, help="demo nodes (default 3)")
-    parser.add_argument("--agents", type=_positive(int, 1, 10_000), default=80,
-                        help="demo agents in total (default 80)")
+    parser.add_argument(
+        "--agents", type=_positive(int, 1, 10_000), default=80, help="demo agents in total (default 80)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="A keyboard-driven console for fleets of AI agents on GPU machines.",
     )
     parser.add_argument("--version", action="version", version=f"fleetdeck {package_version()}")
-    parser.add_argument("--config", metavar="FILE", help="config file (default: $XDG_CONFIG_HOME/fleetdeck/config.toml)")
+    parser.add_argument(
+        "--config", metavar="FILE", help="config file (default: $XDG_CONFIG_HOME/fleetdeck/config.toml)"
+    )
     parser.add_argument("--theme", help="colour theme (e.g. fleetdeck-dark, fleetdeck-light, ansi-dark)")
     parser.add_argument("--read-only", action="store_true", help="disable every action")
     parser.add_argument("--demo", action="store_true", help="open the simulated demo fleet")
@@ -86,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("-o", "--output", required=True, help="FILE.svg or FILE.txt")
     _add_demo_shape(snap)
 
-    status = sub.add_parser("status", help="one line per node; exit 0 ok, 1 warning, 2 critical, 3 unreachable")
+    status = sub.add_parser(
+        "status", help="one line per node; exit 0 ok, 1 warning, 2 critical, 3 unreachable"
+    )
     status.add_argument("--demo", action="store_true", help="check the demo fleet")
     status.add_argument("--node", action="append", help="a configured node (repeatable)")
     status.add_argument("--json", action="store_true", help="machine-readable output")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from console.cli import EXIT_OK, EXIT_USAGE, CliError
@@ -21,6 +22,8 @@ from console.config import (
 from console.fleet_setup import SetupError, configured_links, demo_links
 from console.node_link import NodeLink
 
+Clock = Callable[[], float]
+
 
 def _load(args: argparse.Namespace) -> Config:
     try:
@@ -31,13 +34,19 @@ def _load(args: argparse.Namespace) -> Config:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def _links(args: argparse.Namespace, config: Config, clock: object, *, demo: bool) -> list[NodeLink]:
+def _links(args: argparse.Namespace, config: Config, clock: Clock, *, demo: bool) -> list[NodeLink]:
     read_only = bool(getattr(args, "read_only", False))
     try:
         if demo or not config.nodes:
-            return demo_links(seed=getattr(args, "seed", 7), nodes=getattr(args, "nodes", 3),
-                              agents=getattr(args, "agents", 80), clock=clock, read_only=read_only)  # type: ignore[arg-type]
-        return configured_links(config, clock=clock, only=getattr(args, "node", None), read_only=read_only)  # type: ignore[arg-type]
+            return demo_links(
+                seed=getattr(args, "seed", 7),
+                nodes=getattr(args, "nodes", 3),
+                agents=getattr(args, "agents", 80),
+                clock=clock,
+                read_only=read_only,
+            )
+        only = getattr(args, "node", None)
+        return configured_links(config, clock=clock, only=only, read_only=read_only)
     except SetupError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
 
@@ -64,10 +73,17 @@ def snapshot(args: argparse.Namespace) -> int:
     at = args.at if args.at is not None else float(int(SystemClock()()))
     clock = FrozenClock(at)
     links = _links(args, config, clock, demo=args.demo)
-    text = asyncio.run(render_snapshot(
-        links, config=config, clock=clock, screen=args.screen, size=args.size,
-        fmt=output.suffix.lower()[1:], theme=args.theme,
-    ))
+    text = asyncio.run(
+        render_snapshot(
+            links,
+            config=config,
+            clock=clock,
+            screen=args.screen,
+            size=args.size,
+            fmt=output.suffix.lower()[1:],
+            theme=args.theme,
+        )
+    )
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -33,9 +33,8 @@ def configured_links(
         known = {n.name for n in nodes}
         missing = [name for name in only if name not in known]
         if missing:
-            raise SetupError(
-                f"no node named {missing[0]!r} in the config (configured: {', '.join(sorted(known)) or 'none'})"
-            )
+            configured = ", ".join(sorted(known)) or "none"
+            raise SetupError(f"no node named {missing[0]!r} in the config (configured: {configured})")
         nodes = [n for n in nodes if n.name in only]
     return [_link(node, config, clock, read_only) for node in nodes]
 

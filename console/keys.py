@@ -23,7 +23,7 @@ def _bindings(declared: Iterable[BindingType]) -> list[Binding]:
         if isinstance(item, Binding):
             out.append(item)
         elif len(item) >= 2:
-            out.append(Binding(*item))  # type: ignore[arg-type]
+            out.append(Binding(*item))
     return out
 
 
@@ -58,7 +58,9 @@ def clashes(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str, 
             for key in row.keys.split(", "):
                 other = seen.get(key)
                 if other is not None and other != row.action_id:
-                    problems.append(f"key {key!r} is bound to both {other!r} and {row.action_id!r} ({context})")
+                    problems.append(
+                        f"key {key!r} is bound to both {other!r} and {row.action_id!r} ({context})"
+                    )
                 seen[key] = row.action_id
     return sorted(set(problems))
 

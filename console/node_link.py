@@ -98,7 +98,11 @@ class NodeLink:
 
     def freshness(self, refresh_s: float, frozen: bool = False) -> Freshness:
         if self.snapshot is None:
-            return Freshness("offline", f"offline: {self.error}") if self.error else Freshness("connecting", "connecting…")
+            return (
+                Freshness("offline", f"offline: {self.error}")
+                if self.error
+                else Freshness("connecting", "connecting…")
+            )
         if self.error:
             return Freshness("offline", f"offline: {self.error}")
         if frozen:

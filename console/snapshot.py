@@ -10,6 +10,7 @@ import io
 from collections.abc import Sequence
 
 from rich.console import Console
+from textual.app import App
 
 from console.clock import FrozenClock
 from console.config import Config
@@ -37,7 +38,7 @@ async def prime(links: Sequence[NodeLink], clock: FrozenClock, history_s: int = 
 
 def build_app(
     links: Sequence[NodeLink], *, config: Config, clock: FrozenClock, screen: str, theme: str | None = None
-):  # type: ignore[no-untyped-def]
+):
     from console.app import FleetDeckApp
 
     return FleetDeckApp(links, config=config, clock=clock, frozen=True, theme=theme, start_screen=screen)
@@ -64,11 +65,18 @@ async def render_snapshot(
         return screen_text(app)
 
 
-def screen_text(app) -> str:  # type: ignore[no-untyped-def]
+def screen_text(app: App[None]) -> str:
     """The screen as plain text, one line per row, trailing spaces trimmed."""
     width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), record=True, color_system=None,
-                      legacy_windows=False, safe_box=False)
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        record=True,
+        color_system=None,
+        legacy_windows=False,
+        safe_box=False,
+    )
     console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
     lines = console.export_text(styles=False).splitlines()
     return "\n".join(line.rstrip() for line in lines) + "\n"

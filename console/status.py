@@ -36,7 +36,8 @@ class NodeStatus:
         counts = f"{self.agents_healthy}/{self.agents_total} agents healthy, {self.gpus} GPUs"
         crit = sum(1 for a in self.alerts if a.severity == "critical")
         warn = len(self.alerts) - crit
-        return f"{self.name} ({self.environment}): {self.state.upper()} — {counts}, {crit} critical, {warn} warning"
+        alerts = f"{crit} critical, {warn} warning"
+        return f"{self.name} ({self.environment}): {self.state.upper()} — {counts}, {alerts}"
 
 
 @dataclass
@@ -93,13 +94,17 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
         alerts = node_alerts(snap, config.thresholds, now)
         severities = {a.severity for a in alerts}
         state = "critical" if "critical" in severities else ("warning" if severities else "ok")
-        nodes.append(NodeStatus(
-            link.name, link.environment, state,
-            agents_total=len(snap.agents),
-            agents_healthy=sum(1 for a in snap.agents if a.health == "healthy"),
-            gpus=len(snap.gpus),
-            alerts=alerts,
-        ))
+        nodes.append(
+            NodeStatus(
+                link.name,
+                link.environment,
+                state,
+                agents_total=len(snap.agents),
+                agents_healthy=sum(1 for a in snap.agents if a.health == "healthy"),
+                gpus=len(snap.gpus),
+                alerts=alerts,
+            )
+        )
     for link in links:
         await link.backend.close()
     return StatusReport(nodes)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
@@ -41,7 +42,7 @@ class Column:
     key: str
     label: str
     render: Callable[[Agent, float], str | Text]
-    sort_key: Callable[[Agent], object]
+    sort_key: Callable[[Agent], Any]
 
 
 def _health_cell(agent: Agent, now: float) -> Text:
@@ -70,10 +71,14 @@ COLUMNS: tuple[Column, ...] = (
     Column("progress", "Prog", lambda a, now: fmt_fraction(a.progress), lambda a: _none_last(a.progress)),
     Column("cpu", "CPU", lambda a, now: fmt_number(a.cpu_percent, "%"), lambda a: _none_last(a.cpu_percent)),
     Column("rss", "RSS", lambda a, now: fmt_bytes(a.rss_bytes), lambda a: _none_last(a.rss_bytes)),
-    Column("gpu", "GPU mem", lambda a, now: fmt_bytes(a.gpu_mem_bytes), lambda a: _none_last(a.gpu_mem_bytes)),
+    Column(
+        "gpu", "GPU mem", lambda a, now: fmt_bytes(a.gpu_mem_bytes), lambda a: _none_last(a.gpu_mem_bytes)
+    ),
     Column("heartbeat", "Beat", _heartbeat_cell, lambda a: _none_last(-(a.last_heartbeat or 0.0))),
     Column("restarts", "Rst", lambda a, now: str(a.restarts), lambda a: -a.restarts),
-    Column("message", "Message", lambda a, now: a.health_reason or a.message or "", lambda a: a.message or ""),
+    Column(
+        "message", "Message", lambda a, now: a.health_reason or a.message or "", lambda a: a.message or ""
+    ),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 _BY_KEY = {c.key: c for c in COLUMNS}

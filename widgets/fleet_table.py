@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from backends.model import NodeSnapshot
@@ -62,7 +63,9 @@ def _phase_cell(snapshot: NodeSnapshot | None) -> str:
 
 def _alerts_cell(row: FleetRow) -> Text:
     if row.criticals:
-        return Text(f"✖ {row.criticals} crit" + (f" ▲ {row.warnings}" if row.warnings else ""), style="bold red")
+        return Text(
+            f"✖ {row.criticals} crit" + (f" ▲ {row.warnings}" if row.warnings else ""), style="bold red"
+        )
     if row.warnings:
         return Text(f"▲ {row.warnings} warn", style="yellow")
     return Text("ok", style="green")
@@ -105,7 +108,7 @@ class FleetTable(DataTable[str | Text]):
     def node_at_cursor(self) -> str | None:
         if not self._cells or not 0 <= self.cursor_row < self.row_count:
             return None
-        return str(self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value)
+        return str(self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value)
 
     def show(self, rows: Sequence[FleetRow]) -> None:
         names = [r.name for r in rows]

@@ -26,8 +26,10 @@ def gpu_summary_line(gpu: Gpu, temp_levels: tuple[float, float] | None) -> Text:
     text.append(f"GPU {gpu.index}", style="bold")
     text.append(f" {_short_name(gpu.name)}", style="dim")
     text.append(" · ")
-    text.append(f"{fmt_number(gpu.temperature_c, '°C')}{' ' + LEVEL_SYMBOL[level] if level != 'ok' else ''}",
-                style=level_style(level))
+    text.append(
+        f"{fmt_number(gpu.temperature_c, '°C')}{' ' + LEVEL_SYMBOL[level] if level != 'ok' else ''}",
+        style=level_style(level),
+    )
     power = f"{fmt_number(gpu.power_w, '')}/{fmt_number(gpu.power_limit_w, ' W')}"
     text.append(f" · {power} · fan {fmt_percent(gpu.fan_percent)} · {len(gpu.processes)} proc")
     return text
@@ -97,14 +99,14 @@ class GpuPanel(VerticalScroll):
             if index not in wanted:
                 card.remove()
         for gpu in gpus:
-            card = cards.get(gpu.index)
-            if card is None:
+            existing = cards.get(gpu.index)
+            if existing is None:
                 card = GpuCard(gpu.index)
                 self.mount(card)
                 # a freshly mounted card composes on the next tick; fill it then
                 self.call_after_refresh(card.show, gpu, history.get(gpu.index, {}), self.temp_levels)
             else:
-                card.show(gpu, history.get(gpu.index, {}), self.temp_levels)
+                existing.show(gpu, history.get(gpu.index, {}), self.temp_levels)
 
     @staticmethod
     def _no_gpu_text(status: GpuStatus) -> Text:

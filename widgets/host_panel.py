@@ -27,15 +27,19 @@ def host_table(system: SystemMetrics, mem_levels: tuple[float, float] | None) ->
     table.add_row("CPU", f"{fmt_percent(system.cpu_percent, 1)} of {cores} cores · load {load_text}")
     mem_pct = ratio(system.mem_used, system.mem_total)
     level = level_for(mem_pct, mem_levels)
-    mem = Text(f"{fmt_bytes(system.mem_used)} / {fmt_bytes(system.mem_total)} ({fmt_percent(mem_pct)})",
-               style=level_style(level))
+    mem = Text(
+        f"{fmt_bytes(system.mem_used)} / {fmt_bytes(system.mem_total)} ({fmt_percent(mem_pct)})",
+        style=level_style(level),
+    )
     if level != "ok":
         mem.append(f" {LEVEL_SYMBOL[level]} {level}")
     table.add_row("Memory", mem)
     table.add_row("Available", fmt_bytes(system.mem_available))
     table.add_row("Swap", f"{fmt_bytes(system.swap_used)} / {fmt_bytes(system.swap_total)}")
     disk_pct = ratio(system.disk_used, system.disk_total)
-    table.add_row("Disk", f"{fmt_bytes(system.disk_used)} / {fmt_bytes(system.disk_total)} ({fmt_percent(disk_pct)})")
+    table.add_row(
+        "Disk", f"{fmt_bytes(system.disk_used)} / {fmt_bytes(system.disk_total)} ({fmt_percent(disk_pct)})"
+    )
     table.add_row("Uptime", fmt_duration(system.uptime_s))
     return table
 

@@ -183,7 +183,9 @@ class LogView(ScrollView, can_focus=True):
         text = Text(no_wrap=True, end="")
         stamp = time.strftime("%H:%M:%S", time.gmtime(record.ts))
         text.append(stamp + " ", style=self.get_component_rich_style("logview--time"))
-        text.append(LEVEL_TAG[record.level] + " ", style=self.get_component_rich_style(f"logview--{record.level}"))
+        text.append(
+            LEVEL_TAG[record.level] + " ", style=self.get_component_rich_style(f"logview--{record.level}")
+        )
         if self.show_node:
             text.append(node + " ", style=self.get_component_rich_style("logview--node"))
         text.append(record.source + " ", style=self.get_component_rich_style("logview--source"))

@@ -15,7 +15,9 @@ from .data_age import DataAge, Freshness
 def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read_only: bool) -> Text:
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(f" {name} ", style="bold reverse")
-    env_style = {"production": "bold white on red", "staging": "bold black on yellow"}.get(environment, "bold")
+    env_style = {"production": "bold white on red", "staging": "bold black on yellow"}.get(
+        environment, "bold"
+    )
     text.append(" ")
     text.append(f" {environment.upper()} ", style=env_style)
     if read_only:

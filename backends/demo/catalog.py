@@ -138,7 +138,7 @@ class Role:
     teams: tuple[str, ...]
     gpu: bool  # holds GPU memory (joined to GPU processes)
     always_busy: bool  # services never go idle; workers idle between tasks
-    message: str  # formatted with n (a task number that advances with time) and model
+    message: str  # formatted with n (a task number that moves with time), k, shard, model and agents
     task: str | None  # the current_task text, or None for long-running services
     rss_gib: float  # typical resident memory
 
@@ -206,7 +206,7 @@ ROLES: dict[str, Role] = {
             None,
             6.0,
         ),
-        Role("retriever", "actor", ("search",), False, True, "serving index shard {k}/8", None, 4.0),
+        Role("retriever", "actor", ("search",), False, True, "serving index shard {shard}/8", None, 4.0),
         Role(
             "evaluator", "process", ("evals",), False, False, "eval run {n}: regression-v3", "eval-{n}", 2.2
         ),

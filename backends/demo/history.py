@@ -43,7 +43,7 @@ def seed_history(roster: list[AgentSpec], genesis: float, covers: tuple[str, ...
     g = genesis
     tasks: list[TaskRecord] = []
     if roster:
-        manager = _pick(roster, "model-manager", "coder")
+        manager = _pick(roster, "model-manager", "retriever", "evaluator")
         tasks = [
             TaskRecord(
                 id="task-0401",

@@ -199,7 +199,8 @@ class World:
     ) -> Agent:
         role = spec.role
         swing = wave(t, spec.busy_period_s, spec.busy_phase)
-        cycle = (t + spec.task_offset_s) / spec.task_len_s
+        # Counted from genesis so PR and run numbers stay in a project's range (#412, not #6772830).
+        cycle = (t - self.genesis + spec.task_offset_s) / spec.task_len_s
         number = spec.number_base + math.floor(cycle)
         state: AgentState = "running"
         health: Health = "healthy"
@@ -213,7 +214,11 @@ class World:
             message, task, progress = busy.message, busy.task_id, busy.progress
         elif role.always_busy or (spec.phase_id != NEXT_PHASE_ID and swing > BUSY_THRESHOLD):
             message = role.message.format(
-                n=number, k=1 + mix(spec.key, number) % 16, model=spec.model, agents=len(self.roster)
+                n=number,
+                k=2 + mix(spec.key, number) % 15,
+                shard=1 + spec.key % 8,
+                model=spec.model,
+                agents=len(self.roster),
             )
             if role.task is not None:
                 task, progress = role.task.format(n=number), round(cycle - math.floor(cycle), 3)

@@ -39,7 +39,9 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     gpu_procs = [(g.index, p) for g in snapshot.gpus for p in g.processes if p.agent_id == agent.id]
     gpu_text = fmt_bytes(agent.gpu_mem_bytes)
     if gpu_procs:
-        gpu_text += "  (" + ", ".join(f"GPU {i}: pid {p.pid} {fmt_bytes(p.used_memory)}" for i, p in gpu_procs) + ")"
+        gpu_text += (
+            "  (" + ", ".join(f"GPU {i}: pid {p.pid} {fmt_bytes(p.used_memory)}" for i, p in gpu_procs) + ")"
+        )
     table.add_row("GPU memory", gpu_text)
     phase = next((p for p in snapshot.phases if p.id == agent.phase_id), None)
     table.add_row("Phase", NA if agent.phase_id is None else f"{phase.name if phase else agent.phase_id}")
@@ -52,8 +54,6 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
 
 class AgentScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    AgentScreen.-production { border: heavy $fleetdeck-danger; }
-    AgentScreen .panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
     AgentScreen #detail-panel { height: auto; max-height: 60%; }
     AgentScreen #detail { padding: 0 1; }
     AgentScreen #agent-logs-panel { height: 1fr; }
@@ -91,7 +91,9 @@ class AgentScreen(FleetDeckScreen):
         if link is not self.link or not self.is_mounted:
             return
         kind, text = self.freshness(link)
-        self.query_one(NodeHeader).show(link.name, link.environment, link.snapshot, link.read_only, kind, text)
+        self.query_one(NodeHeader).show(
+            link.name, link.environment, link.snapshot, link.read_only, kind, text
+        )
         for panel in self.query(".panel"):
             panel.border_subtitle = text
         snap = link.snapshot

@@ -34,7 +34,6 @@ def attention_text(alerts: list[Alert], limit: int = 50) -> Text:
 
 class FleetScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    FleetScreen .panel { border: round $primary 40%; border-title-color: $text; }
     FleetScreen #nodes-panel { height: auto; max-height: 60%; }
     FleetScreen #attention-panel { height: 1fr; }
     FleetScreen #fleet-title { height: 1; background: $panel; padding: 0 1; }
@@ -70,15 +69,17 @@ class FleetScreen(FleetDeckScreen):
             alerts = node_alerts(node.snapshot, self.deck.thresholds, now) if node.snapshot else []
             all_alerts.extend(alerts)
             kind, text = self.freshness(node)
-            rows.append(FleetRow(
-                name=node.name,
-                environment=node.environment,
-                freshness=kind,
-                freshness_text=text,
-                snapshot=node.snapshot,
-                warnings=sum(1 for a in alerts if a.severity == "warning"),
-                criticals=sum(1 for a in alerts if a.severity == "critical"),
-            ))
+            rows.append(
+                FleetRow(
+                    name=node.name,
+                    environment=node.environment,
+                    freshness=kind,
+                    freshness_text=text,
+                    snapshot=node.snapshot,
+                    warnings=sum(1 for a in alerts if a.severity == "warning"),
+                    criticals=sum(1 for a in alerts if a.severity == "critical"),
+                )
+            )
         self.query_one(FleetTable).show(rows)
         agents = [a for n in self.deck.links.values() if n.snapshot for a in n.snapshot.agents]
         healthy = sum(1 for a in agents if a.health == "healthy")
@@ -90,9 +91,9 @@ class FleetScreen(FleetDeckScreen):
         ordered = sort_alerts(all_alerts)
         self.query_one("#attention", Static).update(attention_text(ordered))
         crit = sum(1 for a in ordered if a.severity == "critical")
-        self.query_one("#attention-panel").border_title = (
-            f"Attention · {crit} critical · {len(ordered) - crit} warning"
-        )
+        self.query_one(
+            "#attention-panel"
+        ).border_title = f"Attention · {crit} critical · {len(ordered) - crit} warning"
 
     def action_open_node(self) -> None:
         name = self.query_one(FleetTable).node_at_cursor()

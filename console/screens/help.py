@@ -29,20 +29,23 @@ def help_table(rows: list[KeyHelp]) -> Table:
 
 class HelpScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    HelpScreen #help-body { padding: 0 1; border: round $primary 40%; border-title-color: $text; }
+    HelpScreen #help-body { padding: 0 1; }
     """
 
     BINDINGS = [Binding("escape,q,question_mark", "back", "Close help", id="close_help")]
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help-body") as body:
+        with VerticalScroll(id="help-body", classes="panel") as body:
             body.border_title = "Keys"
             yield Static(help_table(self.deck.key_help()))
-            yield Static(Text(
-                "\nKeys are rebound in the config file's [keys] table by the names in parentheses of "
-                "`fleetdeck config check`.\nThe palette (ctrl+p or :) lists every screen, node and theme.",
-                style="dim",
-            ))
+            yield Static(
+                Text(
+                    "\nRebind a key in the config file's [keys] table by its config name, "
+                    'e.g. quit = "ctrl+q".\n'
+                    "The palette (ctrl+p or :) lists every screen, node and theme.",
+                    style="dim",
+                )
+            )
         yield Footer()
 
     def on_mount(self) -> None:

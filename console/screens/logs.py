@@ -39,7 +39,6 @@ class LogsScreen(FleetDeckScreen):
     LogsScreen #log-filter { display: none; }
     LogsScreen #log-filter.-open { display: block; }
     LogsScreen #log-status { height: 1; background: $panel; padding: 0 1; }
-    LogsScreen #log-panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
     """
 
     BINDINGS = [
@@ -63,9 +62,12 @@ class LogsScreen(FleetDeckScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="log-status")
         initial = f"agent:{self.initial_filter.source}" if self.initial_filter.source else ""
-        yield Input(initial, placeholder="words, level:warning, agent:ID   (enter applies, esc closes)",
-                    id="log-filter")
-        with Vertical(id="log-panel"):
+        yield Input(
+            initial,
+            placeholder="words, level:warning, agent:ID   (enter applies, esc closes)",
+            id="log-filter",
+        )
+        with Vertical(id="log-panel", classes="panel"):
             view = LogView(id="full-logs", show_node=self.node is None)
             view.filter = self.initial_filter
             yield view
@@ -79,12 +81,16 @@ class LogsScreen(FleetDeckScreen):
         if not self.is_mounted:
             return
         view = self.query_one(LogView)
-        batches = [(link.name, list(link.logs_since(view.last_seq.get(link.name, 0)))) for link in self.sources]
+        batches = [
+            (link.name, list(link.logs_since(view.last_seq.get(link.name, 0)))) for link in self.sources
+        ]
         if len(batches) == 1:
             view.write_records(*batches[0])
         else:
             # merge nodes in time order; within a node the seq order is kept
-            merged = sorted(((r.ts, name, r) for name, recs in batches for r in recs), key=lambda t: (t[0], t[1]))
+            merged = sorted(
+                ((r.ts, name, r) for name, recs in batches for r in recs), key=lambda t: (t[0], t[1])
+            )
             for _, name, record in merged:
                 view.write_records(name, (record,))
         self._show_status(view)

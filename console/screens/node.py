@@ -34,11 +34,8 @@ def is_wide(width: int, height: int) -> bool:
 
 class NodeScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    NodeScreen.-production { border: heavy $fleetdeck-danger; }
     NodeScreen #filter { display: none; height: 3; }
     NodeScreen #filter.-open { display: block; }
-    NodeScreen .panel { border: round $primary 40%; border-title-color: $text; border-subtitle-color: $text-muted; }
-    NodeScreen .panel:focus-within { border: round $accent; }
     NodeScreen #wide-left { width: 3fr; }
     NodeScreen #wide-right { width: 2fr; }
     NodeScreen #agents-panel { height: 3fr; }
@@ -58,8 +55,10 @@ class NodeScreen(FleetDeckScreen):
         Binding("o", "sort", "Sort", id="sort"),
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
         Binding("escape", "back", "Back", id="back"),
-        *(Binding(str(i + 1), f"tab('{name}')", name.title(), id=f"tab_{name}", show=False)
-          for i, name in enumerate(TABS)),
+        *(
+            Binding(str(i + 1), f"tab('{name}')", name.title(), id=f"tab_{name}", show=False)
+            for i, name in enumerate(TABS)
+        ),
     ]
 
     wide: reactive[bool] = reactive(False, recompose=True)
@@ -77,8 +76,11 @@ class NodeScreen(FleetDeckScreen):
     def compose(self) -> ComposeResult:
         self.set_reactive(NodeScreen.wide, is_wide(*self.app.size))
         yield NodeHeader()
-        yield Input(placeholder="filter agents: name, role, state, health…  (enter keeps, esc clears)",
-                    id="filter", value=self.filter_text)
+        yield Input(
+            placeholder="filter agents: name, role, state, health…  (enter keeps, esc clears)",
+            id="filter",
+            value=self.filter_text,
+        )
         if self.wide:
             with Horizontal():
                 with Vertical(id="wide-left"):
@@ -105,8 +107,13 @@ class NodeScreen(FleetDeckScreen):
     @staticmethod
     def _panel(name: str, body: Widget) -> Vertical:
         panel = Vertical(body, id=f"{name}-panel", classes="panel")
-        panel.border_title = {"agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan",
-                              "logs": "Logs"}[name]
+        panel.border_title = {
+            "agents": "Agents",
+            "gpus": "GPUs",
+            "host": "Host",
+            "plan": "Plan",
+            "logs": "Logs",
+        }[name]
         return panel
 
     def on_mount(self) -> None:
@@ -155,9 +162,9 @@ class NodeScreen(FleetDeckScreen):
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
             shown = f" · {table.shown_count} shown" if self.filter_text else ""
-            self.query_one("#agents-panel").border_title = (
-                f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}"
-            )
+            self.query_one(
+                "#agents-panel"
+            ).border_title = f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}"
         if self._visible("gpus"):
             gpus = self.query_one(GpuPanel)
             gpus.temp_levels = self.deck.threshold("gpu_temp_c")
