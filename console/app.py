@@ -147,14 +147,12 @@ class FleetDeckApp(App[None]):
         delay = LOG_RETRY_S[0]
         while True:
             try:
-                batch: list[Any] = []
+                # Hand each record to the link at once: a following stream blocks between records, so a
+                # local batch would hold the newest lines back until it filled. The panes are still
+                # written in batches, by the _flush_logs timer.
                 async for record in link.backend.logs(since_seq=link.last_seq, follow=True):
-                    batch.append(record)
-                    if len(batch) >= 500:
-                        link.add_logs(batch)
-                        batch = []
+                    link.add_logs([record])
                     delay = LOG_RETRY_S[0]
-                link.add_logs(batch)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a stream may drop in any way; retry with backoff

@@ -8,6 +8,7 @@ Heavy imports (Textual, backends) happen inside the handlers so ``--help`` and s
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -113,6 +114,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`); say nothing more, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as exc:  # the last line of defence: one line, never a traceback
+        if os.environ.get("FLEETDECK_DEBUG"):
+            raise
+        print(
+            f"fleetdeck: internal error: {type(exc).__name__}: {exc} (FLEETDECK_DEBUG=1 shows more)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -46,22 +46,27 @@ def key_help(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str,
 
 
 def clashes(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str, str]) -> list[str]:
-    """Two actions of one context (or a screen action and a global one) bound to the same key."""
+    """Two actions of one context (or a screen action and a global one) bound to the same key.
+
+    A screen binding that shadows a global key by default is deliberate (Help closes on `?` and `q`), so a
+    screen-over-global clash counts only when the keymap rebound one of the two actions.
+    """
     global_rows = [r for r in key_help({"global": contexts.get("global", ())}, keymap)]
     problems: list[str] = []
     for context, declared in contexts.items():
         rows = key_help({context: declared}, keymap)
         if context != "global":
             rows += global_rows
-        seen: dict[str, str] = {}
+        seen: dict[str, KeyHelp] = {}
         for row in rows:
             for key in row.keys.split(", "):
                 other = seen.get(key)
-                if other is not None and other != row.action_id:
-                    problems.append(
-                        f"key {key!r} is bound to both {other!r} and {row.action_id!r} ({context})"
-                    )
-                seen[key] = row.action_id
+                if other is not None and other.action_id != row.action_id:
+                    shadows = other.context != row.context
+                    if not shadows or other.action_id in keymap or row.action_id in keymap:
+                        pair = f"{other.action_id!r} and {row.action_id!r}"
+                        problems.append(f"key {key!r} is bound to both {pair} ({context})")
+                seen[key] = row
     return sorted(set(problems))
 
 
