@@ -48,9 +48,16 @@ class FleetDeckApp(App[None]):
     """
 
     BINDINGS = [
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("colon", "command_palette", "Palette", id="palette", show=False),
-        Binding("t", "cycle_theme", "Theme", id="theme"),
+        Binding("question_mark", "help", "Help", id="help", tooltip="Every key in force"),
+        Binding(
+            "colon,ctrl+p",
+            "command_palette",
+            "Palette",
+            id="palette",
+            show=False,
+            tooltip="Command palette: nodes, fleet, logs, themes",
+        ),
+        Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Next colour theme"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -201,9 +208,7 @@ class FleetDeckApp(App[None]):
     # --- help and palette ------------------------------------------------------------------------------
 
     def key_help(self) -> list[KeyHelp]:
-        rows = key_help(binding_contexts(), self._keymap)
-        rows.append(KeyHelp("global", "palette", "ctrl+p", "Command palette"))
-        return rows
+        return key_help(binding_contexts(), self._keymap)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield SystemCommand("Help: keys", "Every key in force", self.action_help)

@@ -54,6 +54,16 @@ def _state_cell(agent: Agent, now: float) -> Text:
     return Text(agent.state, style=STATE_STYLE.get(agent.state, ""))
 
 
+MESSAGE_WIDTH = 34
+
+
+def _message_cell(agent: Agent, now: float) -> Text:
+    text = agent.health_reason or agent.message or ""
+    if len(text) > MESSAGE_WIDTH:
+        text = text[: MESSAGE_WIDTH - 1] + "…"
+    return Text(text, style="" if agent.health_reason else "dim")
+
+
 def _heartbeat_cell(agent: Agent, now: float) -> str:
     return NA if agent.last_heartbeat is None else fmt_duration(now - agent.last_heartbeat)
 
@@ -66,6 +76,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("name", "Agent", lambda a, now: a.name, lambda a: a.name),
     Column("health", "Health", _health_cell, lambda a: (_HEALTH_RANK.get(a.health, 2), a.name)),
     Column("state", "State", _state_cell, lambda a: (a.state, a.name)),
+    # why an agent is not healthy is what a responder needs next, so it comes before the numbers
+    Column("message", "Why / doing", _message_cell, lambda a: a.health_reason or a.message or "~"),
     Column("role", "Role", lambda a, now: a.labels.get("role", NA), lambda a: a.labels.get("role", "~")),
     Column("phase", "Phase", lambda a, now: a.phase_id or NA, lambda a: a.phase_id or "~"),
     Column("progress", "Prog", lambda a, now: fmt_fraction(a.progress), lambda a: _none_last(a.progress)),
@@ -76,9 +88,6 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("heartbeat", "Beat", _heartbeat_cell, lambda a: _none_last(-(a.last_heartbeat or 0.0))),
     Column("restarts", "Rst", lambda a, now: str(a.restarts), lambda a: -a.restarts),
-    Column(
-        "message", "Message", lambda a, now: a.health_reason or a.message or "", lambda a: a.message or ""
-    ),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 _BY_KEY = {c.key: c for c in COLUMNS}

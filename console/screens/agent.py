@@ -54,14 +54,14 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
 
 class AgentScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    AgentScreen #detail-panel { height: auto; max-height: 60%; }
+    AgentScreen #detail-panel { height: auto; max-height: 75%; }
     AgentScreen #detail { padding: 0 1; }
     AgentScreen #agent-logs-panel { height: 1fr; }
     """
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
-        Binding("l", "logs", "Logs", id="logs"),
+        Binding("l", "logs", "Logs", id="logs", tooltip="This agent's logs, full screen"),
         Binding("f", "toggle_follow", "Follow", id="follow"),
     ]
 

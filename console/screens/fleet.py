@@ -41,8 +41,8 @@ class FleetScreen(FleetDeckScreen):
     """
 
     BINDINGS = [
-        Binding("enter", "open_node", "Open node", id="open"),
-        Binding("l", "logs", "All logs", id="logs"),
+        Binding("enter", "open_node", "Open node", id="open", tooltip="Open the selected node"),
+        Binding("l", "logs", "All logs", id="logs", tooltip="Every node's logs, merged in time order"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -80,6 +80,8 @@ class FleetScreen(FleetDeckScreen):
                     criticals=sum(1 for a in alerts if a.severity == "critical"),
                 )
             )
+        # worst first: an unreachable node, then critical, then warning; by name within each
+        rows.sort(key=lambda r: (r.freshness != "offline", -r.criticals, -r.warnings, r.name))
         self.query_one(FleetTable).show(rows)
         agents = [a for n in self.deck.links.values() if n.snapshot for a in n.snapshot.agents]
         healthy = sum(1 for a in agents if a.health == "healthy")

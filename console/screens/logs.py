@@ -44,8 +44,8 @@ class LogsScreen(FleetDeckScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("f", "toggle_follow", "Follow", id="follow"),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("v", "cycle_level", "Level", id="level"),
+        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter: words, level:LEVEL, agent:ID"),
+        Binding("v", "cycle_level", "Level", id="level", tooltip="Cycle the minimum level shown"),
         Binding("x", "clear_filter", "Clear filter", id="clear_filter"),
     ]
 

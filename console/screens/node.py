@@ -24,8 +24,9 @@ from widgets.phase_board import PhaseBoard
 
 from .base import FleetDeckScreen
 
-WIDE_MIN = (120, 32)  # columns, rows
-TABS = ("agents", "gpus", "host", "plan", "logs")
+WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
+TAB_TITLES = {"agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs"}
+TABS = tuple(TAB_TITLES)
 
 
 def is_wide(width: int, height: int) -> bool:
@@ -48,15 +49,17 @@ class NodeScreen(FleetDeckScreen):
     """
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("enter", "open_agent", "Agent", id="open", show=False),
-        Binding("l", "logs", "Logs", id="logs"),
-        Binding("f", "toggle_follow", "Follow", id="follow"),
-        Binding("o", "sort", "Sort", id="sort"),
-        Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False),
-        Binding("escape", "back", "Back", id="back"),
+        Binding(
+            "slash", "filter", "Filter", id="filter", tooltip="Filter agents by name, role, state, health"
+        ),
+        Binding("enter", "open_agent", "Agent", id="open", show=False, tooltip="Open the selected agent"),
+        Binding("l", "logs", "Logs", id="logs", tooltip="This node's logs, full screen"),
+        Binding("f", "toggle_follow", "Follow", id="follow", tooltip="Follow the log pane on/off"),
+        Binding("o", "sort", "Sort", id="sort", tooltip="Sort agents by the next column"),
+        Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False, tooltip="Reverse the sort"),
+        Binding("escape", "back", "Back", id="back", tooltip="Clear the filter, or back to the fleet"),
         *(
-            Binding(str(i + 1), f"tab('{name}')", name.title(), id=f"tab_{name}", show=False)
+            Binding(str(i + 1), f"tab('{name}')", f"{TAB_TITLES[name]} tab", id=f"tab_{name}", show=False)
             for i, name in enumerate(TABS)
         ),
     ]
@@ -107,13 +110,7 @@ class NodeScreen(FleetDeckScreen):
     @staticmethod
     def _panel(name: str, body: Widget) -> Vertical:
         panel = Vertical(body, id=f"{name}-panel", classes="panel")
-        panel.border_title = {
-            "agents": "Agents",
-            "gpus": "GPUs",
-            "host": "Host",
-            "plan": "Plan",
-            "logs": "Logs",
-        }[name]
+        panel.border_title = TAB_TITLES[name]
         return panel
 
     def on_mount(self) -> None:
