@@ -1,0 +1,127 @@
+"""Widgets tested with hand-made model objects on a bare Textual app: no backend, no console."""
+
+from __future__ import annotations
+
+from textual.app import App, ComposeResult
+
+from backends.model import Agent, Gpu, GpuStatus, LogRecord
+from widgets.agents_table import AgentsTable
+from widgets.format import bar, fmt_bytes, fmt_percent, spark
+from widgets.gpu_panel import GpuPanel
+from widgets.log_view import LogFilter, LogView
+
+NOW = 1_767_225_600.0
+
+
+class Host(App[None]):
+    def __init__(self, *widgets: object) -> None:
+        super().__init__()
+        self._widgets = widgets
+
+    def compose(self) -> ComposeResult:
+        yield from self._widgets  # type: ignore[misc]
+
+
+def agent(ident: str, **fields: object) -> Agent:
+    base: dict[str, object] = {"id": ident, "name": ident, "state": "running", "health": "healthy"}
+    base.update(fields)
+    return Agent(**base)  # type: ignore[arg-type]
+
+
+def test_unknown_values_render_as_na_never_zero() -> None:
+    assert fmt_bytes(None) == "n/a"
+    assert fmt_percent(None) == "n/a"
+    assert bar(None, 4) == "····"
+    assert fmt_bytes(0) == "0 B"
+    assert fmt_bytes(3 * 1024**3) == "3.0 GiB"
+
+
+def test_sparkline_uses_a_fixed_scale() -> None:
+    # a steady 50% must look half full, not like a spike to the top
+    assert set(spark([50.0, 50.0, 50.0], 3)) == {"▄"}
+    assert spark([0.0, 100.0], 2) == " █"
+    assert spark([100.0], 3) == "  █"
+
+
+async def test_gpu_panel_says_no_nvidia_gpu_with_the_drivers_reason() -> None:
+    panel = GpuPanel()
+    async with Host(panel).run_test() as pilot:
+        panel.show((), GpuStatus(status="no_driver", reason="NVML Shared Library Not Found"), {})
+        await pilot.pause()
+        text = str(panel.query_one(".no-gpu").render())
+        assert "No NVIDIA GPU" in text
+        assert "NVML Shared Library Not Found" in text
+
+
+async def test_gpu_panel_adds_and_removes_cards_by_index() -> None:
+    panel = GpuPanel()
+    async with Host(panel).run_test() as pilot:
+        gpus = tuple(Gpu(index=i, name="NVIDIA H100", util_percent=10.0 * i) for i in range(3))
+        panel.show(gpus, GpuStatus(), {})
+        await pilot.pause()
+        assert sorted(c.gpu_index for c in panel.query("GpuCard")) == [0, 1, 2]  # type: ignore[attr-defined]
+        panel.show(gpus[:1], GpuStatus(), {})
+        await pilot.pause()
+        assert [c.gpu_index for c in panel.query("GpuCard")] == [0]  # type: ignore[attr-defined]
+
+
+async def test_agents_table_updates_only_the_cells_that_changed() -> None:
+    table = AgentsTable()
+    async with Host(table).run_test() as pilot:
+        agents = [("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=2.0))]
+        table.show(agents, NOW)
+        await pilot.pause()
+        calls: list[tuple[object, object]] = []
+        rebuilt: list[bool] = []
+        original_update, original_clear = table.update_cell, table.clear
+        table.update_cell = lambda row, col, value, **kw: (  # type: ignore[method-assign]
+            calls.append((row, col)),
+            original_update(row, col, value, **kw),
+        )[1]
+        table.clear = lambda *a, **kw: (rebuilt.append(True), original_clear(*a, **kw))[1]  # type: ignore[method-assign]
+        table.show([("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=7.0))], NOW)
+        await pilot.pause()
+        assert calls == [("n/b", "cpu")]
+        assert not rebuilt
+        assert table.get_cell("n/b", "cpu") == "7%"
+
+
+async def test_agents_table_filter_and_sort() -> None:
+    table = AgentsTable()
+    async with Host(table).run_test() as pilot:
+        table.show(
+            [
+                ("n", agent("coder-01", labels={"role": "coder"})),
+                ("n", agent("reviewer-01", health="unhealthy", health_reason="no heartbeat for 42 s")),
+                ("n", agent("coder-02", labels={"role": "coder"}, health="degraded")),
+            ],
+            NOW,
+        )
+        await pilot.pause()
+        # health sort puts the worst first
+        assert [a.id for a in (table.agent_at_cursor(),) if a] == ["reviewer-01"]
+        table.set_filter("coder")
+        await pilot.pause()
+        assert table.shown_count == 2
+        table.sort_by("name")
+        table.move_cursor(row=0)
+        assert table.agent_at_cursor() is not None and table.agent_at_cursor().id == "coder-01"  # type: ignore[union-attr]
+
+
+def record(seq: int, level: str = "info", source: str = "a", message: str = "hello") -> LogRecord:
+    return LogRecord(seq=seq, ts=NOW + seq, level=level, source=source, message=message)  # type: ignore[arg-type]
+
+
+async def test_log_view_keeps_a_bounded_buffer_and_filters() -> None:
+    view = LogView(capacity=5)
+    async with Host(view).run_test() as pilot:
+        view.write_records("n", [record(i, level="error" if i % 2 else "info") for i in range(1, 9)])
+        await pilot.pause()
+        assert [r.seq for r in view.visible_records()] == [4, 5, 6, 7, 8]
+        # a replayed batch is not shown twice
+        view.write_records("n", [record(8), record(9)])
+        assert [r.seq for r in view.visible_records()] == [5, 6, 7, 8, 9]
+        view.set_filter(LogFilter(min_level="error"))
+        assert [r.seq for r in view.visible_records()] == [5, 7]
+        view.set_filter(LogFilter(source="nobody"))
+        assert view.visible_count == 0
