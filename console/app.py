@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from console.config import Config, normalised_keymap
@@ -170,12 +172,14 @@ class FleetDeckApp(App[None]):
     def _node_updated(self, link: NodeLink) -> None:
         screen = self.screen
         if isinstance(screen, FleetDeckScreen):
-            screen.node_updated(link)
+            with suppress(NoMatches):  # a screen still composing fills itself when it mounts
+                screen.node_updated(link)
 
     def _flush_logs(self) -> None:
         screen = self.screen
         if isinstance(screen, FleetDeckScreen):
-            screen.logs_arrived()
+            with suppress(NoMatches):
+                screen.logs_arrived()
 
     # --- navigation ------------------------------------------------------------------------------------
 
