@@ -15,6 +15,22 @@ from importlib.metadata import PackageNotFoundError, version
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 SCREENS = ("fleet", "node", "agent", "logs", "help")
+NODE_COMMANDS = frozenset(
+    (
+        "agents",
+        "phases",
+        "tasks",
+        "checkpoints",
+        "audit",
+        "logs",
+        "dispatch",
+        "pause",
+        "resume",
+        "stop",
+        "checkpoint",
+        "rollback",
+    )
+)
 
 
 class CliError(Exception):
@@ -99,10 +115,81 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--at", type=float, help="evaluate the demo fleet at this UTC epoch")
     _add_demo_shape(status)
 
+    _add_node_commands(sub)
+
     config = sub.add_parser("config", help="write, locate or check the config file")
     config.add_argument("action", choices=("init", "path", "check"))
     config.add_argument("--force", action="store_true", help="with init: overwrite an existing file")
     return parser
+
+
+def _node_options(parser: argparse.ArgumentParser, *, json_flag: bool = True) -> None:
+    parser.add_argument("--node", help="a configured node (default: the only one, or the local node)")
+    parser.add_argument("--demo", action="store_true", help="use the demo fleet's first node")
+    parser.add_argument(
+        "--state-dir",
+        help="the local node's state directory (default: $FLEETDECK_STATE_DIR, "
+        "else $XDG_STATE_HOME/fleetdeck/node)",
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, text in (
+        ("agents", "list the node's agents"),
+        ("phases", "list the plan's phases, milestones and gates"),
+        ("tasks", "list dispatched work"),
+        ("checkpoints", "list checkpoints"),
+    ):
+        _node_options(sub.add_parser(name, help=text))
+    audit = sub.add_parser("audit", help="the audit trail: who did what, when, why, with what outcome")
+    _node_options(audit)
+    audit.add_argument("--since", type=int, default=0, help="entries after this seq")
+
+    logs = sub.add_parser("logs", help="print (and follow) the node's logs")
+    _node_options(logs)
+    logs.add_argument("--agent", help="only this agent's lines")
+    logs.add_argument(
+        "--level",
+        default="debug",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="this level and worse",
+    )
+    logs.add_argument("--since", type=int, default=0, help="records after this seq (the resume cursor)")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    dispatch = sub.add_parser("dispatch", help="hand work to an agent, or start a command as a new agent")
+    _node_options(dispatch)
+    dispatch.add_argument("--agent", help="the agent that takes the task")
+    dispatch.add_argument("--payload", help="the task as a JSON object")
+    dispatch.add_argument(
+        "--command", dest="run", metavar="CMD", help="a command line to start as a new agent"
+    )
+    dispatch.add_argument("--name", help="the new agent's (or task's) name")
+    dispatch.add_argument("--reason", help="why, for the audit trail")
+
+    for name, text in (
+        ("pause", "pause an agent, a phase or a task"),
+        ("resume", "resume it"),
+        ("stop", "stop it (asks to confirm)"),
+    ):
+        action = sub.add_parser(name, help=text)
+        _node_options(action, json_flag=False)
+        action.add_argument("target", metavar="TARGET", help="agent:ID, phase:ID, task:ID or an agent id")
+        action.add_argument("--reason", help="why, for the audit trail")
+        action.add_argument("--yes", action="store_true", help="do not ask to confirm")
+
+    checkpoint = sub.add_parser("checkpoint", help="take a checkpoint of the node's state and git workspaces")
+    _node_options(checkpoint)
+    checkpoint.add_argument("--label", default="manual", help="a label for the checkpoint")
+    checkpoint.add_argument("--reason", help="why, for the audit trail")
+
+    rollback = sub.add_parser("rollback", help="roll back to a checkpoint (takes a safety checkpoint first)")
+    _node_options(rollback)
+    rollback.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint id")
+    rollback.add_argument("--reason", help="why, for the audit trail")
+    rollback.add_argument("--yes", action="store_true", help="do not ask to confirm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +224,8 @@ def _run(args: argparse.Namespace) -> int:
         return commands.status(args)
     if args.command == "config":
         return commands.config(args)
+    if args.command in NODE_COMMANDS:
+        return commands.node_command(args)
     return commands.console(args)
 
 

@@ -19,7 +19,7 @@ from console.config import (
     normalised_keymap,
     write_starter_config,
 )
-from console.fleet_setup import SetupError, configured_links, demo_links
+from console.fleet_setup import SetupError, configured_links, demo_links, local_link
 from console.node_link import NodeLink
 
 Clock = Callable[[], float]
@@ -139,3 +139,31 @@ def config(args: argparse.Namespace) -> int:
     exists = "" if path.exists() else " (no file: defaults)"
     print(f"{path}: ok{exists} · {len(loaded.nodes)} node(s) · operator {loaded.operator}")
     return EXIT_OK
+
+
+def node_command(args: argparse.Namespace) -> int:
+    """One of the scriptable per-node commands (agents, logs, pause, rollback, ...)."""
+    from console import node_commands
+
+    config = _load(args)
+    link = _single_link(args, config, SystemClock())
+    if args.command in node_commands.READERS:
+        return node_commands.READERS[args.command](link, args)
+    return node_commands.act(link, args, operator=config.operator)
+
+
+def _single_link(args: argparse.Namespace, config: Config, clock: Clock) -> NodeLink:
+    """--demo, --node NAME, the only configured node, or this machine's local node."""
+    try:
+        if args.demo:
+            return demo_links(seed=7, nodes=1, agents=34, clock=clock)[0]
+        if args.node:
+            return configured_links(config, clock=clock, only=[args.node])[0]
+        if len(config.nodes) == 1:
+            return configured_links(config, clock=clock)[0]
+        if config.nodes:
+            names = ", ".join(n.name for n in config.nodes)
+            raise CliError(f"several nodes are configured ({names}): pick one with --node NAME", EXIT_USAGE)
+        return local_link(clock, state_dir=getattr(args, "state_dir", None))
+    except SetupError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None

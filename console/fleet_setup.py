@@ -52,3 +52,12 @@ def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_onl
         environment=node.environment,
         read_only=read_only or config.read_only or node.read_only,
     )
+
+
+def local_link(
+    clock: Callable[[], float], *, state_dir: str | None = None, read_only: bool = False
+) -> NodeLink:
+    """This machine's node, the default when nothing is configured."""
+    options = {} if state_dir is None else {"state_dir": state_dir}
+    node = NodeConfig(name="local", backend="local", options=options)
+    return _link(node, Config(), clock, read_only)

@@ -1,0 +1,299 @@
+"""The scriptable commands that read one node or act on it: agents, phases, tasks, checkpoints, audit,
+logs, dispatch, pause, resume, stop, checkpoint, rollback.
+
+They speak only the Backend protocol, so they work on every backend that has the capability. Output is an
+aligned table for people, or ``--json`` (the wire model's JSON) for scripts. Exit codes: 0 done, 1 the node
+refused or failed, 2 usage or config error, 3 unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from backends.base import Backend
+from backends.errors import BackendError, Unreachable
+from backends.model import DispatchRequest, LogRecord, ModelError, Target, to_builtins
+from console.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from console.node_link import NodeLink, describe_error
+from console.text_table import print_table
+from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
+
+T = TypeVar("T")
+DESTRUCTIVE = {"stop", "rollback"}
+
+
+def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]]) -> T:
+    """Open the backend, run one call, close it; every failure becomes one line and an exit code."""
+
+    async def go() -> T:
+        try:
+            await backend.open()
+            return await call(backend)
+        finally:
+            await backend.close()
+
+    try:
+        return asyncio.run(go())
+    except BackendError as exc:
+        raise CliError(str(exc), exc.exit_code) from None
+    except (ModelError, ValueError) as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(describe_error(Unreachable(str(exc))), EXIT_UNREACHABLE) from None
+
+
+def emit_json(value: Any) -> None:
+    json.dump(to_builtins(value), sys.stdout, indent=2, ensure_ascii=False)
+    print()
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def show_agents(link: NodeLink, args: argparse.Namespace) -> int:
+    snapshot = run_on_backend(link.backend, lambda b: b.snapshot())
+    if args.json:
+        emit_json(snapshot.agents)
+        return EXIT_OK
+    now = link.clock()
+    rows = [
+        (
+            a.id,
+            a.state,
+            a.health,
+            NA if a.pid is None else str(a.pid),
+            fmt_number(a.cpu_percent, "%"),
+            fmt_bytes(a.rss_bytes),
+            fmt_fraction(a.progress),
+            fmt_ago(a.last_heartbeat, now),
+            a.health_reason or a.message or "",
+        )
+        for a in snapshot.agents
+    ]
+    headers = ("AGENT", "STATE", "HEALTH", "PID", "CPU", "RSS", "PROG", "HEARTBEAT", "WHY / DOING")
+    print_table(headers, rows, empty="no agents yet — start one with: fleetdeck run --name NAME -- CMD ...")
+    return EXIT_OK
+
+
+def show_phases(link: NodeLink, args: argparse.Namespace) -> int:
+    snapshot = run_on_backend(link.backend, lambda b: b.snapshot())
+    if args.json:
+        emit_json(snapshot.phases)
+        return EXIT_OK
+    rows = []
+    for phase in sorted(snapshot.phases, key=lambda p: p.order):
+        passed = sum(1 for m in phase.milestones if m.status == "passed")
+        gate = phase.gate.decision.upper() + (
+            f": {'; '.join(phase.gate.reasons)}" if phase.gate.reasons else ""
+        )
+        rows.append(
+            (
+                phase.id,
+                phase.name,
+                phase.status,
+                fmt_fraction(phase.progress),
+                f"{passed}/{len(phase.milestones)}",
+                gate,
+            )
+        )
+    headers = ("PHASE", "NAME", "STATUS", "PROGRESS", "MILESTONES", "GATE")
+    print_table(headers, rows, empty="no plan loaded — load one with: fleetdeck plan apply FILE.toml")
+    return EXIT_OK
+
+
+def show_tasks(link: NodeLink, args: argparse.Namespace) -> int:
+    snapshot = run_on_backend(link.backend, lambda b: b.snapshot())
+    if args.json:
+        emit_json(snapshot.tasks)
+        return EXIT_OK
+    now = link.clock()
+    rows = [
+        (
+            t.id,
+            t.kind,
+            t.target,
+            t.status,
+            str(t.attempts),
+            t.submitted_by,
+            fmt_ago(t.updated_at, now),
+            t.error or "",
+        )
+        for t in snapshot.tasks
+    ]
+    headers = ("TASK", "KIND", "TARGET", "STATUS", "TRIES", "BY", "UPDATED", "ERROR")
+    print_table(headers, rows, empty="no tasks")
+    return EXIT_OK
+
+
+def show_checkpoints(link: NodeLink, args: argparse.Namespace) -> int:
+    snapshot = run_on_backend(link.backend, lambda b: b.snapshot())
+    if args.json:
+        emit_json(snapshot.checkpoints)
+        return EXIT_OK
+    now = link.clock()
+    rows = [
+        (
+            c.id,
+            c.label,
+            fmt_ago(c.created_at, now),
+            c.created_by,
+            "auto" if c.automatic else "",
+            ", ".join(c.covers[:4]) + (" …" if len(c.covers) > 4 else ""),
+        )
+        for c in snapshot.checkpoints
+    ]
+    print_table(("CHECKPOINT", "LABEL", "TAKEN", "BY", "", "COVERS"), rows, empty="no checkpoints")
+    return EXIT_OK
+
+
+def show_audit(link: NodeLink, args: argparse.Namespace) -> int:
+    entries = run_on_backend(link.backend, lambda b: b.audit(since_seq=args.since or 0))
+    if args.json:
+        emit_json(entries)
+        return EXIT_OK
+    now = link.clock()
+    rows = [
+        (
+            str(e.seq),
+            fmt_ago(e.ts, now),
+            e.operator,
+            e.action,
+            e.target or "",
+            e.outcome,
+            e.reason or "",
+            e.detail or "",
+        )
+        for e in entries
+    ]
+    headers = ("SEQ", "WHEN", "OPERATOR", "ACTION", "TARGET", "OUTCOME", "REASON", "DETAIL")
+    print_table(headers, rows, empty="the audit trail is empty")
+    return EXIT_OK
+
+
+def stream_logs(link: NodeLink, args: argparse.Namespace) -> int:
+    from backends.model import LOG_LEVEL_RANK
+
+    minimum = LOG_LEVEL_RANK[args.level]
+
+    def wanted(record: LogRecord) -> bool:
+        if LOG_LEVEL_RANK[record.level] < minimum:
+            return False
+        return args.agent is None or record.source == args.agent
+
+    async def go(backend: Backend) -> None:
+        async for record in backend.logs(since_seq=args.since or 0, follow=args.follow):
+            if not wanted(record):
+                continue
+            if args.json:
+                print(json.dumps(to_builtins(record), ensure_ascii=False), flush=args.follow)
+            else:
+                print(format_log_line(record), flush=args.follow)
+
+    run_on_backend(link.backend, go)
+    return EXIT_OK
+
+
+def format_log_line(record: LogRecord) -> str:
+    import time
+
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.ts))
+    return f"{stamp} {record.level.upper():<8} {record.source}: {record.message}"
+
+
+# --- acting ----------------------------------------------------------------------------------------------
+
+
+def confirm(link: NodeLink, action: str, what: str, args: argparse.Namespace) -> None:
+    """Destructive actions need --yes, or a person at a terminal who confirms; production needs its name."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError(f"refusing to {action} {what} without --yes (no terminal to confirm on)", EXIT_USAGE)
+    production = link.environment == "production"
+    expected = link.name if production else "yes"
+    prompt = f"{action} {what} on {link.name}"
+    if production:
+        prompt += f" (PRODUCTION) — type the node name '{link.name}' to confirm: "
+    else:
+        prompt += "? type 'yes' to confirm: "
+    answer = input(prompt).strip()
+    if answer != expected:
+        raise CliError(f"{action} cancelled", EXIT_FAILED)
+
+
+def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
+    action: str = args.command
+    reason = getattr(args, "reason", None)
+    if action in ("pause", "resume", "stop"):
+        target = Target.parse(args.target)
+        if action == "stop" or (action == "pause" and target.kind == "phase"):
+            confirm(link, action, str(target), args)
+        method = getattr(link.backend, action)
+        run_on_backend(link.backend, lambda b: method(target, operator=operator, reason=reason))
+        print(f"{action} {target}: ok")
+        return EXIT_OK
+    if action == "checkpoint":
+        checkpoint = run_on_backend(
+            link.backend, lambda b: b.checkpoint(args.label, operator=operator, reason=reason)
+        )
+        if args.json:
+            emit_json(checkpoint)
+        else:
+            print(f"checkpoint {checkpoint.id} taken ({checkpoint.label})")
+        return EXIT_OK
+    if action == "rollback":
+        confirm(link, "roll back to", args.checkpoint, args)
+        safety = run_on_backend(
+            link.backend, lambda b: b.rollback(args.checkpoint, operator=operator, reason=reason)
+        )
+        if args.json:
+            emit_json(safety)
+        else:
+            print(f"rolled back to {args.checkpoint}; undo with: fleetdeck rollback {safety.id}")
+        return EXIT_OK
+    if action == "dispatch":
+        request = dispatch_request(args)
+        task = run_on_backend(link.backend, lambda b: b.dispatch(request, operator=operator, reason=reason))
+        if args.json:
+            emit_json(task)
+        else:
+            print(f"task {task.id} {task.status} for {task.target}")
+        return EXIT_OK
+    raise CliError(f"unknown action {action!r}", EXIT_USAGE)
+
+
+def dispatch_request(args: argparse.Namespace) -> DispatchRequest:
+    if (args.agent is None) == (args.run is None):
+        raise CliError('dispatch needs either --agent ID --payload JSON or --command "CMD"', EXIT_USAGE)
+    if args.run is not None:
+        try:
+            command = tuple(shlex.split(args.run))
+        except ValueError as exc:
+            raise CliError(f"--command: {exc}", EXIT_USAGE) from None
+        if not command:
+            raise CliError("--command is empty", EXIT_USAGE)
+        return DispatchRequest(command=command, name=args.name)
+    try:
+        payload = json.loads(args.payload) if args.payload else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--payload is not JSON: {exc.msg} at column {exc.colno}", EXIT_USAGE) from None
+    if not isinstance(payload, dict):
+        raise CliError('--payload must be a JSON object, e.g. \'{"prompt": "..."}\'', EXIT_USAGE)
+    return DispatchRequest(agent_id=args.agent, payload=payload, name=args.name)
+
+
+READERS: dict[str, Callable[[NodeLink, argparse.Namespace], int]] = {
+    "agents": show_agents,
+    "phases": show_phases,
+    "tasks": show_tasks,
+    "checkpoints": show_checkpoints,
+    "audit": show_audit,
+    "logs": stream_logs,
+}
+ACTIONS: Sequence[str] = ("dispatch", "pause", "resume", "stop", "checkpoint", "rollback")
