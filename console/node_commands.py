@@ -231,7 +231,10 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
     action: str = args.command
     reason = getattr(args, "reason", None)
     if action in ("pause", "resume", "stop"):
-        target = Target.parse(args.target)
+        try:
+            target = Target.parse(args.target)
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
         if action == "stop" or (action == "pause" and target.kind == "phase"):
             confirm(link, action, str(target), args)
         method = getattr(link.backend, action)

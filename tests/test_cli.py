@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from .conftest import T0
+from .conftest import one_line_error as _one_line_error
 
 AT = str(int(T0))
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLEETDECK_", "XDG_"))}
-    env.pop("NO_COLOR", None)
-    env.pop("TEXTUAL_ANIMATIONS", None)  # the CLI must be deterministic without the test suite's help
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["XDG_STATE_HOME"] = str(tmp_path / "state")
-    return env
-
-
-@pytest.fixture
-def fleetdeck(cli_env: dict[str, str], tmp_path: Path):
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "console", *args],
-            env=cli_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-
-    return run
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    """The failure's stderr must be one line and never a traceback; returns that line."""
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 # --- basics --------------------------------------------------------------------------------------------
