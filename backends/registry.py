@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "fleetdeck.backends"
 # Built-ins are named by import path so that picking one backend never imports the others.
 BUILTIN_BACKENDS: dict[str, str] = {
     "demo": "backends.demo:DemoBackend",
+    "local": "backends.local.backend:LocalBackend",
 }
 
 

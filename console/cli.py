@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_shape(status)
 
     _add_node_commands(sub)
+    _add_local_commands(sub)
 
     config = sub.add_parser("config", help="write, locate or check the config file")
     config.add_argument("action", choices=("init", "path", "check"))
@@ -192,6 +193,41 @@ def _add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     rollback.add_argument("--yes", action="store_true", help="do not ask to confirm")
 
 
+def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from backends.local.run_agent import add_arguments
+
+    run = sub.add_parser("run", help="start a command as a supervised agent of this machine's node")
+    add_arguments(run)
+
+    report = sub.add_parser("report", help="report an agent's state, progress or a milestone (for scripts)")
+    report.add_argument("--agent", required=True, help="the reporting agent's name")
+    report.add_argument(
+        "--state", choices=("starting", "running", "idle", "paused", "stopping", "stopped", "failed")
+    )
+    report.add_argument("--progress", type=float, help="0..1")
+    report.add_argument("--message", help="what it is doing now")
+    report.add_argument("--log", help="a log line to record")
+    report.add_argument("--level", default="info", choices=("debug", "info", "warning", "error", "critical"))
+    report.add_argument("--milestone", help="a milestone id to mark")
+    verdict = report.add_mutually_exclusive_group()
+    verdict.add_argument("--passed", action="store_true", help="mark --milestone passed")
+    verdict.add_argument("--failed", action="store_true", help="mark --milestone failed")
+    report.add_argument(
+        "--criterion",
+        action="append",
+        default=[],
+        metavar="NAME=ACTUAL",
+        help="an actual value for one of the milestone's criteria (repeatable)",
+    )
+    report.add_argument("--state-dir", help="the local node's state directory")
+
+    plan = sub.add_parser("plan", help="load a plan of phases, milestones, criteria and gates")
+    plan.add_argument("action", choices=("apply",))
+    plan.add_argument("file", metavar="FILE.toml")
+    plan.add_argument("--state-dir", help="the local node's state directory")
+    plan.add_argument("--json", action="store_true", help="print the applied phases as JSON")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -226,6 +262,10 @@ def _run(args: argparse.Namespace) -> int:
         return commands.config(args)
     if args.command in NODE_COMMANDS:
         return commands.node_command(args)
+    if args.command in ("run", "report", "plan"):
+        from console import local_commands
+
+        return getattr(local_commands, args.command)(args)
     return commands.console(args)
 
 

@@ -37,7 +37,9 @@ def _load(args: argparse.Namespace) -> Config:
 def _links(args: argparse.Namespace, config: Config, clock: Clock, *, demo: bool) -> list[NodeLink]:
     read_only = bool(getattr(args, "read_only", False))
     try:
-        if demo or not config.nodes:
+        if not demo and not config.nodes:
+            return [local_link(clock, state_dir=getattr(args, "state_dir", None), read_only=read_only)]
+        if demo:
             return demo_links(
                 seed=getattr(args, "seed", 7),
                 nodes=getattr(args, "nodes", 3),

@@ -28,6 +28,20 @@ NVMLError_Uninitialized = pynvml.NVMLError_Uninitialized
 NVMLError_Unknown = pynvml.NVMLError_Unknown
 NVML_VALUE_NOT_AVAILABLE = pynvml.NVML_VALUE_NOT_AVAILABLE_ulonglong.value
 
+# Every per-device query GpuSampler makes (handles aside): fail them all to simulate a dead device.
+DEVICE_CALLS = (
+    "nvmlDeviceGetName",
+    "nvmlDeviceGetUUID",
+    "nvmlDeviceGetUtilizationRates",
+    "nvmlDeviceGetMemoryInfo",
+    "nvmlDeviceGetTemperature",
+    "nvmlDeviceGetPowerUsage",
+    "nvmlDeviceGetEnforcedPowerLimit",
+    "nvmlDeviceGetFanSpeed",
+    "nvmlDeviceGetComputeRunningProcesses",
+    "nvmlDeviceGetGraphicsRunningProcesses",
+)
+
 
 @dataclass
 class FakeGpu:
@@ -119,7 +133,9 @@ class FakeNvml:
     def _procs(entries: list[tuple[int, int | None]]) -> list[SimpleNamespace]:
         # pynvml returns friendly objects with these attribute names (nvmlFriendlyObject).
         return [
-            SimpleNamespace(pid=pid, usedGpuMemory=memory, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)
+            SimpleNamespace(
+                pid=pid, usedGpuMemory=memory, gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF
+            )
             for pid, memory in entries
         ]
 
@@ -143,7 +159,9 @@ class FakeNvml:
         self.calls["nvmlDeviceGetHandleByIndex"] += 1
         if not self.initialised:
             raise pynvml.NVMLError_Uninitialized()
-        error = self.fail.get((index, "nvmlDeviceGetHandleByIndex"), self.fail.get("nvmlDeviceGetHandleByIndex"))
+        error = self.fail.get(
+            (index, "nvmlDeviceGetHandleByIndex"), self.fail.get("nvmlDeviceGetHandleByIndex")
+        )
         if error is not None:
             raise error()
         if index >= len(self.gpus):
@@ -186,15 +204,32 @@ class FakeNvml:
         return self._procs(self._gpu("nvmlDeviceGetGraphicsRunningProcesses", handle).graphics_procs)
 
 
+def two_gpus() -> list[FakeGpu]:
+    """A busy H100 and an idle A100. The H100's name comes as bytes (as older pynvml returns), pid 4242 is
+    in both process lists (its memory known in only one), and 5151 / 6161 have unknown memory, once as None
+    and once as NVML's not-available marker."""
+    return [
+        FakeGpu(
+            name=b"NVIDIA H100 80GB HBM3",
+            uuid="GPU-aaaa",
+            util=87,
+            mem_total=80 * GIB,
+            mem_used=61 * GIB,
+            temperature=71,
+            power_mw=612_345,
+            power_limit_mw=700_000,
+            fan=55,
+            compute_procs=[(4242, 30 * GIB), (5151, None)],
+            graphics_procs=[(4242, None), (6161, NVML_VALUE_NOT_AVAILABLE)],
+        ),
+        FakeGpu(name="NVIDIA A100-SXM4-40GB", uuid="GPU-bbbb", util=3, mem_total=40 * GIB, mem_used=GIB),
+    ]
+
+
 def make_fake_nvml(
     gpus: list[FakeGpu] | None = None,
     fail: FailSpec | None = None,
     init_error: type[BaseException] | None = None,
 ) -> FakeNvml:
-    """A fake NVML with these devices (default: two H100s), failures and an optional nvmlInit error."""
-    if gpus is None:
-        gpus = [
-            FakeGpu(uuid="GPU-aaaaaaaa-0000-0000-0000-000000000000"),
-            FakeGpu(uuid="GPU-bbbbbbbb-1111-1111-1111-111111111111"),
-        ]
-    return FakeNvml(gpus, fail=fail, init_error=init_error)
+    """A fake NVML with these devices (default: :func:`two_gpus`), failures and an optional nvmlInit error."""
+    return FakeNvml(two_gpus() if gpus is None else gpus, fail=fail, init_error=init_error)

@@ -170,7 +170,9 @@ class GpuSampler:
         return None
 
     def _init_status(self, exc: BaseException) -> GpuStatus:
-        no_driver = tuple(getattr(self._nvml, name) for name in _NO_DRIVER_ERRORS if hasattr(self._nvml, name))
+        no_driver = tuple(
+            getattr(self._nvml, name) for name in _NO_DRIVER_ERRORS if hasattr(self._nvml, name)
+        )
         if isinstance(exc, no_driver):
             return GpuStatus(status="no_driver", reason=str(exc))
         return GpuStatus(status="error", reason=f"NVML could not start: {exc}")

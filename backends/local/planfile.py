@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date, datetime, time
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -121,7 +121,7 @@ def load_plan(path: Path) -> PlanSpec:
     return _resolve_gates(plan)
 
 
-def _due_to_epoch(data: dict[str, Any], fail: Any) -> None:
+def _due_to_epoch(data: dict[str, Any], fail: Callable[[str, str], PlanError]) -> None:
     """Turn each phase's TOML date-time into epoch seconds, in place, before msgspec sees it."""
     phases = data.get("phases")
     for index, phase in enumerate(phases if isinstance(phases, list) else ()):
@@ -130,10 +130,11 @@ def _due_to_epoch(data: dict[str, Any], fail: Any) -> None:
             phase["due"] = due.timestamp()
         elif isinstance(due, datetime | date | time):
             # A date or local time means a different instant on every operator's clock.
-            raise fail(f"phases[{index}].due", "needs a date-time with a UTC offset, e.g. 2026-12-01T17:00:00Z")
+            problem = "needs a date-time with a UTC offset, e.g. 2026-12-01T17:00:00Z"
+            raise fail(f"phases[{index}].due", problem)
 
 
-def _problems(plan: PlanSpec) -> Any:
+def _problems(plan: PlanSpec) -> Iterator[tuple[str, str]]:
     """Yield (key, problem) for what the types alone cannot say: unique ids, known references, pairs."""
     phase_ids: dict[str, int] = {}
     milestone_ids: dict[str, str] = {}
@@ -145,7 +146,8 @@ def _problems(plan: PlanSpec) -> Any:
             here = f"phases[{p}].milestones[{m}]"
             if milestone.id in milestone_ids:
                 # Unique across the plan because `fleetdeck report --milestone ID` names it alone.
-                yield f"{here}.id", f"duplicate milestone id {milestone.id!r} (also {milestone_ids[milestone.id]})"
+                first = milestone_ids[milestone.id]
+                yield f"{here}.id", f"duplicate milestone id {milestone.id!r} (also {first})"
             milestone_ids.setdefault(milestone.id, here)
             names: set[str] = set()
             for c, criterion in enumerate(milestone.criteria):
@@ -156,7 +158,7 @@ def _problems(plan: PlanSpec) -> Any:
                 if criterion.op is not None and criterion.value is None:
                     yield f"{key}.value", "required when `op` is given"
                 if criterion.value is not None and criterion.op is None:
-                    yield f"{key}.op", f"required when `value` is given: one of {' '.join(OPS)}"
+                    yield f"{key}.op", f"required when `value` is given (one of {', '.join(OPS)})"
                 if criterion.value is not None and not math.isfinite(criterion.value):
                     yield f"{key}.value", "must be a finite number"
                 if not criterion.target:
@@ -165,9 +167,8 @@ def _problems(plan: PlanSpec) -> Any:
         for r, required in enumerate(phase.gate.requires or ()):
             if required not in own:
                 listed = ", ".join(own) or "none"
-                yield f"phases[{p}].gate.requires[{r}]", (
-                    f"unknown milestone {required!r}: a gate requires its own phase's milestones ({listed})"
-                )
+                problem = f"{required!r} is not a milestone of this phase (its milestones: {listed})"
+                yield f"phases[{p}].gate.requires[{r}]", problem
 
 
 def _resolve_gates(plan: PlanSpec) -> PlanSpec:
@@ -198,7 +199,7 @@ def _describe(message: str) -> tuple[str, str]:
     if found := re.fullmatch(r"Object missing required field `(.+)`", problem):
         return _join(key, found[1]), "required, but missing"
     if found := re.fullmatch(r"Invalid enum value (.+)", problem):
-        return key, f"expected one of {' '.join(OPS)}, got {found[1]}"
+        return key, f"expected one of {', '.join(OPS)}; got {found[1]}"
     if "matching regex" in problem:
         return key, "expected an id: letters, digits, '.', '_' or '-', starting with a letter or digit"
     if problem.endswith("of length >= 1"):
@@ -293,6 +294,7 @@ _UNITS: Final[dict[str, tuple[str, float]]] = {
 
 def describe_target(op: str, value: float, unit: str | None) -> str:
     """``("<", 120.0, "ms")`` -> ``"< 120 ms"``: the target text shown when the file gives none."""
+    value = float(value)  # a hand-built spec may hold an int: no is_integer() on 3.11
     number = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return f"{op} {number}" + ("" if unit is None else unit if unit == "%" else f" {unit}")
 
@@ -318,11 +320,10 @@ def judge(criterion: CriterionSpec, actual: str | float | None) -> bool | None:
         return None
     if unit is not None and criterion.unit is not None and unit.casefold() != criterion.unit.casefold():
         have, want = _UNITS.get(unit.casefold()), _UNITS.get(criterion.unit.casefold())
-        if have is None and want is None:
-            pass  # a trailing word ("56 healthy"), not a unit: the number stands in the criterion's unit
-        elif have is None or want is None or have[0] != want[0]:
-            return None  # "5 ms" against "agents", or seconds against bytes: cannot say
-        else:
+        # Two words neither of which is a known unit ("56 healthy" for "agents"): the number stands.
+        if have is not None or want is not None:
+            if have is None or want is None or have[0] != want[0]:
+                return None  # "5 ms" against "agents", or seconds against bytes: cannot say
             number = number * have[1] / want[1]
     return _compare(number, criterion.op, criterion.value)
 

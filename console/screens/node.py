@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Footer, Input, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
 from console.node_link import NodeLink
 from widgets.agents_table import AgentsTable
@@ -25,6 +25,13 @@ from widgets.phase_board import PhaseBoard
 from .base import FleetDeckScreen
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
+# what a fresh machine shows instead of an empty table: the next thing to type
+EMPTY_NODE_HINT = (
+    "No agents on this node yet.\n\n"
+    "  Start one:    fleetdeck run --name NAME -- CMD ARGS...\n"
+    "  Or report:    fleetdeck report --agent NAME --state running\n"
+    "  Load a plan:  fleetdeck plan apply FILE.toml   (see examples/plan.toml)"
+)
 TAB_TITLES = {"agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs"}
 TABS = tuple(TAB_TITLES)
 
@@ -37,6 +44,8 @@ class NodeScreen(FleetDeckScreen):
     DEFAULT_CSS = """
     NodeScreen #filter { display: none; height: 3; }
     NodeScreen #filter.-open { display: block; }
+    NodeScreen #agents-empty { display: none; padding: 1 2; color: $text-muted; height: auto; }
+    NodeScreen #agents-empty.-shown { display: block; }
     NodeScreen #wide-left { width: 3fr; }
     NodeScreen #wide-right { width: 2fr; }
     NodeScreen #agents-panel { height: 3fr; }
@@ -109,7 +118,10 @@ class NodeScreen(FleetDeckScreen):
 
     @staticmethod
     def _panel(name: str, body: Widget) -> Vertical:
-        panel = Vertical(body, id=f"{name}-panel", classes="panel")
+        children = [body]
+        if name == "agents":
+            children.insert(0, Static(EMPTY_NODE_HINT, id="agents-empty"))
+        panel = Vertical(*children, id=f"{name}-panel", classes="panel")
         panel.border_title = TAB_TITLES[name]
         return panel
 
@@ -156,6 +168,8 @@ class NodeScreen(FleetDeckScreen):
         now = self.deck.clock()
         table = self.query_one(AgentsTable)
         if self._visible("agents"):
+            self.query_one("#agents-empty").set_class(not snap.agents, "-shown")
+            table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
             shown = f" · {table.shown_count} shown" if self.filter_text else ""

@@ -1,0 +1,266 @@
+"""The local node's operator actions: dispatch, pause / resume / stop, checkpoint and rollback.
+
+Every action is audited (operator, reason, outcome) whether it succeeds, is refused or fails. Managed agents
+are controlled through commands queued in the store and carried out by their supervisor (the one owner of
+the process); the action waits briefly for the supervisor to confirm, so "ok" means done, not merely asked.
+Synchronous: the backend runs these in a worker thread.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from backends.errors import BackendError, Conflict, Forbidden, NotFound
+from backends.model import Checkpoint, DispatchRequest, Target, Task
+
+from . import gitsnap
+from .store import Store
+from .store_agents import validate_name
+from .store_health import AgentRecord, pid_alive
+from .supervisor import AgentSpec, spawn_detached
+
+CONFIRM_TIMEOUT_S = 5.0
+WANTED_STATE = {"pause": "paused", "resume": "running", "stop": "stopped"}
+PHASE_OVERRIDE = {"pause": "paused", "resume": None, "stop": "blocked"}
+TASK_STATUS = {"pause": "paused", "resume": "queued", "stop": "cancelled"}
+
+
+class Actions:
+    def __init__(self, store: Store, state_dir: Path, *, node: str, read_only: bool, python: str) -> None:
+        self.store = store
+        self.state_dir = state_dir
+        self.node = node
+        self.read_only = read_only
+        self.python = python
+
+    @contextmanager
+    def _audited(
+        self, operator: str, action: str, target: str | None, reason: str | None, **params: object
+    ) -> Iterator[dict[str, str]]:
+        """Audit the block's outcome: ok, denied (Forbidden) or failed (any other error), then re-raise."""
+        detail: dict[str, str] = {}
+        if self.read_only:
+            self.store.audit(
+                operator,
+                action,
+                target,
+                outcome="denied",
+                params=params,
+                reason=reason,
+                detail="node is read-only",
+            )
+            raise Forbidden(f"node {self.node} is read-only")
+        try:
+            yield detail
+        except BackendError as exc:
+            outcome = "denied" if isinstance(exc, Forbidden) else "failed"
+            self.store.audit(
+                operator, action, target, outcome=outcome, params=params, reason=reason, detail=str(exc)
+            )
+            raise
+        self.store.audit(
+            operator, action, target, outcome="ok", params=params, reason=reason, detail=detail.get("text")
+        )
+
+    # --- dispatch --------------------------------------------------------------------------------------
+
+    def dispatch(self, request: DispatchRequest, operator: str, reason: str | None) -> Task:
+        target = f"agent:{request.agent_id}" if request.agent_id else None
+        with self._audited(operator, "dispatch", target, reason, kind=request.kind) as detail:
+            if request.agent_id is not None:
+                self.store.agent_record(request.agent_id)  # NotFound names the known agents
+                task = self.store.create_task(
+                    request.kind, f"agent:{request.agent_id}", request.payload, operator
+                )
+                detail["text"] = f"{task.id} queued"
+                return task
+            assert request.command is not None
+            name = validate_name(request.name or _derive_name(request.command[0]))
+            self._refuse_live_duplicate(name)
+            spec = AgentSpec(name=name, command=tuple(request.command))
+            # Known before its supervisor starts: the task below must name an existing agent, and the
+            # operator sees the new agent as "starting" at once.
+            self.store.register_agent(name, kind="process", state="starting", command=list(request.command))
+            try:
+                supervisor_pid = spawn_detached(self.state_dir, spec, self.python)
+            except OSError as exc:
+                self.store.set_agent_state(name, "failed", message=f"cannot start its supervisor: {exc}")
+                raise
+            task = self.store.create_task(
+                "command", f"agent:{name}", {"command": list(request.command)}, operator
+            )
+            task = self.store.finish_task(task.id, result={"agent": name, "supervisor_pid": supervisor_pid})
+            detail["text"] = f"started agent {name} (supervisor pid {supervisor_pid})"
+            return task
+
+    def _refuse_live_duplicate(self, name: str) -> None:
+        try:
+            record = self.store.agent_record(name)
+        except BackendError:
+            return
+        if record.state in ("running", "starting", "paused") and _supervised(record):
+            raise Conflict(f"agent {name} is already running; pick another --name")
+
+    # --- pause / resume / stop -------------------------------------------------------------------------
+
+    def control(self, action: str, target: Target, operator: str, reason: str | None) -> None:
+        with self._audited(operator, action, str(target), reason) as detail:
+            if target.kind == "agent":
+                detail["text"] = self._control_agent(
+                    action, self.store.agent_record(target.id), operator, reason
+                )
+            elif target.kind == "phase":
+                detail["text"] = self._control_phase(action, target.id, operator, reason)
+            else:
+                detail["text"] = self._control_task(action, target.id)
+
+    def _control_agent(
+        self, action: str, record: AgentRecord, operator: str, reason: str | None, *, strict: bool = True
+    ) -> str:
+        wanted = WANTED_STATE[action]
+        state = record.state
+        already = (
+            (action == "pause" and state == "paused")
+            or (action == "resume" and state in ("running", "starting", "idle"))
+            or (action == "stop" and state in ("stopped", "failed"))
+        )
+        if already:
+            if strict:
+                raise Conflict(f"agent {record.id} is already {state}")
+            return f"{record.id} already {state}"
+        if action == "resume" and state in ("stopped", "failed"):
+            raise Conflict(
+                f"agent {record.id} is {state}; start it again with fleetdeck run (resume continues "
+                "a paused agent)"
+            )
+        if record.kind == "process" and _supervised(record):
+            self.store.enqueue_command(record.id, action, operator=operator, reason=reason)
+            if self._await_state(record.id, {wanted} | ({"failed"} if action == "stop" else set())):
+                return f"{record.id} {wanted}"
+            return f"{record.id}: {action} queued; the supervisor has not confirmed yet"
+        if record.kind == "process" and record.pid is not None and pid_alive(record.pid):
+            # no supervisor left: act on the process group ourselves so the operator is not stuck
+            _signal_group(record.pid, action)
+        self.store.enqueue_command(
+            record.id, action, operator=operator, reason=reason
+        )  # a reporter polls these
+        self.store.set_agent_state(record.id, wanted, message=f"{wanted} by {operator}")
+        return f"{record.id} {wanted}"
+
+    def _control_phase(self, action: str, phase_id: str, operator: str, reason: str | None) -> str:
+        phases = {p.id: p for p in self.store.phases()}
+        if phase_id not in phases:
+            known = ", ".join(sorted(phases)) or "none"
+            raise NotFound(f"no phase {phase_id!r} on node {self.node} (known: {known})")
+        agents, *_ = self.store.snapshot_parts()
+        members = [a.id for a in agents if a.phase_id == phase_id]
+        results = [
+            self._control_agent(action, self.store.agent_record(agent_id), operator, reason, strict=False)
+            for agent_id in members
+        ]
+        self.store.set_phase_status(phase_id, PHASE_OVERRIDE[action])
+        return f"phase {phase_id}: {len(members)} agent(s)" + (f" ({'; '.join(results)})" if results else "")
+
+    def _control_task(self, action: str, task_id: str) -> str:
+        task = self.store.get_task(task_id)
+        allowed = {
+            "pause": ("queued", "running"),
+            "resume": ("paused",),
+            "stop": ("queued", "running", "paused"),
+        }
+        if task.status not in allowed[action]:
+            raise Conflict(f"task {task_id} is {task.status}; cannot {action} it")
+        self.store.set_task_status(task_id, TASK_STATUS[action])
+        return f"task {task_id} {TASK_STATUS[action]}"
+
+    def _await_state(self, agent_id: str, states: set[str]) -> bool:
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.store.agent_record(agent_id).state in states:
+                return True
+            time.sleep(0.05)
+        return False
+
+    # --- checkpoint and rollback -----------------------------------------------------------------------
+
+    def checkpoint(
+        self, label: str, operator: str, reason: str | None, *, automatic: bool = False
+    ) -> Checkpoint:
+        with self._audited(operator, "checkpoint", None, reason, label=label) as detail:
+            checkpoint = self._take_checkpoint(label, operator, automatic=automatic)
+            detail["text"] = f"{checkpoint.id}: {len(checkpoint.covers)} item(s)"
+            return checkpoint
+
+    def _take_checkpoint(self, label: str, operator: str, *, automatic: bool) -> Checkpoint:
+        records = self.store.agent_rows()
+        ref = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
+        git_refs: dict[str, str] = {}
+        for workspace in sorted({r.workspace for r in records if r.workspace}):
+            if gitsnap.is_git_workspace(Path(workspace)):
+                gitsnap.snapshot(Path(workspace), ref, f"fleetdeck checkpoint: {label}")
+                git_refs[workspace] = ref
+        covers = [f"agent:{r.id}" for r in records]
+        covers += [f"phase:{p.id}" for p in self.store.phases()]
+        covers += [f"workspace:{w}" for w in git_refs]
+        return self.store.add_checkpoint(
+            label, operator, automatic=automatic, covers=covers, git_refs=git_refs
+        )
+
+    def rollback(self, checkpoint_id: str, operator: str, reason: str | None) -> Checkpoint:
+        with self._audited(operator, "rollback", f"checkpoint:{checkpoint_id}", reason) as detail:
+            record = self.store.checkpoint_record(checkpoint_id)
+            for workspace, ref in record.git_refs.items():
+                problem = _workspace_problem(Path(workspace), ref)
+                if problem:
+                    raise Conflict(f"cannot roll back {workspace}: {problem}; nothing was changed")
+            touched = [r for r in self.store.agent_rows() if r.workspace in record.git_refs]
+            held = [r for r in touched if r.state in ("running", "starting", "idle")]
+            for agent in held:
+                self._control_agent("pause", agent, operator, reason, strict=False)
+            safety = self._take_checkpoint(f"before rollback to {checkpoint_id}", operator, automatic=True)
+            restored = 0
+            for workspace, ref in record.git_refs.items():
+                restored += len(gitsnap.restore(Path(workspace), ref))
+            holds = self.store.restore_state(record.state)
+            for agent in held:
+                if holds.get(agent.id, "running") == "running":
+                    self._control_agent(
+                        "resume", self.store.agent_record(agent.id), operator, reason, strict=False
+                    )
+            detail["text"] = (
+                f"restored {len(record.git_refs)} workspace(s), {restored} file(s); undo: {safety.id}"
+            )
+            return safety
+
+
+def _workspace_problem(workspace: Path, ref: str) -> str | None:
+    if not workspace.is_dir():
+        return "the workspace no longer exists"
+    operation = gitsnap.conflicting_operation(workspace)
+    if operation:
+        return operation
+    if ref not in gitsnap.list_checkpoints(workspace):
+        return f"its snapshot refs/fleetdeck/checkpoints/{ref} is missing"
+    return None
+
+
+def _supervised(record: AgentRecord) -> bool:
+    return record.supervisor_pid is not None and pid_alive(record.supervisor_pid)
+
+
+def _signal_group(pid: int, action: str) -> None:
+    signum = {"pause": signal.SIGSTOP, "resume": signal.SIGCONT, "stop": signal.SIGTERM}[action]
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(os.getpgid(pid), signum)
+
+
+def _derive_name(program: str) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", Path(program).name)[:40] or "agent"
+    return f"{base}-{secrets.token_hex(2)}"

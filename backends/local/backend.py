@@ -1,0 +1,227 @@
+"""LocalBackend: this machine as a fleetdeck node, with no daemon.
+
+Host metrics come from psutil, GPUs from NVML (initialised once), agents, plan, tasks, checkpoints, logs and
+the audit trail from the embedded SQLite store that supervisors (``fleetdeck run``) and reporting agents
+write into. Every store and sampler call runs in a worker thread, so a slow disk never blocks the console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from backends.base import Backend
+from backends.errors import Invalid
+from backends.model import (
+    ALL_CAPABILITIES,
+    Agent,
+    AuditEntry,
+    Checkpoint,
+    DispatchRequest,
+    Environment,
+    Gpu,
+    LogRecord,
+    NodeInfo,
+    NodeSnapshot,
+    Target,
+    Task,
+)
+
+from .actions import Actions
+from .metrics import HostSampler, ancestors
+from .nvml import GpuSampler
+from .store import Store, StoreError, default_state_dir
+from .store_health import HealthThresholds
+
+T = TypeVar("T")
+LOG_POLL_S = 0.25
+LOG_PAGE = 5_000
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fleetdeck")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class LocalBackend(Backend):
+    name = "local"
+    capabilities = ALL_CAPABILITIES
+
+    def __init__(
+        self,
+        *,
+        state_dir: Path | str | None = None,
+        node_name: str = "local",
+        environment: Environment = "dev",
+        read_only: bool = False,
+        clock: Callable[[], float] = time.time,
+        thresholds: HealthThresholds | None = None,
+        nvml_module: Any = None,
+        python: str = sys.executable,
+    ) -> None:
+        self.state_dir = Path(state_dir).expanduser() if state_dir else default_state_dir()
+        self.clock = clock
+        self.thresholds = thresholds or HealthThresholds()
+        self.read_only = read_only
+        self._nvml_module = nvml_module
+        self._python = python
+        self._store: Store | None = None
+        self._host: HostSampler | None = None
+        self._gpus: GpuSampler | None = None
+        self._actions: Actions | None = None
+        self._info = NodeInfo(
+            id=node_name,
+            name=node_name,
+            backend=self.name,
+            version=_version(),
+            hostname=socket.gethostname(),
+            environment=environment,
+            labels={"state_dir": str(self.state_dir)},
+            read_only=read_only,
+            capabilities=frozenset(ALL_CAPABILITIES),  # type: ignore[arg-type]
+        )
+
+    @classmethod
+    def from_config(cls, node: Any, *, clock: Callable[[], float]) -> LocalBackend:
+        options = dict(getattr(node, "options", {}) or {})
+        state_dir = getattr(node, "state_dir", None) or options.pop("state_dir", None)
+        unknown = set(options) - {"python"}
+        if unknown:
+            raise Invalid(f"unknown option(s) for the local backend: {', '.join(sorted(unknown))}")
+        return cls(
+            state_dir=state_dir,
+            node_name=node.name,
+            environment=node.environment,
+            read_only=node.read_only,
+            clock=clock,
+            python=options.get("python", sys.executable),
+        )
+
+    @property
+    def info(self) -> NodeInfo:
+        return self._info
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StoreError("the local node is not open")
+        return self._store
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._store is not None:
+            return
+        self._store = await asyncio.to_thread(Store, self.state_dir, clock=self.clock)
+        self._host = HostSampler(self.state_dir)
+        self._gpus = GpuSampler(self._nvml_module)
+        self._actions = Actions(
+            self._store, self.state_dir, node=self._info.name, read_only=self.read_only, python=self._python
+        )
+
+    async def close(self) -> None:
+        if self._gpus is not None:
+            self._gpus.close()
+        if self._store is not None:
+            await asyncio.to_thread(self._store.close)
+        self._store = self._gpus = self._host = self._actions = None
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        await self.open()
+        return await asyncio.to_thread(work)
+
+    # --- reading ---------------------------------------------------------------------------------------
+
+    async def snapshot(self) -> NodeSnapshot:
+        return await self._run(self._snapshot)
+
+    def _snapshot(self) -> NodeSnapshot:
+        assert self._host is not None and self._gpus is not None
+        agents, phases, tasks, checkpoints = self.store.snapshot_parts(self.thresholds)
+        system = self._host.sample()
+        owners = {a.pid: a.id for a in agents if a.pid is not None}
+        gpus, gpu_status = self._gpus.sample(lambda pid: owner_of(pid, owners))
+        return NodeSnapshot(
+            node=self._info,
+            observed_at=self.clock(),
+            system=system,
+            gpus=gpus,
+            gpu_status=gpu_status,
+            agents=tuple(with_gpu_memory(agents, gpus)),
+            phases=tuple(phases),
+            tasks=tuple(tasks),
+            checkpoints=tuple(checkpoints),
+        )
+
+    async def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:
+        await self.open()
+        cursor = since_seq
+        while True:
+            page = await self._run(partial(self.store.logs_since, cursor, limit=LOG_PAGE))
+            for record in page:
+                yield record
+                cursor = record.seq
+            if len(page) == LOG_PAGE:
+                continue  # more waiting: read on without sleeping
+            if not follow:
+                return
+            await asyncio.sleep(LOG_POLL_S)
+
+    async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
+        return await self._run(lambda: self.store.audit_since(since_seq))
+
+    # --- actions ---------------------------------------------------------------------------------------
+
+    def _ops(self) -> Actions:
+        assert self._actions is not None
+        return self._actions
+
+    async def dispatch(self, request: DispatchRequest, *, operator: str, reason: str | None = None) -> Task:
+        return await self._run(lambda: self._ops().dispatch(request, operator, reason))
+
+    async def pause(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        await self._run(lambda: self._ops().control("pause", target, operator, reason))
+
+    async def resume(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        await self._run(lambda: self._ops().control("resume", target, operator, reason))
+
+    async def stop(self, target: Target, *, operator: str, reason: str | None = None) -> None:
+        await self._run(lambda: self._ops().control("stop", target, operator, reason))
+
+    async def checkpoint(self, label: str, *, operator: str, reason: str | None = None) -> Checkpoint:
+        return await self._run(lambda: self._ops().checkpoint(label, operator, reason))
+
+    async def rollback(self, checkpoint_id: str, *, operator: str, reason: str | None = None) -> Checkpoint:
+        return await self._run(lambda: self._ops().rollback(checkpoint_id, operator, reason))
+
+
+def owner_of(pid: int, owners: dict[int, str]) -> str | None:
+    """The agent that owns ``pid``: the agent whose pid is ``pid`` or one of its ancestors."""
+    for candidate in ancestors(pid):
+        if candidate in owners:
+            return owners[candidate]
+    return None
+
+
+def with_gpu_memory(agents: list[Agent], gpus: tuple[Gpu, ...]) -> list[Agent]:
+    """Fill each agent's GPU memory from the GPU processes joined to it (None when it has none known)."""
+    used: dict[str, int] = {}
+    for gpu in gpus:
+        for process in gpu.processes:
+            if process.agent_id is not None and process.used_memory is not None:
+                used[process.agent_id] = used.get(process.agent_id, 0) + process.used_memory
+    if not used:
+        return agents
+    import msgspec
+
+    return [msgspec.structs.replace(a, gpu_mem_bytes=used[a.id]) if a.id in used else a for a in agents]

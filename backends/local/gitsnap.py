@@ -1,0 +1,368 @@
+"""Checkpoint and roll back an agent's git workspace with real git; the user's branch, index and stash stay.
+
+A checkpoint is an ordinary commit whose tree is the working tree as it was — tracked files and untracked
+ones, staged or not — kept under ``refs/fleetdeck/checkpoints/<id>``. Its parent is ``HEAD`` (none on an
+unborn branch) and it is on no branch. The ref is what keeps it: ``git gc`` will not prune it, and
+``git branch``/``git log`` do not show it.
+
+Every tree is built in a throw-away index (``GIT_INDEX_FILE`` pointing into a temporary directory), never
+the user's, so ``HEAD``, the branch, the real index and the stash are never touched, neither by
+``snapshot`` nor by ``restore``.
+
+What a checkpoint holds and what it does not:
+
+* Files git ignores (``.gitignore``, ``.git/info/exclude``, ``core.excludesFile``) are not part of it,
+  and a rollback neither restores nor removes them. Tracked files that happen to match an ignore pattern
+  are tracked, so they are included.
+* Content and git's notion of mode: regular, executable (100755) or symlink. Other permission bits,
+  owners, timestamps and empty directories are not recorded.
+* A nested repository (submodule or embedded repo) is recorded as the commit it has checked out; its
+  files are not, and a rollback never deletes one.
+* "Byte for byte" holds for every file git stores as-is. Line-ending conversion from ``core.autocrlf``
+  is switched off for our calls, but in-tree ``.gitattributes`` (``text``/``eol``/``filter``, e.g. LFS)
+  still apply both ways; a file whose bytes do not survive its own attributes' round trip may differ.
+
+Linked worktrees of one repository share its refs, so two agents in worktrees of the same repository
+must use distinct checkpoint ids; ``snapshot`` refuses an id that already exists rather than overwrite it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from backends.errors import BackendError
+
+REF_PREFIX = "refs/fleetdeck/checkpoints/"
+
+#: generous: hashing a large working tree into a fresh index reads every file
+GIT_TIMEOUT_S = 300.0
+
+# Checkpoint commits must be possible on a machine with no git identity configured, and should say who
+# made them; this also keeps their metadata independent of whoever runs the console.
+_IDENTITY = {
+    "GIT_AUTHOR_NAME": "fleetdeck",
+    "GIT_AUTHOR_EMAIL": "fleetdeck@localhost",
+    "GIT_COMMITTER_NAME": "fleetdeck",
+    "GIT_COMMITTER_EMAIL": "fleetdeck@localhost",
+}
+
+# Inherited from a parent git process (a hook, `git rebase --exec`), these would point our calls at another
+# repository, index, object store or ref namespace than the workspace's own.
+_REDIRECTING_VARS = frozenset(
+    {
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_NAMESPACE",
+        "GIT_PREFIX",
+    }
+)
+
+# Our trees must hold the files' bytes as they are, not as autocrlf would normalise them, and a mixed-
+# line-ending file must not make `git add` die under core.safecrlf.
+_RAW = ("-c", "core.autocrlf=false", "-c", "core.safecrlf=false")
+
+# Marker (relative to the git dir, resolved with `git rev-parse --git-path`) → why a rollback must wait.
+# Order matters: rebase-apply is also used by `git am`, told apart by its "applying" file.
+_MARKERS: tuple[tuple[str, str], ...] = (
+    ("rebase-merge", "rebase in progress"),
+    ("rebase-apply/applying", "am in progress"),
+    ("rebase-apply", "rebase in progress"),
+    ("MERGE_HEAD", "merge in progress"),
+    ("CHERRY_PICK_HEAD", "cherry-pick in progress"),
+    ("REVERT_HEAD", "revert in progress"),
+    ("sequencer", "cherry-pick or revert sequence in progress"),
+    ("BISECT_LOG", "bisect in progress"),
+    ("index.lock", "another git process is running (index.lock)"),
+)
+
+
+class GitSnapError(BackendError):
+    """A git checkpoint operation failed or was refused; the message names the workspace and the reason."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        #: git's exit status when git itself failed, else None
+        self.returncode = returncode
+
+
+def _git(
+    workspace: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+) -> str:
+    """Run ``git *args`` in ``workspace``; its stdout, or GitSnapError carrying git's own complaint."""
+    full_env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING_VARS}
+    full_env["GIT_TERMINAL_PROMPT"] = "0"  # nobody is there to answer a prompt
+    if env:
+        full_env.update(env)
+    data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
+    command = next((a for a in args if not a.startswith("-") and "=" not in a), "")
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=workspace,
+            env=full_env,
+            input=data,
+            capture_output=True,
+            timeout=GIT_TIMEOUT_S,
+            check=True,
+        )
+    except FileNotFoundError as exc:
+        # Popen reports a missing cwd the same way as a missing executable.
+        if not Path(workspace).is_dir():
+            raise GitSnapError(f"{workspace}: no such directory") from exc
+        raise GitSnapError("git is not installed") from exc
+    except NotADirectoryError as exc:
+        raise GitSnapError(f"{workspace}: not a directory") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitSnapError(f"git {command} timed out after {GIT_TIMEOUT_S:.0f}s in {workspace}") from exc
+    except subprocess.CalledProcessError as exc:
+        lines = [ln.strip() for ln in _decode(exc.stderr or b"").splitlines() if ln.strip()]
+        # fatal:/error: lines say why; the last one is usually the summary an operator needs
+        detail = next((ln for ln in reversed(lines) if ln.startswith(("fatal:", "error:"))), "")
+        detail = detail or (lines[-1] if lines else f"exit status {exc.returncode}")
+        raise GitSnapError(f"git {command} failed in {workspace}: {detail}", exc.returncode) from exc
+    return _decode(proc.stdout)
+
+
+def _decode(raw: bytes) -> str:
+    # Paths are bytes to git; surrogateescape lets a non-UTF-8 name survive the round trip to the filesystem.
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def _split_z(out: str) -> list[str]:
+    return [p for p in out.split("\0") if p]
+
+
+@contextmanager
+def _temp_index() -> Iterator[dict[str, str]]:
+    """Env that points git at a fresh, private index, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="fleetdeck-gitsnap-") as tmp:
+        # The file must not exist yet: git reads a missing index as empty, but an empty file as corrupt.
+        yield {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+
+
+def _toplevel(workspace: Path | str) -> Path:
+    """The workspace, checked to be the top of a git work tree."""
+    ws = Path(workspace)
+    top = _git(ws, "rev-parse", "--show-toplevel").strip()
+    # A checkpoint covers a whole work tree; taken from a subdirectory it would capture, and a rollback
+    # would rewrite, siblings that belong to someone else.
+    if not top or not os.path.samefile(top, ws):
+        raise GitSnapError(f"{ws} is inside the git work tree {top}, not the top of one")
+    return ws
+
+
+def _ref(workspace: Path, checkpoint_id: str) -> str:
+    ref = REF_PREFIX + checkpoint_id
+    try:
+        _git(workspace, "check-ref-format", ref)
+    except GitSnapError as exc:
+        if exc.returncode != 1:
+            raise
+        raise GitSnapError(f"{checkpoint_id!r} is not a valid checkpoint id (git ref name rules)") from None
+    return ref
+
+
+def _rev(workspace: Path, rev: str) -> str | None:
+    """The commit ``rev`` names, or None where it does not exist (missing ref, unborn branch)."""
+    try:
+        return _git(workspace, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}").strip()
+    except GitSnapError as exc:
+        if exc.returncode == 1:
+            return None
+        raise
+
+
+def _checkpoint(workspace: Path, checkpoint_id: str, doing: str) -> str:
+    sha = _rev(workspace, _ref(workspace, checkpoint_id))
+    if sha is None:
+        raise GitSnapError(f"{doing} {workspace} refused: it has no checkpoint {checkpoint_id!r}")
+    return sha
+
+
+def _worktree_tree(workspace: Path) -> str:
+    """Write the working tree (tracked + untracked, not ignored) as a tree object; its sha."""
+    with _temp_index() as env:
+        _git(workspace, *_RAW, "add", "-A", env=env)
+        # A fresh index knows nothing tracked, so `add -A` skips tracked files that match an ignore
+        # pattern; the user's index says which those are.
+        tracked_ignored = _split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard"))
+        present = [p for p in dict.fromkeys(tracked_ignored) if _is_file_or_link(workspace / p)]
+        if present:
+            literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}  # a name with * or ? is a name, not a glob
+            _git(
+                workspace,
+                *_RAW,
+                "add",
+                "-f",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                env=literal,
+                input="\0".join(present),
+            )
+        return _git(workspace, "write-tree", env=env).strip()
+
+
+def _is_file_or_link(path: Path) -> bool:
+    try:
+        return not stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _diff(workspace: Path, old_tree: str, new_tree: str) -> list[tuple[str, str]]:
+    """(status, path) for every path that differs; status is git's A/D/M/T going from old to new."""
+    # diff-tree is plumbing: no user diff config (renames, external drivers) changes its output.
+    out = _git(workspace, "diff-tree", "-r", "-z", "--no-renames", "--name-status", old_tree, new_tree)
+    fields = out.split("\0")
+    return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+
+def is_git_workspace(path: Path | str) -> bool:
+    """Whether ``path`` is the top of a git work tree (not a subdirectory of one, not a bare repo).
+
+    False also where git is not installed: with no git there is no git workspace we could checkpoint.
+    """
+    try:
+        _toplevel(path)
+    except (GitSnapError, OSError):
+        return False
+    return True
+
+
+def snapshot(workspace: Path, checkpoint_id: str, message: str) -> str:
+    """Record the working tree as ``refs/fleetdeck/checkpoints/<checkpoint_id>``; the commit's sha.
+
+    Tracked and untracked files are captured as they are on disk (not as staged); ignored ones are not.
+    HEAD, the branch, the index and the stash are untouched. An existing id is refused, not overwritten.
+    """
+    ws = _toplevel(workspace)
+    ref = _ref(ws, checkpoint_id)
+    if _rev(ws, ref) is not None:
+        raise GitSnapError(f"checkpoint {checkpoint_id!r} already exists in {ws}")
+    tree = _worktree_tree(ws)
+    head = _rev(ws, "HEAD")
+    parents = ["-p", head] if head else []  # an unborn branch has nothing to hang the checkpoint on
+    body = message.strip() or f"fleetdeck checkpoint {checkpoint_id}"
+    # commit-tree runs no hooks; --no-gpg-sign because a signing prompt or agent must not block us.
+    sha = _git(ws, "commit-tree", "--no-gpg-sign", tree, *parents, env=_IDENTITY, input=body + "\n").strip()
+    # The empty old value makes git refuse if the ref appeared meanwhile (linked worktrees share refs).
+    _git(ws, "update-ref", "-m", f"fleetdeck checkpoint {checkpoint_id}", ref, sha, "")
+    return sha
+
+
+def changed_since(workspace: Path, checkpoint_id: str) -> list[str]:
+    """Paths (sorted, relative to the workspace) that differ between the checkpoint and the working tree now.
+
+    Added, deleted, edited and mode-changed files all count; ignored files never do.
+    """
+    ws = _toplevel(workspace)
+    sha = _checkpoint(ws, checkpoint_id, "comparing")
+    return sorted(path for _, path in _diff(ws, f"{sha}^{{tree}}", _worktree_tree(ws)))
+
+
+def conflicting_operation(workspace: Path) -> str | None:
+    """Why the workspace's git state forbids a rollback now (a rebase, merge, ... in progress), or None."""
+    ws = Path(workspace)
+    args = [a for marker, _ in _MARKERS for a in ("--git-path", marker)]
+    paths = _git(ws, "rev-parse", *args).splitlines()
+    for (_, reason), path in zip(_MARKERS, paths, strict=True):
+        if os.path.lexists(ws / path):  # relative paths are relative to our cwd, the workspace
+            return reason
+    return None
+
+
+def restore(workspace: Path, checkpoint_id: str) -> list[str]:
+    """Make the working tree equal to the checkpoint; the paths it changed (sorted).
+
+    Files in the checkpoint are written (content and mode); tracked or untracked files that are not in
+    it are removed, and directories emptied by that too. Ignored files, ``.git`` and nested repositories
+    are left alone, and so are files that already match (their timestamps included, so builds are not
+    invalidated needlessly).
+
+    Refused with GitSnapError, changing nothing, while a rebase/merge/cherry-pick/revert/bisect is in
+    progress, while another git process holds the index lock, or when the checkpoint does not exist.
+
+    HEAD, the branch, the stash and the real index are not modified. Staged changes therefore stay
+    staged exactly as they were: afterwards ``git diff --cached`` is unchanged, while ``git diff`` /
+    ``git status`` show the restored working tree against that same index. To make the index match
+    as well, the operator can ``git add -A`` (or ``git reset``) afterwards; it is theirs to decide.
+
+    Not atomic: if git fails half-way, some files are restored and some not. Take a checkpoint first
+    (the console's safety checkpoint) so that a failed or unwanted rollback can itself be undone.
+    """
+    ws = _toplevel(workspace)
+    reason = conflicting_operation(ws)
+    if reason is not None:
+        raise GitSnapError(f"rollback of {ws} refused: {reason}; finish or abort it first")
+    sha = _checkpoint(ws, checkpoint_id, "rollback of")
+    changes = _diff(ws, _worktree_tree(ws), f"{sha}^{{tree}}")
+    # Removals go first: where a file becomes a directory, or a directory a file, the old one must be
+    # out of the way before git writes the new.
+    _remove(ws, [path for status, path in changes if status == "D"])
+    to_write = [path for status, path in changes if status != "D"]
+    if to_write:
+        with _temp_index() as env:
+            _git(ws, "read-tree", sha, env=env)
+            # Only the differing paths: checkout-index -a would rewrite (and re-date) every file.
+            _git(
+                ws, *_RAW, "checkout-index", "-f", "-z", "--stdin", env=env, input="\0".join(to_write) + "\0"
+            )
+    return sorted(path for _, path in changes)
+
+
+def _remove(workspace: Path, paths: list[str]) -> None:
+    root = os.path.realpath(workspace)
+    for rel in paths:
+        if rel.split("/", 1)[0] == ".git":  # git never records these; never risk the repository itself
+            continue
+        target = os.path.join(root, rel)
+        parent = os.path.dirname(target)
+        # Git does not record paths beneath a symlink, but the tree is live: never follow one out of it.
+        if os.path.realpath(parent) != parent:
+            continue
+        try:
+            mode = os.lstat(target).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(mode):  # a nested repository recorded as a gitlink: its content is not ours
+            continue
+        os.unlink(target)
+        _prune_empty_dirs(root, parent)
+
+
+def _prune_empty_dirs(root: str, directory: str) -> None:
+    while directory != root and directory.startswith(root + os.sep):
+        try:
+            os.rmdir(directory)  # fails, as intended, on a directory still holding anything (ignored files)
+        except OSError:
+            return
+        directory = os.path.dirname(directory)
+
+
+def delete(workspace: Path, checkpoint_id: str) -> None:
+    """Drop the checkpoint's ref (git gc may then prune its commit); a missing one is a no-op."""
+    ws = _toplevel(workspace)
+    _git(ws, "update-ref", "-d", _ref(ws, checkpoint_id))
+
+
+def list_checkpoints(workspace: Path) -> list[str]:
+    """The workspace's checkpoint ids, oldest first (ties by id)."""
+    ws = _toplevel(workspace)
+    # The last --sort key is the primary one.
+    out = _git(
+        ws, "for-each-ref", "--sort=refname", "--sort=committerdate", "--format=%(refname)", REF_PREFIX
+    )
+    return [line[len(REF_PREFIX) :] for line in out.splitlines() if line.startswith(REF_PREFIX)]

@@ -1,0 +1,238 @@
+"""The local store's schema: numbered migrations, tracked with ``PRAGMA user_version``.
+
+Each migration is a list of single statements (not a script) because Python's ``executescript`` commits
+any open transaction first; running the statements one by one keeps the whole upgrade inside the
+``BEGIN IMMEDIATE`` transaction that also re-reads the version, so twenty processes opening a fresh store
+at once apply it exactly once. A migration is never edited after release: add a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from backends.errors import BackendError
+
+_TERMINAL_TASK = "('succeeded','failed','cancelled','rolled_back')"
+
+_V1: tuple[str, ...] = (
+    """CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('process','reporting','actor')),
+        state TEXT NOT NULL DEFAULT 'unknown' CHECK (state IN
+            ('starting','running','idle','paused','stopping','stopped','failed','unknown')),
+        pid INTEGER,
+        supervisor_pid INTEGER,
+        workspace TEXT,
+        command TEXT,                          -- JSON array of argv, NULL for reporting agents
+        restart_policy TEXT NOT NULL DEFAULT 'no',
+        health_url TEXT,
+        exit_code INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        registered_at REAL NOT NULL,
+        started_at REAL,
+        last_heartbeat REAL,
+        heartbeats INTEGER NOT NULL DEFAULT 0,  -- a count, so a lost heartbeat can be proven absent
+        progress REAL,
+        message TEXT,
+        current_task TEXT,
+        cpu_percent REAL,
+        rss_bytes INTEGER,
+        phase_id TEXT,                         -- no foreign key: agents may report before a plan exists
+        labels TEXT NOT NULL DEFAULT '{}',
+        updated_at REAL NOT NULL
+    )""",
+    """CREATE TABLE commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        agent_id TEXT NOT NULL REFERENCES agents(id) ON DELETE CASCADE,
+        command TEXT NOT NULL CHECK (command IN ('pause','resume','stop')),
+        created_at REAL NOT NULL,
+        taken_at REAL,
+        operator TEXT,
+        reason TEXT,
+        request_id TEXT
+    )""",
+    "CREATE INDEX commands_pending ON commands (agent_id, id) WHERE taken_at IS NULL",
+    """CREATE TABLE phases (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        due_at REAL,
+        agents_globs TEXT NOT NULL DEFAULT '[]',
+        gate_requires TEXT NOT NULL DEFAULT '[]',
+        status_override TEXT,                  -- NULL: derived from milestones and agents
+        started_at REAL,
+        finished_at REAL
+    )""",
+    """CREATE TABLE milestones (
+        id TEXT PRIMARY KEY,
+        phase_id TEXT NOT NULL REFERENCES phases(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','active','passed','failed')),
+        updated_at REAL
+    )""",
+    "CREATE INDEX milestones_phase ON milestones (phase_id, ord)",
+    """CREATE TABLE criteria (
+        milestone_id TEXT NOT NULL REFERENCES milestones(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        ord INTEGER NOT NULL,
+        target TEXT NOT NULL,
+        op TEXT,
+        value REAL,
+        unit TEXT NOT NULL DEFAULT '',
+        actual TEXT,
+        updated_at REAL,
+        PRIMARY KEY (milestone_id, name)
+    )""",
+    f"""CREATE TABLE tasks (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        target TEXT NOT NULL,
+        payload TEXT NOT NULL DEFAULT '{{}}',
+        status TEXT NOT NULL CHECK (status IN ('queued','running','paused') OR status IN {_TERMINAL_TASK}),
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        submitted_by TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT
+    )""",
+    "CREATE INDEX tasks_queue ON tasks (target, created_at) WHERE status = 'queued'",
+    "CREATE INDEX tasks_created ON tasks (created_at)",
+    # Unfinished tasks are always listed, however old: this keeps finding them from scanning every task.
+    "CREATE INDEX tasks_open ON tasks (created_at) WHERE status IN ('queued', 'running', 'paused')",
+    """CREATE TABLE checkpoints (
+        id TEXT PRIMARY KEY,
+        label TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        created_by TEXT NOT NULL,
+        phase_id TEXT,
+        automatic INTEGER NOT NULL DEFAULT 0,
+        covers TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT '{}',
+        git_refs TEXT NOT NULL DEFAULT '{}'
+    )""",
+    "CREATE INDEX checkpoints_created ON checkpoints (created_at)",
+    # AUTOINCREMENT (not a plain rowid) so a seq is never handed out twice, even after retention
+    # deletes the newest rows' neighbours: the seq is the readers' resume cursor.
+    """CREATE TABLE logs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        level TEXT NOT NULL CHECK (level IN ('debug','info','warning','error','critical')),
+        source TEXT NOT NULL,
+        message TEXT NOT NULL,
+        fields TEXT
+    )""",
+    "CREATE INDEX logs_ts ON logs (ts)",
+    "CREATE INDEX logs_source ON logs (source, seq)",
+    """CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        operator TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        params TEXT NOT NULL DEFAULT '{}',
+        reason TEXT,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok','denied','failed')),
+        detail TEXT,
+        request_id TEXT
+    )""",
+)
+
+#: migration N (1-based) brings a store from user_version N-1 to N
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_OUR_TABLES = frozenset(
+    ("agents", "commands", "phases", "milestones", "criteria", "tasks", "checkpoints", "logs", "audit")
+)
+
+
+class StoreError(BackendError):
+    """The store cannot be opened or used; the message names the file and what to do about it.
+
+    A ``BackendError`` so the console and CLI show it as one line like every other node failure.
+    """
+
+
+def newer_schema_message(path: Path, found: int) -> str:
+    return (
+        f"the store {path} was written by a newer fleetdeck (schema {found}, this one knows "
+        f"{SCHEMA_VERSION}); upgrade fleetdeck or use another --state-dir"
+    )
+
+
+def corrupt_message(path: Path, problem: str) -> str:
+    return (
+        f"the store {path} is not a readable fleetdeck database ({problem}); it was left untouched: "
+        f"move it aside or use another --state-dir"
+    )
+
+
+def refuse_unusable(conn: sqlite3.Connection, path: Path) -> None:
+    """Read-only checks, made before anything (even switching to WAL) could write to the file."""
+    found = _user_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(newer_schema_message(path, found))
+    if found == 0:
+        _refuse_foreign(conn, path)
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the store to SCHEMA_VERSION; return the version found before. Call outside a transaction.
+
+    Raises StoreError for a newer schema or a foreign database and never writes in those cases.
+    """
+    found = _user_version(conn)
+    if found > SCHEMA_VERSION:
+        raise StoreError(newer_schema_message(path, found))
+    if found == SCHEMA_VERSION:
+        return found
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated while we waited.
+        found = _user_version(conn)
+        if found > SCHEMA_VERSION:
+            raise StoreError(newer_schema_message(path, found))
+        if found == 0:
+            _refuse_foreign(conn, path)
+        for version in range(found + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+        # PRAGMA takes no bound parameters; the value is our own integer.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return found
+
+
+def quick_check(conn: sqlite3.Connection, path: Path) -> None:
+    """Run SQLite's structural check; StoreError naming the first problem if the file is damaged."""
+    try:
+        rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(corrupt_message(path, str(exc))) from None
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise StoreError(corrupt_message(path, "; ".join(problems)))
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """An SQLite file with someone else's tables is not ours to add tables to."""
+    names = {str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    foreign = sorted(name for name in names - _OUR_TABLES if not name.startswith("sqlite_"))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise StoreError(
+            f"the store {path} is an SQLite database of some other program (tables: {shown}); "
+            f"it was left untouched: use another --state-dir"
+        )

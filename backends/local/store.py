@@ -1,0 +1,311 @@
+"""The local node's store: one SQLite file that agents, supervisors, the console and the node server share.
+
+No daemon: every process opens its own ``Store`` on ``state_dir/fleetdeck.db`` and each method is one
+short transaction (see store_db for why that never surfaces 'database is locked'). Methods are plain
+synchronous calls; async callers use ``asyncio.to_thread``. Reads return wire-model objects.
+
+    with Store(default_state_dir()) as store:
+        store.register_agent("trainer-1", kind="reporting")
+        store.heartbeat("trainer-1", progress=0.4)
+        agents, phases, tasks, checkpoints = store.snapshot_parts()
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from backends.errors import Invalid
+from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, Phase, Task
+
+from . import store_agents as agents_sql
+from . import store_logs as logs_sql
+from . import store_plan as plan_sql
+from . import store_work as work_sql
+from .schema import SCHEMA_VERSION, StoreError, quick_check
+from .store_api import AgentsApi
+from .store_db import Database
+from .store_health import DEFAULT_THRESHOLDS, AgentRecord, HealthThresholds, compute_health
+from .store_health import pid_alive as _pid_alive
+from .store_logs import LogTuple
+from .store_phases import build_phases
+from .store_plan import PlanCriterion, PlanMilestone, PlanPhase
+from .store_work import CheckpointRecord
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AgentRecord",
+    "CheckpointRecord",
+    "HealthThresholds",
+    "PlanCriterion",
+    "PlanMilestone",
+    "PlanPhase",
+    "Store",
+    "StoreError",
+    "compute_health",
+    "default_state_dir",
+]
+
+PRUNE_EVERY_RECORDS = 1000
+PRUNE_EVERY_S = 60.0
+
+
+def default_state_dir() -> Path:
+    """$FLEETDECK_STATE_DIR, else $XDG_STATE_HOME/fleetdeck/node, else ~/.local/state/fleetdeck/node."""
+    explicit = os.environ.get("FLEETDECK_STATE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return base / "fleetdeck" / "node"
+
+
+class Store(AgentsApi):
+    """The store of one node. Safe to share between threads; open one per process."""
+
+    def __init__(
+        self,
+        state_dir: Path | str,
+        *,
+        log_max_records: int = 200_000,
+        log_max_age_s: float = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+        verify: bool = True,
+        pid_alive: Callable[[int], bool] = _pid_alive,
+    ) -> None:
+        """``verify`` runs SQLite's quick_check on open (reads the whole file: short-lived reporters that
+        open the store every few seconds may skip it; the console and supervisors should not)."""
+        if log_max_records < 0 or log_max_age_s <= 0:
+            raise Invalid("log retention needs a record count >= 0 and an age > 0 seconds")
+        self._db = Database(Path(state_dir), verify=verify)
+        self._clock = clock
+        self._pid_alive = pid_alive
+        self.log_max_records = log_max_records
+        self.log_max_age_s = log_max_age_s
+        self._appended_since_prune = 0
+        self._last_prune: float | None = None  # None: prune on the first append of this process
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.read(lambda c: c.execute("PRAGMA user_version").fetchone()[0]))
+
+    # --- logs ------------------------------------------------------------------------------------------
+
+    def append_logs(self, records: Iterable[LogTuple]) -> int:
+        """Append (ts, level, source, message, fields) records in one transaction; return the last seq.
+
+        A None ts means now. Retention runs now and then, after the append and in its own transaction."""
+        rows = logs_sql.prepare(records, self._clock())
+        last = self._db.write(lambda c: logs_sql.append(c, rows))
+        self._appended_since_prune += len(rows)
+        now = self._clock()
+        if (
+            self._last_prune is None
+            or self._appended_since_prune >= PRUNE_EVERY_RECORDS
+            or now - self._last_prune >= PRUNE_EVERY_S
+        ):
+            self.prune_logs()
+        return last
+
+    def log(self, source: str, level: str, message: str, /, **fields: Any) -> int:
+        return self.append_logs([(None, level, source, message, fields)])
+
+    def logs_since(self, seq: int = 0, limit: int = 10_000, source: str | None = None) -> list[LogRecord]:
+        return self._db.read(lambda c: logs_sql.since(c, seq, limit, source))
+
+    def last_log_seq(self) -> int:
+        return self._db.read(logs_sql.last_seq)
+
+    def oldest_log_seq(self) -> int | None:
+        """The oldest seq still kept; a reader resuming below it knows retention dropped the gap."""
+        return self._db.read(logs_sql.oldest_seq)
+
+    def prune_logs(self) -> int:
+        """Apply retention (age, then count) now; returns how many records were deleted."""
+        now = self._clock()
+        self._appended_since_prune = 0
+        self._last_prune = now
+        return self._db.write(lambda c: logs_sql.prune(c, now, self.log_max_records, self.log_max_age_s))
+
+    # --- plan ------------------------------------------------------------------------------------------
+
+    def apply_plan(self, phases: Sequence[PlanPhase]) -> list[Phase]:
+        """Make the stored plan match ``phases`` (ids are identity; statuses and actuals are kept)."""
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> list[Phase]:
+            plan_sql.apply(conn, now, phases)
+            return self._read_phases(conn, agents_sql.all_records(conn))
+
+        return self._db.write(write)
+
+    def set_milestone(
+        self, milestone_id: str, status: str | None = None, criteria: Mapping[str, str | float] | None = None
+    ) -> None:
+        """Set a milestone's status and/or its criteria's actual values (a number takes the unit)."""
+        now = self._clock()
+        self._db.write(lambda c: plan_sql.set_milestone(c, now, milestone_id, status, criteria or {}))
+
+    def set_phase_status(self, phase_id: str, status: str | None) -> None:
+        """Pin a phase's status (e.g. paused by an operator); None returns it to the derived one."""
+        now = self._clock()
+        self._db.write(lambda c: plan_sql.set_phase_status(c, now, phase_id, status))
+
+    def phases(self) -> list[Phase]:
+        return self._db.read(lambda c: self._read_phases(c, agents_sql.all_records(c)))
+
+    # --- tasks -----------------------------------------------------------------------------------------
+
+    def create_task(self, kind: str, target: str, payload: Mapping[str, Any], submitted_by: str) -> Task:
+        now = self._clock()
+        return self._db.write(lambda c: work_sql.create_task(c, now, kind, target, payload, submitted_by))
+
+    def claim_task(self, agent_id: str) -> Task | None:
+        now = self._clock()
+        return self._db.write(lambda c: work_sql.claim_task(c, now, agent_id))
+
+    def finish_task(self, task_id: str, *, result: Any = None, error: str | None = None) -> Task:
+        now = self._clock()
+        return self._db.write(lambda c: work_sql.finish_task(c, now, task_id, result, error))
+
+    def set_task_status(self, task_id: str, status: str) -> Task:
+        now = self._clock()
+        return self._db.write(lambda c: work_sql.set_task_status(c, now, task_id, status))
+
+    def get_task(self, task_id: str) -> Task:
+        return self._db.read(lambda c: work_sql.get_task(c, task_id))
+
+    def tasks(self, limit: int = 500) -> list[Task]:
+        return self._db.read(lambda c: work_sql.list_tasks(c, limit))
+
+    # --- checkpoints -----------------------------------------------------------------------------------
+
+    def capture_state(self) -> dict[str, Any]:
+        return self._db.read(work_sql.capture)
+
+    def restore_state(self, state: Mapping[str, Any]) -> dict[str, str]:
+        """Restore plan and tasks; returns agent holds (id -> paused|stopped|running) for the caller."""
+        now = self._clock()
+        return self._db.write(lambda c: work_sql.restore(c, now, state))
+
+    def add_checkpoint(
+        self,
+        label: str,
+        created_by: str,
+        *,
+        automatic: bool = False,
+        phase_id: str | None = None,
+        covers: Sequence[str] = (),
+        state: Mapping[str, Any] | None = None,
+        git_refs: Mapping[str, str] | None = None,
+    ) -> Checkpoint:
+        """Record a checkpoint; without ``state`` the store's current state is captured in the same
+        transaction, so nothing can change between the capture and the record."""
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Checkpoint:
+            captured = work_sql.capture(conn) if state is None else state
+            return work_sql.add_checkpoint(
+                conn,
+                now,
+                label=label,
+                created_by=created_by,
+                automatic=automatic,
+                phase_id=phase_id,
+                covers=covers,
+                state=captured,
+                git_refs=git_refs or {},
+            )
+
+        return self._db.write(write)
+
+    def get_checkpoint(self, checkpoint_id: str) -> Checkpoint:
+        return self._db.read(lambda c: work_sql.get_checkpoint(c, checkpoint_id))
+
+    def checkpoint_record(self, checkpoint_id: str) -> CheckpointRecord:
+        return self._db.read(lambda c: work_sql.checkpoint_record(c, checkpoint_id))
+
+    def checkpoints(self, limit: int = 200) -> list[Checkpoint]:
+        return self._db.read(lambda c: work_sql.list_checkpoints(c, limit))
+
+    # --- audit -----------------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        operator: str,
+        action: str,
+        target: str | None,
+        *,
+        outcome: str,
+        params: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+        request_id: str | None = None,
+    ) -> AuditEntry:
+        now = self._clock()
+        return self._db.write(
+            lambda c: logs_sql.add_audit(
+                c,
+                now,
+                operator=operator,
+                action=action,
+                target=target,
+                params=params,
+                reason=reason,
+                outcome=outcome,
+                detail=detail,
+                request_id=request_id,
+            )
+        )
+
+    def audit_since(self, seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
+        return self._db.read(lambda c: logs_sql.audit_since(c, seq, limit))
+
+    # --- the snapshot ----------------------------------------------------------------------------------
+
+    def snapshot_parts(
+        self,
+        thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
+        *,
+        task_limit: int = 500,
+        checkpoint_limit: int = 200,
+    ) -> tuple[list[Agent], list[Phase], list[Task], list[Checkpoint]]:
+        """Agents, phases, tasks and checkpoints as of one moment (one read transaction)."""
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Agent], list[Phase], list[Task], list[Checkpoint]]:
+            agents, records, rows, assignment = self._read_agents(conn, thresholds)
+            phases = build_phases(rows, records, assignment)
+            return (
+                agents,
+                phases,
+                work_sql.list_tasks(conn, task_limit),
+                work_sql.list_checkpoints(conn, checkpoint_limit),
+            )
+
+        return self._db.read(read)
+
+    def verify(self) -> None:
+        """SQLite's quick_check; StoreError naming the damage if the file is corrupt."""
+        self._db.read(lambda c: quick_check(c, self.path))
+
+    def _read_phases(self, conn: sqlite3.Connection, records: list[AgentRecord]) -> list[Phase]:
+        rows = plan_sql.read_rows(conn)
+        assignment = {r.id: plan_sql.assign_phase(rows, r.id, r.phase_id) for r in records}
+        return build_phases(rows, records, assignment)

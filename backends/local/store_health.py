@@ -1,0 +1,180 @@
+"""An agent's row as the local backend sees it, and the pure rules that turn it into a health and a why.
+
+Health is computed when read, never stored: a stored "healthy" would stay healthy after the agent died,
+while the age of the last heartbeat keeps growing by itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from backends.model import Agent, AgentKind, AgentState, Health
+
+from .store_db import loads
+
+_SEVERITY: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
+#: states in which an agent is expected to report; the others are judged by their state alone
+LIVE_STATES: frozenset[str] = frozenset(("starting", "running", "idle", "stopping"))
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """[warning, critical] pairs, as in the config's ``[thresholds]``."""
+
+    heartbeat_stale_s: tuple[float, float] = (15.0, 60.0)
+    error_rate_per_min: tuple[float, float] = (10.0, 50.0)
+
+
+DEFAULT_THRESHOLDS = HealthThresholds()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """Everything the store keeps about an agent, including what only the local node needs."""
+
+    id: str
+    name: str
+    kind: AgentKind
+    state: AgentState
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    workspace: str | None = None
+    command: tuple[str, ...] | None = None
+    restart_policy: str = "no"
+    health_url: str | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    registered_at: float = 0.0
+    started_at: float | None = None
+    last_heartbeat: float | None = None
+    heartbeats: int = 0
+    progress: float | None = None
+    message: str | None = None
+    current_task: str | None = None
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    phase_id: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_agent(self, health: Health, reason: str | None, *, phase_id: str | None = None) -> Agent:
+        return Agent(
+            id=self.id,
+            name=self.name,
+            kind=self.kind,
+            state=self.state,
+            health=health,
+            health_reason=reason,
+            last_heartbeat=self.last_heartbeat,
+            pid=self.pid,
+            cpu_percent=self.cpu_percent,
+            rss_bytes=self.rss_bytes,
+            phase_id=phase_id if phase_id is not None else self.phase_id,
+            current_task=self.current_task,
+            progress=self.progress,
+            message=self.message,
+            restarts=self.restarts,
+            started_at=self.started_at,
+            labels=dict(self.labels),
+        )
+
+
+def compute_health(
+    record: AgentRecord,
+    now: float,
+    thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
+    *,
+    errors_last_minute: int = 0,
+    supervisor_alive: bool | None = None,
+) -> tuple[Health, str | None]:
+    """Judge one agent: its state first, then its supervisor, heartbeat age and recent error lines.
+
+    The worst finding wins and carries the reason; findings of equal weight are joined with "; ".
+    """
+    if record.state == "failed":
+        if record.exit_code is not None:
+            return "unhealthy", f"exited with code {record.exit_code}"
+        return "unhealthy", record.message or "failed"
+    if record.state == "stopped":
+        return "unknown", "stopped"
+    if record.state == "paused":
+        # A paused process is frozen and cannot report; staleness would be a false alarm.
+        return "unknown", "paused"
+    findings: list[tuple[Health, str]] = []
+    if supervisor_alive is False and record.supervisor_pid is not None:
+        findings.append(("unhealthy", f"supervisor gone (pid {record.supervisor_pid})"))
+    reference = record.last_heartbeat if record.last_heartbeat is not None else record.started_at
+    if reference is None:
+        reference = record.registered_at
+    age = max(0.0, now - reference)
+    warn_s, crit_s = thresholds.heartbeat_stale_s
+    if age >= warn_s:
+        what = "no heartbeat for" if record.last_heartbeat is not None else "no heartbeat yet after"
+        findings.append(("unhealthy" if age >= crit_s else "degraded", f"{what} {int(age)} s"))
+    warn_n, crit_n = thresholds.error_rate_per_min
+    if errors_last_minute >= warn_n:
+        plural = "error" if errors_last_minute == 1 else "errors"
+        findings.append(
+            (
+                "unhealthy" if errors_last_minute >= crit_n else "degraded",
+                f"{errors_last_minute} {plural} in the last minute",
+            )
+        )
+    if not findings:
+        if record.state == "unknown" or (record.state == "starting" and record.last_heartbeat is None):
+            return "unknown", "starting" if record.state == "starting" else None
+        return "healthy", None
+    worst = max(_SEVERITY[health] for health, _ in findings)
+    reasons = [reason for health, reason in findings if _SEVERITY[health] == worst]
+    return ("unhealthy" if worst == 2 else "degraded"), "; ".join(reasons)
+
+
+def judges_supervisor(record: AgentRecord) -> bool:
+    """Whether the supervisor's life matters now: only while the agent should be running under it."""
+    return record.supervisor_pid is not None and record.state in LIVE_STATES
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this machine (signal 0 probes without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, it just belongs to someone else
+    except OSError:
+        return False
+    return True
+
+
+def record_from_row(row: Any) -> AgentRecord:
+    """Build an AgentRecord from an ``agents`` row (an sqlite3.Row)."""
+    command = loads(row["command"])
+    return AgentRecord(
+        id=row["id"],
+        name=row["name"],
+        kind=row["kind"],
+        state=row["state"],
+        pid=row["pid"],
+        supervisor_pid=row["supervisor_pid"],
+        workspace=row["workspace"],
+        command=tuple(command) if command is not None else None,
+        restart_policy=row["restart_policy"],
+        health_url=row["health_url"],
+        exit_code=row["exit_code"],
+        restarts=row["restarts"],
+        registered_at=row["registered_at"],
+        started_at=row["started_at"],
+        last_heartbeat=row["last_heartbeat"],
+        heartbeats=row["heartbeats"],
+        progress=row["progress"],
+        message=row["message"],
+        current_task=row["current_task"],
+        cpu_percent=row["cpu_percent"],
+        rss_bytes=row["rss_bytes"],
+        phase_id=row["phase_id"],
+        labels=loads(row["labels"], {}),
+    )

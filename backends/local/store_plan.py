@@ -1,0 +1,311 @@
+"""The plan in the store: phases, milestones and success criteria, their statuses, progress and gates.
+
+The plan's shape comes from a file (ids are identity, so re-applying it updates names and targets but keeps
+what was achieved); statuses and actual values come from agents and operators. Progress, phase status
+(unless an operator set one) and the go/no-go gate are derived when read, so they can never disagree with
+the milestones they summarise.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, get_args
+
+from backends.errors import Invalid
+from backends.model import Criterion, Milestone, MilestoneStatus, PhaseStatus
+
+from .store_agents import known_ids, not_found
+from .store_db import dumps, loads
+
+MILESTONE_STATUSES: tuple[str, ...] = get_args(MilestoneStatus)
+PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatus)
+OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+# A number not glued to a word, so "P95 = 135 ms" reads 135 and "1,340 req/s" reads 1340.
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?\d[\d,]*(?:\.\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCriterion:
+    """``name`` is its identity within the milestone; ``target`` defaults to "<op> <value> <unit>"."""
+
+    name: str
+    target: str | None = None
+    op: str | None = None
+    value: float | None = None
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanMilestone:
+    id: str
+    name: str
+    criteria: Sequence[PlanCriterion] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PlanPhase:
+    id: str
+    name: str
+    order: int
+    due_at: float | None = None
+    agents_globs: Sequence[str] = ()  # agents without an explicit phase join the first phase that matches
+    milestones: Sequence[PlanMilestone] = ()
+    gate_requires: Sequence[str] = ()  # milestone ids the gate needs passed; empty: all of them
+
+
+def with_unit(number: float, unit: str) -> str:
+    text = f"{number:g}"
+    if not unit:
+        return text
+    return f"{text}{unit}" if unit.startswith("%") else f"{text} {unit}"
+
+
+def parse_number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    match = _NUMBER.search(text)
+    return float(match.group().replace(",", "")) if match else None
+
+
+def judge(op: str | None, value: float | None, actual: str | None) -> bool | None:
+    """Whether ``actual`` meets ``op value``; None when there is nothing numeric to compare."""
+    number = parse_number(actual)
+    if op is None or value is None or number is None:
+        return None
+    return OPS[op](number, value)
+
+
+# --- writing -------------------------------------------------------------------------------------------
+
+
+def _validate(phases: Sequence[PlanPhase]) -> None:
+    phase_ids: set[str] = set()
+    milestone_ids: set[str] = set()
+    for phase in phases:
+        _check_id("phase", phase.id)
+        if phase.id in phase_ids:
+            raise Invalid(f"phase id {phase.id!r} appears twice in the plan")
+        phase_ids.add(phase.id)
+        own: set[str] = set()
+        for milestone in phase.milestones:
+            _check_id("milestone", milestone.id)
+            if milestone.id in milestone_ids:
+                raise Invalid(f"milestone id {milestone.id!r} appears twice in the plan")
+            milestone_ids.add(milestone.id)
+            own.add(milestone.id)
+            names: set[str] = set()
+            for criterion in milestone.criteria:
+                if criterion.name in names:
+                    raise Invalid(f"criterion {criterion.name!r} appears twice in milestone {milestone.id!r}")
+                names.add(criterion.name)
+                if criterion.op is not None and criterion.op not in OPS:
+                    raise Invalid(
+                        f"criterion {criterion.name!r}: op {criterion.op!r} is not one of {' '.join(OPS)}"
+                    )
+                if criterion.target is None and (criterion.op is None or criterion.value is None):
+                    raise Invalid(f"criterion {criterion.name!r} has neither a target nor an op and value")
+        unknown = [ident for ident in phase.gate_requires if ident not in own]
+        if unknown:
+            raise Invalid(
+                f"phase {phase.id!r}: its gate requires {', '.join(unknown)}, "
+                f"which are not milestones of this phase"
+            )
+
+
+def _check_id(what: str, ident: str) -> None:
+    if not isinstance(ident, str) or not 1 <= len(ident) <= 200:
+        raise Invalid(f"{what} id {ident!r} must be 1-200 characters")
+
+
+def _delete_missing(conn: sqlite3.Connection, table: str, keep: Sequence[str]) -> None:
+    existing = [str(row[0]) for row in conn.execute(f"SELECT id FROM {table}")]
+    wanted = set(keep)
+    conn.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in existing if i not in wanted])
+
+
+def apply(conn: sqlite3.Connection, now: float, phases: Sequence[PlanPhase]) -> None:
+    """Make the stored plan's shape match ``phases``; statuses, actuals and times are kept."""
+    _validate(phases)
+    _delete_missing(conn, "phases", [p.id for p in phases])
+    _delete_missing(conn, "milestones", [m.id for p in phases for m in p.milestones])
+    for phase in phases:
+        conn.execute(
+            """INSERT INTO phases (id, name, ord, due_at, agents_globs, gate_requires)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT (id) DO UPDATE SET name = excluded.name, ord = excluded.ord,
+                   due_at = excluded.due_at, agents_globs = excluded.agents_globs,
+                   gate_requires = excluded.gate_requires""",
+            (
+                phase.id,
+                phase.name,
+                phase.order,
+                phase.due_at,
+                dumps(list(phase.agents_globs)),
+                dumps(list(phase.gate_requires)),
+            ),
+        )
+        for m_order, milestone in enumerate(phase.milestones):
+            conn.execute(
+                """INSERT INTO milestones (id, phase_id, name, ord) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET phase_id = excluded.phase_id, name = excluded.name,
+                       ord = excluded.ord""",
+                (milestone.id, phase.id, milestone.name, m_order),
+            )
+            names = {c.name for c in milestone.criteria}
+            stale = [
+                str(row[0])
+                for row in conn.execute("SELECT name FROM criteria WHERE milestone_id = ?", (milestone.id,))
+                if row[0] not in names
+            ]
+            conn.executemany(
+                "DELETE FROM criteria WHERE milestone_id = ? AND name = ?",
+                [(milestone.id, name) for name in stale],
+            )
+            for c_order, c in enumerate(milestone.criteria):
+                target = c.target or f"{c.op} {with_unit(c.value or 0.0, c.unit)}"
+                conn.execute(
+                    """INSERT INTO criteria (milestone_id, name, ord, target, op, value, unit)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (milestone_id, name) DO UPDATE SET ord = excluded.ord,
+                           target = excluded.target, op = excluded.op, value = excluded.value,
+                           unit = excluded.unit""",
+                    (milestone.id, c.name, c_order, target, c.op, c.value, c.unit),
+                )
+        refresh_times(conn, now, phase.id)
+
+
+def set_milestone(
+    conn: sqlite3.Connection,
+    now: float,
+    milestone_id: str,
+    status: str | None,
+    criteria: Mapping[str, str | float],
+) -> str:
+    """Record a milestone's status and criteria actuals; returns its phase id.
+
+    Reporting actuals without a status starts a pending milestone (it is being worked on).
+    """
+    if status is not None and status not in MILESTONE_STATUSES:
+        raise Invalid(f"milestone status {status!r} is not one of {', '.join(MILESTONE_STATUSES)}")
+    row = conn.execute("SELECT phase_id, status FROM milestones WHERE id = ?", (milestone_id,)).fetchone()
+    if row is None:
+        raise not_found("milestone", milestone_id, known_ids(conn, "milestones"))
+    units = {
+        str(r["name"]): str(r["unit"])
+        for r in conn.execute("SELECT name, unit FROM criteria WHERE milestone_id = ?", (milestone_id,))
+    }
+    for name, actual in criteria.items():
+        if name not in units:
+            raise not_found(
+                f"criterion in milestone {milestone_id!r} named", name, sorted(units), plural="criteria in it"
+            )
+        text = actual if isinstance(actual, str) else with_unit(float(actual), units[name])
+        conn.execute(
+            "UPDATE criteria SET actual = ?, updated_at = ? WHERE milestone_id = ? AND name = ?",
+            (text, now, milestone_id, name),
+        )
+    if status is None and criteria and row["status"] == "pending":
+        status = "active"
+    if status is not None:
+        conn.execute(
+            "UPDATE milestones SET status = ?, updated_at = ? WHERE id = ?", (status, now, milestone_id)
+        )
+    refresh_times(conn, now, str(row["phase_id"]))
+    return str(row["phase_id"])
+
+
+def set_phase_status(conn: sqlite3.Connection, now: float, phase_id: str, status: str | None) -> None:
+    """Pin a phase's status (an operator's pause, block or sign-off); None returns it to derived."""
+    if status is not None and status not in PHASE_STATUSES:
+        raise Invalid(f"phase status {status!r} is not one of {', '.join(PHASE_STATUSES)}")
+    if conn.execute("UPDATE phases SET status_override = ? WHERE id = ?", (status, phase_id)).rowcount == 0:
+        raise not_found("phase", phase_id, known_ids(conn, "phases"))
+    refresh_times(conn, now, phase_id)
+
+
+def refresh_times(conn: sqlite3.Connection, now: float, phase_id: str) -> None:
+    """Stamp started_at when work on a phase first shows, finished_at while it is done."""
+    phase = conn.execute("SELECT status_override FROM phases WHERE id = ?", (phase_id,)).fetchone()
+    if phase is None:
+        return
+    statuses = [
+        str(r[0]) for r in conn.execute("SELECT status FROM milestones WHERE phase_id = ?", (phase_id,))
+    ]
+    override = phase["status_override"]
+    started = override in ("active", "done", "failed") or any(s != "pending" for s in statuses)
+    done = override == "done" or (
+        override is None and bool(statuses) and all(s == "passed" for s in statuses)
+    )
+    conn.execute(
+        """UPDATE phases SET
+               started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END,
+               finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE NULL END
+           WHERE id = ?""",
+        (started, now, done, now, phase_id),
+    )
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class PlanRows:
+    """The whole plan as three queries' worth of rows, grouped for building phases."""
+
+    phases: list[Any] = field(default_factory=list)
+    milestones: dict[str, list[Any]] = field(default_factory=dict)  # by phase id
+    criteria: dict[str, list[Any]] = field(default_factory=dict)  # by milestone id
+
+
+def read_rows(conn: sqlite3.Connection) -> PlanRows:
+    rows = PlanRows(phases=conn.execute("SELECT * FROM phases ORDER BY ord, id").fetchall())
+    for m in conn.execute("SELECT * FROM milestones ORDER BY phase_id, ord"):
+        rows.milestones.setdefault(str(m["phase_id"]), []).append(m)
+    for c in conn.execute("SELECT * FROM criteria ORDER BY milestone_id, ord"):
+        rows.criteria.setdefault(str(c["milestone_id"]), []).append(c)
+    return rows
+
+
+def assign_phase(rows: PlanRows, agent_id: str, explicit: str | None) -> str | None:
+    """An agent's phase: the one it reported, else the first (in plan order) whose globs match it."""
+    if explicit is not None:
+        return explicit
+    for phase in rows.phases:
+        if any(fnmatchcase(agent_id, glob) for glob in loads(phase["agents_globs"], [])):
+            return str(phase["id"])
+    return None
+
+
+def build_milestones(rows: PlanRows, phase_id: str) -> tuple[Milestone, ...]:
+    milestones = []
+    for m in rows.milestones.get(phase_id, []):
+        status = str(m["status"])
+        criteria = []
+        for c in rows.criteria.get(str(m["id"]), []):
+            passed = judge(c["op"], c["value"], c["actual"])
+            if passed is None and status == "passed":
+                passed = True
+            elif passed is None and status == "failed" and c["actual"] is not None:
+                passed = False
+            criteria.append(Criterion(name=c["name"], target=c["target"], actual=c["actual"], passed=passed))
+        milestones.append(
+            Milestone(
+                id=m["id"],
+                name=m["name"],
+                status=status,  # type: ignore[arg-type]
+                criteria=tuple(criteria),
+            )
+        )
+    return tuple(milestones)

@@ -1,0 +1,295 @@
+"""``fleetdeck run``: start one agent command in its own process group and supervise it.
+
+The supervisor is the agent's link to the store: it records pid and exit code, turns each stdout/stderr
+line into a log record, measures CPU and RSS (children included), probes a health URL, restarts with
+backoff when asked, and carries out the operator commands queued for the agent in the store:
+pause = SIGSTOP to the group, resume = SIGCONT, stop = SIGTERM, then SIGKILL after a grace period.
+
+It needs no daemon: it is the process that ``fleetdeck run`` (or a dispatch) starts, and it can be started
+detached so it outlives the console that asked for it. If the supervisor itself dies, the store still names
+it (``supervisor_pid``) and readers mark the agent as orphaned rather than running forever.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from backends.model import LogLevel
+
+from .loglines import parse_line
+from .metrics import ProcessSampler
+from .store import Store
+
+TICK_S = 0.25  # how often commands are taken and logs are flushed
+HEARTBEAT_S = 2.0  # how often the agent's usage and liveness are written
+PROBE_S = 5.0
+BACKOFF_S = (1.0, 60.0)
+STABLE_S = 30.0  # a run this long resets the restart backoff
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    command: tuple[str, ...]
+    workspace: Path | None = None
+    restart: str = "no"  # no | on-failure
+    health_url: str | None = None
+    grace_s: float = 10.0
+    labels: dict[str, str] | None = None
+
+
+class Supervisor:
+    def __init__(self, store: Store, spec: AgentSpec, *, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.spec = spec
+        self.clock = clock
+        self.sampler = ProcessSampler()
+        self.lines: queue.SimpleQueue[tuple[float, str, str]] = queue.SimpleQueue()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.paused = False
+        self.stop_requested = False
+        self.signalled: str | None = (
+            None  # set by a signal handler; acted on by the loop, never in the handler
+        )
+        self.health_error: str | None = None
+
+    # --- the loop ------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Supervise until the agent is done (or stopped); returns its last exit code."""
+        self._install_signal_handlers()
+        backoff = BACKOFF_S[0]
+        exit_code = 0
+        while True:
+            started = self.clock()
+            try:
+                self._start()
+            except OSError as exc:
+                self._system_log("error", f"cannot start {self.spec.command[0]!r}: {exc.strerror or exc}")
+                self.store.set_agent_state(self.spec.name, "failed", exit_code=127, message=str(exc))
+                return 127
+            exit_code = self._watch()
+            self._drain_lines()
+            if self.stop_requested:
+                self.store.set_agent_state(self.spec.name, "stopped", exit_code=exit_code, message="stopped")
+                return exit_code
+            if exit_code == 0 or self.spec.restart != "on-failure":
+                state = "stopped" if exit_code == 0 else "failed"
+                self.store.set_agent_state(
+                    self.spec.name, state, exit_code=exit_code, message=describe_exit(exit_code)
+                )
+                return exit_code
+            if self.clock() - started > STABLE_S:
+                backoff = BACKOFF_S[0]
+            self._system_log("warning", f"{describe_exit(exit_code)}; restarting in {backoff:.0f} s")
+            self.store.set_agent_state(
+                self.spec.name,
+                "starting",
+                exit_code=exit_code,
+                message=f"{describe_exit(exit_code)}; restarting",
+                restarts_increment=True,
+            )
+            if self._sleep_unless_stopped(backoff):
+                self.store.set_agent_state(self.spec.name, "stopped", exit_code=exit_code, message="stopped")
+                return exit_code
+            backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def _start(self) -> None:
+        spec = self.spec
+        self.process = subprocess.Popen(
+            spec.command,
+            cwd=spec.workspace,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: signals reach its children too
+        )
+        self.paused = False
+        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
+            assert pipe is not None
+            threading.Thread(target=self._read, args=(stream, pipe), daemon=True).start()
+        self.store.register_agent(
+            spec.name,
+            kind="process",
+            pid=self.process.pid,
+            supervisor_pid=os.getpid(),
+            workspace=str(spec.workspace) if spec.workspace else None,
+            command=list(spec.command),
+            labels=spec.labels,
+            restart=spec.restart,
+            health_url=spec.health_url,
+        )
+        self.store.set_agent_state(spec.name, "running", message=f"pid {self.process.pid}")
+        self._system_log("info", f"started pid {self.process.pid}: {' '.join(spec.command)}")
+
+    def _watch(self) -> int:
+        assert self.process is not None
+        next_beat = next_probe = 0.0
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                return code
+            if self.signalled and not self.stop_requested:
+                self._system_log("info", f"supervisor got {self.signalled}; stopping the agent")
+                self.stop()
+                continue
+            self._take_commands()
+            self._drain_lines()
+            now = self.clock()
+            if self.spec.health_url and now >= next_probe:
+                self.health_error = probe(self.spec.health_url)
+                next_probe = now + PROBE_S
+            if now >= next_beat:
+                self._heartbeat()
+                next_beat = now + HEARTBEAT_S
+            time.sleep(TICK_S)
+
+    def _heartbeat(self) -> None:
+        assert self.process is not None
+        usage = self.sampler.sample(self.process.pid)
+        state = "paused" if self.paused else "running"
+        message = f"health check failed: {self.health_error}" if self.health_error else None
+        self.store.heartbeat(
+            self.spec.name,
+            state=state,
+            pid=self.process.pid,
+            cpu_percent=usage.cpu_percent,
+            rss_bytes=usage.rss_bytes,
+            message=message,
+        )
+
+    # --- operator commands ---------------------------------------------------------------------------
+
+    def _take_commands(self) -> None:
+        for _, command in self.store.take_commands(self.spec.name):
+            if command == "pause":
+                self._signal(signal.SIGSTOP)
+                self.paused = True
+                self.store.set_agent_state(self.spec.name, "paused", message="paused by operator")
+                self._system_log("info", "paused (SIGSTOP to the process group)")
+            elif command == "resume":
+                self._signal(signal.SIGCONT)
+                self.paused = False
+                self.store.set_agent_state(self.spec.name, "running", message="resumed")
+                self._system_log("info", "resumed (SIGCONT to the process group)")
+            elif command == "stop":
+                self.stop()
+
+    def stop(self) -> None:
+        """SIGTERM to the group (continued first, so a paused agent can act on it), SIGKILL after grace."""
+        self.stop_requested = True
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.store.set_agent_state(self.spec.name, "stopping", message="stopping")
+        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGCONT)
+        try:
+            self.process.wait(self.spec.grace_s)
+        except subprocess.TimeoutExpired:
+            self._system_log("warning", f"did not exit within {self.spec.grace_s:.0f} s of SIGTERM; SIGKILL")
+            self._signal(signal.SIGKILL)
+            self.process.wait()
+
+    def _signal(self, signum: int) -> None:
+        assert self.process is not None
+        with suppress(ProcessLookupError):  # already gone: the watch loop records the exit
+            os.killpg(self.process.pid, signum)
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def on_signal(signum: int, frame: Any) -> None:
+            # only a flag: the store may be mid-transaction on this very thread
+            self.signalled = signal.Signals(signum).name
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_signal)
+
+    def _sleep_unless_stopped(self, seconds: float) -> bool:
+        deadline = self.clock() + seconds
+        while self.clock() < deadline:
+            for _, command in self.store.take_commands(self.spec.name):
+                if command == "stop":
+                    self.stop_requested = True
+            if self.stop_requested or self.signalled:
+                return True
+            time.sleep(TICK_S)
+        return False
+
+    # --- logs ----------------------------------------------------------------------------------------
+
+    def _read(self, stream: str, pipe: IO[bytes]) -> None:
+        for raw in iter(pipe.readline, b""):
+            self.lines.put((self.clock(), stream, raw.decode("utf-8", errors="replace")))
+        pipe.close()
+
+    def _drain_lines(self) -> None:
+        batch = []
+        while True:
+            try:
+                ts, stream, line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            level, message, fields = parse_line(line, stream)
+            batch.append((ts, level, self.spec.name, message, fields))
+        if batch:
+            self.store.append_logs(batch)
+
+    def _system_log(self, level: LogLevel, message: str) -> None:
+        self.store.append_logs(
+            [(self.clock(), level, self.spec.name, f"[fleetdeck] {message}", {"supervisor": True})]
+        )
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def probe(url: str, timeout_s: float = 2.0) -> str | None:
+    """None when the health URL answers 2xx/3xx, else the reason in a few words."""
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=timeout_s, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if response.status_code >= 400:
+        return f"HTTP {response.status_code}"
+    return None
+
+
+def spawn_detached(state_dir: Path, spec: AgentSpec, python: str) -> int:
+    """Start a supervisor for ``spec`` that outlives the caller (its own session, no inherited pipes)."""
+    argv = [python, "-m", "backends.local.run_agent", "--state-dir", str(state_dir), "--name", spec.name]
+    argv += ["--restart", spec.restart, "--grace", str(spec.grace_s)]
+    if spec.workspace:
+        argv += ["--workspace", str(spec.workspace)]
+    if spec.health_url:
+        argv += ["--health-url", spec.health_url]
+    argv += ["--", *spec.command]
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=spec.workspace or None,
+    )
+    return process.pid
