@@ -8,10 +8,8 @@ the milestones they summarise.
 
 from __future__ import annotations
 
-import operator
-import re
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, get_args
@@ -19,21 +17,13 @@ from typing import Any, get_args
 from backends.errors import Invalid
 from backends.model import Criterion, Milestone, MilestoneStatus, PhaseStatus
 
+from . import planfile
+from .planfile import OPS, CriterionSpec
 from .store_agents import known_ids, not_found
 from .store_db import dumps, loads
 
 MILESTONE_STATUSES: tuple[str, ...] = get_args(MilestoneStatus)
 PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatus)
-OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
-# A number not glued to a word, so "P95 = 135 ms" reads 135 and "1,340 req/s" reads 1340.
-_NUMBER = re.compile(r"(?<![A-Za-z0-9.])[-+]?\d[\d,]*(?:\.\d+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +62,14 @@ def with_unit(number: float, unit: str) -> str:
     return f"{text}{unit}" if unit.startswith("%") else f"{text} {unit}"
 
 
-def parse_number(text: str | None) -> float | None:
-    if text is None:
-        return None
-    match = _NUMBER.search(text)
-    return float(match.group().replace(",", "")) if match else None
+def judge(op: str | None, value: float | None, actual: str | None, unit: str | None = None) -> bool | None:
+    """Whether ``actual`` meets ``op value unit``; None when there is nothing numeric to compare.
 
-
-def judge(op: str | None, value: float | None, actual: str | None) -> bool | None:
-    """Whether ``actual`` meets ``op value``; None when there is nothing numeric to compare."""
-    number = parse_number(actual)
-    if op is None or value is None or number is None:
+    The plan file's judge does the reading (units converted, "P95 = 131 ms" read as 131), so a criterion
+    is judged the same way whether it came from a file or straight from the store."""
+    if op is None or value is None:
         return None
-    return OPS[op](number, value)
+    return planfile.judge(CriterionSpec(name="-", op=op, value=value, unit=unit or None), actual)  # type: ignore[arg-type]
 
 
 # --- writing -------------------------------------------------------------------------------------------
@@ -294,7 +279,7 @@ def build_milestones(rows: PlanRows, phase_id: str) -> tuple[Milestone, ...]:
         status = str(m["status"])
         criteria = []
         for c in rows.criteria.get(str(m["id"]), []):
-            passed = judge(c["op"], c["value"], c["actual"])
+            passed = judge(c["op"], c["value"], c["actual"], c["unit"])
             if passed is None and status == "passed":
                 passed = True
             elif passed is None and status == "failed" and c["actual"] is not None:
