@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from backends.errors import Invalid
 from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, Phase, Task
@@ -64,6 +64,19 @@ def default_state_dir() -> Path:
     return base / "fleetdeck" / "node"
 
 
+T = TypeVar("T", int, float)
+
+
+def _env_number(name: str, default: T, kind: Callable[[str], T]) -> T:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise Invalid(f"${name} must be a number, got {text!r}") from None
+
+
 class Store(AgentsApi):
     """The store of one node. Safe to share between threads; open one per process."""
 
@@ -71,14 +84,28 @@ class Store(AgentsApi):
         self,
         state_dir: Path | str,
         *,
-        log_max_records: int = 200_000,
-        log_max_age_s: float = 7 * 86400,
+        log_max_records: int | None = None,
+        log_max_age_s: float | None = None,
         clock: Callable[[], float] = time.time,
         verify: bool = True,
         pid_alive: Callable[[int], bool] = _pid_alive,
     ) -> None:
         """``verify`` runs SQLite's quick_check on open (reads the whole file: short-lived reporters that
-        open the store every few seconds may skip it; the console and supervisors should not)."""
+        open the store every few seconds may skip it; the console and supervisors should not).
+
+        Log retention defaults to $FLEETDECK_LOG_MAX_RECORDS / $FLEETDECK_LOG_MAX_AGE_S, else 200,000 records
+        and 7 days: read from the environment so every process sharing the store (supervisors started by a
+        dispatch inherit it) prunes alike."""
+        log_max_records = (
+            log_max_records
+            if log_max_records is not None
+            else _env_number("FLEETDECK_LOG_MAX_RECORDS", 200_000, int)
+        )
+        log_max_age_s = (
+            log_max_age_s
+            if log_max_age_s is not None
+            else _env_number("FLEETDECK_LOG_MAX_AGE_S", 7 * 86400.0, float)
+        )
         if log_max_records < 0 or log_max_age_s <= 0:
             raise Invalid("log retention needs a record count >= 0 and an age > 0 seconds")
         self._db = Database(Path(state_dir), verify=verify)
