@@ -83,7 +83,8 @@ def test_several_configured_nodes_need_a_choice(fleetdeck, tmp_path) -> None:
     config = tmp_path / "config" / "fleetdeck" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(
-        '[[nodes]]\nname = "a"\nbackend = "demo"\n\n[[nodes]]\nname = "b"\nbackend = "demo"\n', encoding="utf-8"
+        '[[nodes]]\nname = "a"\nbackend = "demo"\n\n[[nodes]]\nname = "b"\nbackend = "demo"\n',
+        encoding="utf-8",
     )
     result = fleetdeck("agents")
     assert result.returncode == 2

@@ -42,7 +42,10 @@ def test_resolve_demo() -> None:
 
 def test_available_lists_the_builtins(entry_points) -> None:
     entry_points()
-    assert available() == {"demo": "backends.demo:DemoBackend", "local": "backends.local.backend:LocalBackend"}
+    assert available() == {
+        "demo": "backends.demo:DemoBackend",
+        "local": "backends.local.backend:LocalBackend",
+    }
 
 
 def test_unknown_name_lists_known_names(entry_points) -> None:

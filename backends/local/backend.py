@@ -37,7 +37,7 @@ from .actions import Actions
 from .metrics import HostSampler, ancestors
 from .nvml import GpuSampler
 from .store import Store, StoreError, default_state_dir
-from .store_health import HealthThresholds
+from .store_health import AgentRecord, HealthThresholds, judges_supervisor, pid_alive
 
 T = TypeVar("T")
 LOG_POLL_S = 0.25
@@ -148,6 +148,7 @@ class LocalBackend(Backend):
     def _snapshot(self) -> NodeSnapshot:
         assert self._host is not None and self._gpus is not None
         agents, phases, tasks, checkpoints = self.store.snapshot_parts(self.thresholds)
+        agents = without_dead_supervisors(agents, self.store.agent_rows())
         system = self._host.sample()
         owners = {a.pid: a.id for a in agents if a.pid is not None}
         gpus, gpu_status = self._gpus.sample(lambda pid: owner_of(pid, owners))
@@ -203,6 +204,26 @@ class LocalBackend(Backend):
 
     async def rollback(self, checkpoint_id: str, *, operator: str, reason: str | None = None) -> Checkpoint:
         return await self._run(lambda: self._ops().rollback(checkpoint_id, operator, reason))
+
+
+def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) -> list[Agent]:
+    """Show an agent whose supervisor died (kill -9, OOM) as failed: its row still says running, and
+    nothing is left to change that. Its health already names the supervisor; its pid stays visible, since
+    the process may still run unsupervised."""
+    orphaned = {
+        r.id
+        for r in records
+        if judges_supervisor(r) and r.supervisor_pid is not None and not pid_alive(r.supervisor_pid)
+    }
+    if not orphaned:
+        return agents
+    import msgspec
+
+    gone = ("stopped", "failed")
+    return [
+        msgspec.structs.replace(a, state="failed") if a.id in orphaned and a.state not in gone else a
+        for a in agents
+    ]
 
 
 def owner_of(pid: int, owners: dict[int, str]) -> str | None:

@@ -35,6 +35,7 @@ HEARTBEAT_S = 2.0  # how often the agent's usage and liveness are written
 PROBE_S = 5.0
 BACKOFF_S = (1.0, 60.0)
 STABLE_S = 30.0  # a run this long resets the restart backoff
+READ_TAIL_S = 2.0  # after an exit, how long the last lines still in the pipes are waited for
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Supervisor:
         self.sampler = ProcessSampler()
         self.lines: queue.SimpleQueue[tuple[float, str, str]] = queue.SimpleQueue()
         self.process: subprocess.Popen[bytes] | None = None
+        self.readers: list[threading.Thread] = []
         self.paused = False
         self.stop_requested = False
         self.signalled: str | None = (
@@ -79,6 +81,7 @@ class Supervisor:
                 self.store.set_agent_state(self.spec.name, "failed", exit_code=127, message=str(exc))
                 return 127
             exit_code = self._watch()
+            self._finish_reading()
             self._drain_lines()
             if self.stop_requested:
                 self.store.set_agent_state(self.spec.name, "stopped", exit_code=exit_code, message="stopped")
@@ -115,9 +118,12 @@ class Supervisor:
             start_new_session=True,  # its own process group: signals reach its children too
         )
         self.paused = False
+        self.readers = []
         for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
             assert pipe is not None
-            threading.Thread(target=self._read, args=(stream, pipe), daemon=True).start()
+            reader = threading.Thread(target=self._read, args=(stream, pipe), daemon=True)
+            reader.start()
+            self.readers.append(reader)
         self.store.register_agent(
             spec.name,
             kind="process",
@@ -234,6 +240,13 @@ class Supervisor:
         for raw in iter(pipe.readline, b""):
             self.lines.put((self.clock(), stream, raw.decode("utf-8", errors="replace")))
         pipe.close()
+
+    def _finish_reading(self) -> None:
+        """Let the readers reach the end of the pipes before the exit is recorded: the last lines are often
+        the ones that say why it ended. Bounded, because a grandchild may still hold a pipe open."""
+        deadline = time.monotonic() + READ_TAIL_S
+        for reader in self.readers:
+            reader.join(max(0.0, deadline - time.monotonic()))
 
     def _drain_lines(self) -> None:
         batch = []
