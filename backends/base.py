@@ -25,8 +25,11 @@ class Backend(abc.ABC):
     capabilities: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float]) -> Backend:
-        """Build from a config ``[[nodes]]`` entry (``name``, ``url``, ``options``, ... attributes)."""
+    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> Backend:
+        """Build from a config ``[[nodes]]`` entry (``name``, ``url``, ``options``, ... attributes).
+
+        ``thresholds`` is the config's ``[thresholds]`` (``[warning, critical]`` pairs by name), for backends
+        that judge health themselves."""
         raise Invalid(f"the {cls.name} backend cannot be configured from a config file")
 
     async def open(self) -> None:  # noqa: B027 - optional hook, most backends need nothing

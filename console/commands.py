@@ -38,7 +38,8 @@ def _links(args: argparse.Namespace, config: Config, clock: Clock, *, demo: bool
     read_only = bool(getattr(args, "read_only", False))
     try:
         if not demo and not config.nodes:
-            return [local_link(clock, state_dir=getattr(args, "state_dir", None), read_only=read_only)]
+            state_dir = getattr(args, "state_dir", None)
+            return [local_link(clock, state_dir=state_dir, read_only=read_only, config=config)]
         if demo:
             return demo_links(
                 seed=getattr(args, "seed", 7),
@@ -166,6 +167,6 @@ def _single_link(args: argparse.Namespace, config: Config, clock: Clock) -> Node
         if config.nodes:
             names = ", ".join(n.name for n in config.nodes)
             raise CliError(f"several nodes are configured ({names}): pick one with --node NAME", EXIT_USAGE)
-        return local_link(clock, state_dir=getattr(args, "state_dir", None))
+        return local_link(clock, state_dir=getattr(args, "state_dir", None), config=config)
     except SetupError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None

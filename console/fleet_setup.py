@@ -42,7 +42,7 @@ def configured_links(
 def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_only: bool) -> NodeLink:
     try:
         backend_class = resolve(node.backend)
-        backend = backend_class.from_config(node, clock=clock)
+        backend = backend_class.from_config(node, clock=clock, thresholds=config.thresholds)
     except BackendError as exc:
         raise SetupError(f"node {node.name!r}: {exc}") from None
     return NodeLink(
@@ -55,9 +55,13 @@ def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_onl
 
 
 def local_link(
-    clock: Callable[[], float], *, state_dir: str | None = None, read_only: bool = False
+    clock: Callable[[], float],
+    *,
+    state_dir: str | None = None,
+    read_only: bool = False,
+    config: Config | None = None,
 ) -> NodeLink:
     """This machine's node, the default when nothing is configured."""
     options = {} if state_dir is None else {"state_dir": state_dir}
     node = NodeConfig(name="local", backend="local", options=options)
-    return _link(node, Config(), clock, read_only)
+    return _link(node, config or Config(), clock, read_only)

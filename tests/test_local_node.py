@@ -410,3 +410,13 @@ async def test_the_console_on_the_local_node_shows_how_to_start_and_no_gpu(tmp_p
         assert "No NVIDIA GPU" in text
         assert (link.snapshot.gpu_status.reason or "")[:20] in text.replace("\n", " ")
     await link.backend.close()
+
+
+def test_config_thresholds_reach_the_local_nodes_health_judgement(tmp_path) -> None:
+    from console.config import Config, Thresholds
+    from console.fleet_setup import local_link
+
+    config = Config(thresholds=Thresholds(heartbeat_stale_s=(1.0, 2.0), error_log_rate_per_min=(3.0, 4.0)))
+    link = local_link(lambda: 0.0, state_dir=str(tmp_path), config=config)
+    assert link.backend.thresholds.heartbeat_stale_s == (1.0, 2.0)  # type: ignore[attr-defined]
+    assert link.backend.thresholds.error_rate_per_min == (3.0, 4.0)  # type: ignore[attr-defined]

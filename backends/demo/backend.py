@@ -135,7 +135,7 @@ class DemoBackend(Backend):
         )
 
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float]) -> DemoBackend:
+    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> DemoBackend:
         """Build from a config ``[[nodes]]`` entry: its ``name``, ``environment``, ``read_only`` and ``seed``,
         plus the demo-only ``options`` ``node_index`` (which generated node to be), ``agents`` and
         ``genesis``."""

@@ -92,7 +92,7 @@ class LocalBackend(Backend):
         )
 
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float]) -> LocalBackend:
+    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> LocalBackend:
         options = dict(getattr(node, "options", {}) or {})
         state_dir = getattr(node, "state_dir", None) or options.pop("state_dir", None)
         unknown = set(options) - {"python"}
@@ -105,6 +105,7 @@ class LocalBackend(Backend):
             read_only=node.read_only,
             clock=clock,
             python=options.get("python", sys.executable),
+            thresholds=health_thresholds(thresholds),
         )
 
     @property
@@ -224,6 +225,16 @@ def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) ->
         msgspec.structs.replace(a, state="failed") if a.id in orphaned and a.state not in gone else a
         for a in agents
     ]
+
+
+def health_thresholds(config_thresholds: Any) -> HealthThresholds | None:
+    """The config's heartbeat and error-rate thresholds, in the store's terms."""
+    if config_thresholds is None:
+        return None
+    return HealthThresholds(
+        heartbeat_stale_s=tuple(config_thresholds.heartbeat_stale_s)[:2],
+        error_rate_per_min=tuple(config_thresholds.error_log_rate_per_min)[:2],
+    )
 
 
 def owner_of(pid: int, owners: dict[int, str]) -> str | None:
