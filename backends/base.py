@@ -85,5 +85,10 @@ class Backend(abc.ABC):
         """Roll back to ``checkpoint_id``; returns the automatic safety checkpoint taken just before."""
         raise self._unsupported("roll back")
 
+    async def rollback_preview(self, checkpoint_id: str) -> list[str]:
+        """Lines saying what a rollback to ``checkpoint_id`` would change beyond what the checkpoint covers
+        (e.g. files changed since in each git workspace); empty when the backend cannot tell."""
+        return []
+
     async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
         raise self._unsupported("show an audit trail")

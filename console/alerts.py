@@ -1,32 +1,58 @@
-"""Alerts: the thresholds of the config applied to a node's snapshot.
+"""Alerts: the thresholds of the config applied to a node's snapshot (and its recent error logs).
 
-Pure functions of (snapshot, thresholds, now), so the console, `fleetdeck status` and the tests all agree.
+Pure functions of (snapshot, thresholds, now[, error counts]), so the console, `fleetdeck status` and the
+tests all agree. Tracking alerts over time (since-when, flapping, acks, snoozes) is alert_book's job.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Reversible, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from backends.model import NodeSnapshot
+from backends.model import LogRecord, NodeSnapshot
 from console.config import Thresholds
+
+if TYPE_CHECKING:
+    from console.node_link import NodeLink
 
 Severity = Literal["warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1}
+ERROR_WINDOW_S: Final = 60.0  # the error-log rate is counted over one minute, so a count is a per-minute rate
+ERROR_LEVELS: Final = frozenset({"error", "critical"})
+NODE_SOURCE: Final = "node"  # LogRecord.source for the node's own lines, as opposed to an agent id
 
 
 @dataclass(frozen=True)
 class Alert:
     severity: Severity
     node: str
-    subject: str  # "agent:coder-07", "gpu:3", "phase:pilot", "host"
+    subject: str  # "agent:coder-07", "gpu:3", "gpu", "phase:pilot", "host", "node"
     reason: str
-    since: float | None = None
+    since: float | None = None  # when the condition began, where the data says so (a last heartbeat)
+    # Which rule fired: with node and subject it names the alert across refreshes, while the reason's
+    # numbers ("no heartbeat for 74 s") change every second.
+    rule: str = "other"
+
+    @property
+    def key(self) -> str:
+        """A stable id, ``node/subject/rule``; node and rule names never hold a "/", so it splits back."""
+        return alert_key(self.node, self.subject, self.rule)
 
     def line(self) -> str:
         mark = "✖" if self.severity == "critical" else "▲"
         return f"{mark} {self.severity:<8} {self.node} {self.subject}: {self.reason}"
+
+
+def alert_key(node: str, subject: str, rule: str) -> str:
+    return f"{node}/{subject}/{rule}"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """(node, subject, rule) of an :func:`alert_key`; a subject may itself hold a "/"."""
+    node, rest = key.split("/", 1)
+    subject, rule = rest.rsplit("/", 1)
+    return node, subject, rule
 
 
 def _grade(value: float | None, levels: Sequence[float]) -> Severity | None:
@@ -40,52 +66,130 @@ def _grade(value: float | None, levels: Sequence[float]) -> Severity | None:
     return None
 
 
-def node_alerts(snapshot: NodeSnapshot, thresholds: Thresholds, now: float) -> list[Alert]:
-    node = snapshot.node.name
+def node_alerts(
+    snapshot: NodeSnapshot,
+    thresholds: Thresholds,
+    now: float,
+    error_counts: Mapping[str, int] | None = None,
+    *,
+    name: str | None = None,
+) -> list[Alert]:
+    """Every alert the snapshot warrants at ``now``.
+
+    ``error_counts``: error and critical log lines per source over the last minute (see
+    :func:`recent_error_counts`); None when the logs are not known, which skips the error-rate rule.
+    ``name``: the node's name as configured, which the alerts carry (default: the name it reports).
+    """
+    node = name or snapshot.node.name
     alerts: list[Alert] = []
 
-    def add(severity: Severity | None, subject: str, reason: str, since: float | None = None) -> None:
+    def add(
+        severity: Severity | None, subject: str, rule: str, reason: str, since: float | None = None
+    ) -> None:
         if severity is not None:
-            alerts.append(Alert(severity, node, subject, reason, since))
+            alerts.append(Alert(severity, node, subject, reason, since, rule))
 
     for gpu in snapshot.gpus:
         add(
             _grade(gpu.temperature_c, thresholds.gpu_temp_c),
             f"gpu:{gpu.index}",
+            "gpu_temp",
             f"temperature {gpu.temperature_c:.0f}°C" if gpu.temperature_c is not None else "",
         )
         if gpu.mem_used is not None and gpu.mem_total:
             pct = 100.0 * gpu.mem_used / gpu.mem_total
-            add(_grade(pct, thresholds.gpu_mem_percent), f"gpu:{gpu.index}", f"memory {pct:.0f}% used")
+            add(
+                _grade(pct, thresholds.gpu_mem_percent),
+                f"gpu:{gpu.index}",
+                "gpu_mem",
+                f"memory {pct:.0f}% used",
+            )
     if snapshot.gpu_status.status == "error":
-        add("warning", "gpu", f"GPU metrics failed: {snapshot.gpu_status.reason or 'unknown error'}")
+        reason = f"GPU metrics failed: {snapshot.gpu_status.reason or 'unknown error'}"
+        add("warning", "gpu", "gpu_status", reason)
     system = snapshot.system
     if system.mem_used is not None and system.mem_total:
         pct = 100.0 * system.mem_used / system.mem_total
-        add(_grade(pct, thresholds.host_mem_percent), "host", f"memory {pct:.0f}% used")
+        add(_grade(pct, thresholds.host_mem_percent), "host", "host_mem", f"memory {pct:.0f}% used")
     for agent in snapshot.agents:
         subject = f"agent:{agent.id}"
+        # One rule for failed/unhealthy/degraded, so degraded -> unhealthy is one alert rising in severity
+        # (which takes back an acknowledgement) rather than one alert clearing and another starting.
         if agent.state == "failed":
-            add("critical", subject, agent.health_reason or agent.message or "agent failed")
+            add("critical", subject, "agent_health", agent.health_reason or agent.message or "agent failed")
         elif agent.health == "unhealthy":
-            add("critical", subject, agent.health_reason or "unhealthy")
+            add("critical", subject, "agent_health", agent.health_reason or "unhealthy")
         elif agent.health == "degraded":
-            add("warning", subject, agent.health_reason or "degraded")
+            add("warning", subject, "agent_health", agent.health_reason or "degraded")
         if agent.last_heartbeat is not None and agent.state in ("running", "idle", "starting"):
             age = now - agent.last_heartbeat
             severity = _grade(age, thresholds.heartbeat_stale_s)
             if severity and agent.health != "unhealthy":
-                add(severity, subject, f"no heartbeat for {age:.0f} s", agent.last_heartbeat)
-        add(_grade(agent.restarts, thresholds.agent_restarts), subject, f"restarted {agent.restarts} times")
+                add(severity, subject, "heartbeat", f"no heartbeat for {age:.0f} s", agent.last_heartbeat)
+        add(
+            _grade(agent.restarts, thresholds.agent_restarts),
+            subject,
+            "restarts",
+            f"restarted {agent.restarts} times",
+        )
+    for source, count in sorted((error_counts or {}).items()):
+        subject = NODE_SOURCE if source == NODE_SOURCE else f"agent:{source}"
+        plural = "s" if count != 1 else ""
+        add(
+            _grade(count, thresholds.error_log_rate_per_min),
+            subject,
+            "error_rate",
+            f"{count} error line{plural} in the last minute",
+        )
     for phase in snapshot.phases:
         subject = f"phase:{phase.id}"
         if phase.gate.decision == "no-go" and phase.status in ("active", "blocked"):
-            add("warning", subject, "gate NO-GO: " + ("; ".join(phase.gate.reasons) or "criteria failing"))
+            reason = "gate NO-GO: " + ("; ".join(phase.gate.reasons) or "criteria failing")
+            add("warning", subject, "gate_no_go", reason)
         if phase.due_at is not None and phase.due_at < now and phase.status not in ("done", "failed"):
-            add("warning", subject, f"past its due date by {(now - phase.due_at) / 3600:.0f} h", phase.due_at)
+            overdue = f"past its due date by {(now - phase.due_at) / 3600:.0f} h"
+            add("warning", subject, "phase_overdue", overdue, phase.due_at)
         if phase.status == "failed":
-            add("critical", subject, "phase failed")
+            add("critical", subject, "phase_failed", "phase failed")
     return sort_alerts(alerts)
+
+
+def link_alerts(link: NodeLink, thresholds: Thresholds, now: float) -> list[Alert]:
+    """What the console knows of one node, judged: its last snapshot, its recent errors, its reachability.
+
+    The last good snapshot of a node that stopped answering still counts: what was wrong then is the best
+    knowledge there is, and the unreachable alert above it says how far to trust it.
+    """
+    alerts: list[Alert] = []
+    if link.snapshot is not None:
+        counts = recent_error_counts(link.logs, now)
+        alerts = node_alerts(link.snapshot, thresholds, now, counts, name=link.name)
+    if link.error is not None:
+        alerts.insert(0, unreachable_alert(link.name, link.error))
+    return alerts
+
+
+def unreachable_alert(node: str, error: str) -> Alert:
+    """A node the console cannot reach: critical, since nothing else about it can be trusted."""
+    return Alert("critical", node, NODE_SOURCE, f"unreachable: {error}", rule="unreachable")
+
+
+def recent_error_counts(
+    records: Reversible[LogRecord], now: float, window_s: float = ERROR_WINDOW_S
+) -> dict[str, int]:
+    """Error and critical lines per source with a timestamp in ``(now - window_s, now]``.
+
+    Walks the buffer newest first and stops at the first older line: records come in ``seq`` order,
+    which is time order, so a 10 000-line buffer costs only the last minute's lines.
+    """
+    counts: dict[str, int] = {}
+    cutoff = now - window_s
+    for record in reversed(records):
+        if record.ts <= cutoff:
+            break
+        if record.ts <= now and record.level in ERROR_LEVELS:
+            counts[record.source] = counts.get(record.source, 0) + 1
+    return counts
 
 
 def sort_alerts(alerts: Iterable[Alert]) -> list[Alert]:

@@ -16,17 +16,24 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.worker import Worker
 
+from console.alert_book import AlertBook
+from console.alert_book import default_path as alert_book_path
+from console.alerts import link_alerts
 from console.config import Config, normalised_keymap
 from console.keys import KeyHelp, key_help
 from console.node_link import NodeLink, describe_error
+from console.operator import Operator
 from console.screens.agent import AgentScreen
+from console.screens.audit import AuditScreen
 from console.screens.base import FleetDeckScreen
 from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen
 from console.screens.logs import LogsScreen
 from console.screens.node import NodeScreen
 from themes import DEFAULT_THEME, fleetdeck_variables, load_themes
+from widgets.attention import AttentionList
 
 LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
 LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped
@@ -59,7 +66,23 @@ class FleetDeckApp(App[None]):
             show=False,
             tooltip="Command palette: nodes, fleet, logs, themes",
         ),
+        Binding(
+            "a",
+            "audit",
+            "Audit",
+            id="audit",
+            show=False,  # listed in Help and the palette; the 80-column footer has no room left
+            tooltip="Audit trail: who did what, when, why, with what outcome",
+        ),
         Binding("t", "cycle_theme", "Theme", id="theme", tooltip="Next colour theme"),
+        Binding(
+            "ctrl+z",
+            "undo_rollback",
+            "Undo rollback",
+            id="undo_rollback",
+            show=False,
+            tooltip="Roll back to the safety checkpoint of the last rollback",
+        ),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -79,10 +102,15 @@ class FleetDeckApp(App[None]):
             raise ValueError("fleetdeck needs at least one node")
         self.links: dict[str, NodeLink] = {link.name: link for link in links}
         self.config = config
+        self.operator = config.operator
+        self.actions = Operator(self)
         self.clock = clock
         self.frozen = frozen
         self.refresh_s = config.refresh_s
         self.thresholds = config.thresholds
+        # Acks and snoozes outlive the console; a frozen (snapshot) app keeps them in memory, so the same
+        # screen renders the same whatever an earlier run acknowledged.
+        self.alert_book = AlertBook(None if frozen else alert_book_path(), clock)
         self.start_screen = start_screen
         self.theme_errors: list[str] = []
         themes, self.theme_errors = load_themes(user_themes_dir)
@@ -110,6 +138,8 @@ class FleetDeckApp(App[None]):
     def on_mount(self) -> None:
         for error in self.theme_errors:
             self.notify(error, title="theme", severity="warning", timeout=8)
+        for link in self.links.values():  # links may come primed (frozen snapshots): judge them first
+            self.update_alerts(link)
         self._open_start_screen()
         if self.frozen:
             return
@@ -135,6 +165,8 @@ class FleetDeckApp(App[None]):
             self.open_logs(node=None if len(self.links) > 1 else first.name)
         elif start == "help":
             self.push_screen(HelpScreen())
+        elif start == "audit":
+            self.push_screen(AuditScreen())
 
     @staticmethod
     def worst_agent(link: NodeLink) -> str | None:
@@ -169,7 +201,18 @@ class FleetDeckApp(App[None]):
             await asyncio.sleep(delay)
             delay = min(delay * 2, LOG_RETRY_S[1])
 
+    def node_refreshed(self, link: NodeLink) -> None:
+        """Repaint what shows ``link`` now (after an action), without waiting for the next poll."""
+        self._node_updated(link)
+
+    def update_alerts(self, link: NodeLink) -> None:
+        """Judge ``link`` against the thresholds into the alert book, before any screen paints it."""
+        self.alert_book.update(link.name, link_alerts(link, self.thresholds, self.clock()))
+        for warning in self.alert_book.take_warnings():
+            self.notify(warning, title="alerts", severity="warning", timeout=8)
+
     def _node_updated(self, link: NodeLink) -> None:
+        self.update_alerts(link)
         screen = self.screen
         if isinstance(screen, FleetDeckScreen):
             with suppress(NoMatches):  # a screen still composing fills itself when it mounts
@@ -191,6 +234,37 @@ class FleetDeckApp(App[None]):
 
     def open_logs(self, node: str | None, source: str | None = None) -> None:
         self.push_screen(LogsScreen(node=node, source=source))
+
+    def action_undo_rollback(self) -> None:
+        link = self.current_link()
+        if link is not None:
+            self.actions.undo_rollback(link)
+
+    def current_link(self) -> NodeLink | None:
+        """The node the screen shows, or the only node."""
+        link = getattr(self.screen, "link", None)
+        if isinstance(link, NodeLink):
+            return link
+        return next(iter(self.links.values())) if len(self.links) == 1 else None
+
+    def action_audit(self) -> None:
+        if isinstance(self.screen, AuditScreen):
+            return
+        # One Audit screen at most: from a screen opened on top of it, `a` goes back to it.
+        existing = next((s for s in reversed(self.screen_stack) if isinstance(s, AuditScreen)), None)
+        if existing is None:
+            self.push_screen(AuditScreen())
+            return
+        while self.screen is not existing:
+            self.pop_screen()
+
+    def refresh_audit(self) -> Worker[None] | None:
+        """Fetch the newest audit entries for an Audit screen in the stack (called after each action);
+        returns the fetching worker, or None when no Audit screen is open (it fetches when opened)."""
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, AuditScreen):
+                return screen.refresh_audit()
+        return None
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -223,6 +297,7 @@ class FleetDeckApp(App[None]):
                 f"Go to node {link.name}", f"{link.environment} node", lambda n=link: self.open_node(n)
             )
         yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
+        yield SystemCommand("Audit trail", "Who did what, when, why, with what outcome", self.action_audit)
         for name in self.theme_cycle():
             yield SystemCommand(
                 f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n)
@@ -245,7 +320,9 @@ def binding_contexts() -> dict[str, Sequence[BindingType]]:
         "node": NodeScreen.BINDINGS,
         "agent": AgentScreen.BINDINGS,
         "logs": LogsScreen.BINDINGS,
+        "audit": AuditScreen.BINDINGS,
         "help": HelpScreen.BINDINGS,
+        "attention": AttentionList.BINDINGS,  # the Attention panel of the fleet and node screens
     }
 
 

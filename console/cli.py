@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-SCREENS = ("fleet", "node", "agent", "logs", "help")
+SCREENS = ("fleet", "node", "agent", "logs", "audit", "help")
 NODE_COMMANDS = frozenset(
     (
         "agents",
@@ -96,6 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="open the console on a simulated fleet")
     _add_demo_shape(demo)
+    # SUPPRESS: `fleetdeck --read-only demo` must not be undone by this option's default
+    demo.add_argument(
+        "--read-only", action="store_true", default=argparse.SUPPRESS, help="disable every action"
+    )
 
     snap = sub.add_parser("snapshot", help="render a screen headless to .svg or .txt")
     snap.add_argument("--demo", action="store_true", help="render the demo fleet")
@@ -147,6 +151,7 @@ def _add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     audit = sub.add_parser("audit", help="the audit trail: who did what, when, why, with what outcome")
     _node_options(audit)
     audit.add_argument("--since", type=int, default=0, help="entries after this seq")
+    audit.add_argument("--jsonl", action="store_true", help="JSON lines with a node field, as `e` exports")
 
     logs = sub.add_parser("logs", help="print (and follow) the node's logs")
     _node_options(logs)

@@ -19,8 +19,9 @@ def demo_links(
 ) -> list[NodeLink]:
     from backends.demo import demo_fleet
 
+    reason = read_only_reason(read_only, False, False)
     return [
-        NodeLink(b.info.name, b, clock=clock, read_only=read_only)
+        NodeLink(b.info.name, b, clock=clock, read_only=read_only, read_only_reason=reason)
         for b in demo_fleet(seed=seed, nodes=nodes, agents=agents, clock=clock)
     ]
 
@@ -51,7 +52,19 @@ def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_onl
         clock=clock,
         environment=node.environment,
         read_only=read_only or config.read_only or node.read_only,
+        read_only_reason=read_only_reason(read_only, config.read_only, node.read_only),
     )
+
+
+def read_only_reason(flag: bool, config: bool, node: bool) -> str | None:
+    """Why a node's actions are off, as an operator would want to hear it."""
+    if flag:
+        return "read-only mode (--read-only)"
+    if config:
+        return "read_only = true in the config"
+    if node:
+        return "this node is configured read_only"
+    return None
 
 
 def local_link(

@@ -154,6 +154,12 @@ def show_checkpoints(link: NodeLink, args: argparse.Namespace) -> int:
 
 def show_audit(link: NodeLink, args: argparse.Namespace) -> int:
     entries = run_on_backend(link.backend, lambda b: b.audit(since_seq=args.since or 0))
+    if getattr(args, "jsonl", False):
+        from console.audit_export import audit_lines
+
+        sys.stdout.buffer.writelines(audit_lines((link.name, e) for e in entries))
+        sys.stdout.flush()
+        return EXIT_OK
     if args.json:
         emit_json(entries)
         return EXIT_OK

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from backends.base import Backend
 from backends.errors import BackendError
 from backends.model import LogRecord, ModelError, NodeSnapshot
+from console.audit_trail import AuditTrail
 
 HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
 LOG_CAPACITY = 10_000
@@ -44,6 +45,7 @@ class NodeLink:
         clock: Callable[[], float],
         environment: str | None = None,
         read_only: bool = False,
+        read_only_reason: str | None = None,
         log_capacity: int = LOG_CAPACITY,
     ) -> None:
         self.name = name
@@ -51,6 +53,12 @@ class NodeLink:
         self.clock = clock
         self.environment = environment or backend.info.environment
         self.read_only = read_only or backend.info.read_only
+        # why actions are off, in words for the footer, Help and refusals
+        self.read_only_reason = (
+            (read_only_reason or "read-only")
+            if read_only
+            else (f"node {name} reports itself read-only" if backend.info.read_only else None)
+        )
         self.snapshot: NodeSnapshot | None = None
         self.received_at: float | None = None
         self.error: str | None = None
@@ -59,6 +67,7 @@ class NodeLink:
         self.gpu_history: dict[int, dict[str, deque[float]]] = {}
         self.logs: deque[LogRecord] = deque(maxlen=log_capacity)
         self.log_error: str | None = None
+        self.audit = AuditTrail()  # fetched by the Audit screen, not by the poll loop
         self._opened = False
 
     # --- snapshots -------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ async def prime(links: Sequence[NodeLink], clock: FrozenClock, history_s: int = 
                 link.add_logs([r async for r in link.backend.logs(since_seq=0, follow=False)])
             except Exception as exc:  # a node that cannot stream logs still renders
                 link.log_error = str(exc)
+    for link in links:  # the Audit screen fetches in a worker; a snapshot must not depend on its timing
+        await link.audit.fetch(link.backend, timeout=30.0, clock=clock)
 
 
 def build_app(

@@ -2,6 +2,10 @@
 
 0 ok, 1 warning, 2 critical, 3 unreachable (a node that did not answer outranks everything: a script
 cannot call a fleet fine when it could not see part of it).
+
+Alerts an operator acknowledged or snoozed in the console still count here. Acks and snoozes are one
+person's triage, kept in their own state dir; a cron job or CI gate asking "is the fleet healthy?" must get
+the fleet's condition, not be silenced by someone's snooze.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.alerts import Alert, node_alerts
+from backends.model import LogRecord
+from console.alerts import ERROR_WINDOW_S, Alert, node_alerts, recent_error_counts
 from console.config import Config
 from console.node_link import NodeLink
 
 EXIT_BY_STATE = {"ok": 0, "warning": 1, "critical": 2, "unreachable": 3}
 POLL_TIMEOUT_S = 10.0
+LOGS_TIMEOUT_S = 5.0  # the error-rate rule is worth a short wait, not a hung cron job
 
 
 @dataclass
@@ -73,7 +79,13 @@ class StatusReport:
                     "agents": {"total": n.agents_total, "healthy": n.agents_healthy},
                     "gpus": n.gpus,
                     "alerts": [
-                        {"severity": a.severity, "subject": a.subject, "reason": a.reason, "since": a.since}
+                        {
+                            "severity": a.severity,
+                            "subject": a.subject,
+                            "rule": a.rule,
+                            "reason": a.reason,
+                            "since": a.since,
+                        }
                         for a in n.alerts
                     ],
                 }
@@ -85,13 +97,14 @@ class StatusReport:
 async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callable[[], float]) -> StatusReport:
     await asyncio.gather(*(link.poll(timeout=POLL_TIMEOUT_S) for link in links))
     now = clock()
+    errors = await asyncio.gather(*(_recent_errors(link, now) for link in links))
     nodes = []
-    for link in links:
+    for link, error_counts in zip(links, errors, strict=True):
         snap = link.snapshot
         if snap is None:
             nodes.append(NodeStatus(link.name, link.environment, "unreachable", error=link.error))
             continue
-        alerts = node_alerts(snap, config.thresholds, now)
+        alerts = node_alerts(snap, config.thresholds, now, error_counts, name=link.name)
         severities = {a.severity for a in alerts}
         state = "critical" if "critical" in severities else ("warning" if severities else "ok")
         nodes.append(
@@ -108,3 +121,22 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
     for link in links:
         await link.backend.close()
     return StatusReport(nodes)
+
+
+async def _recent_errors(link: NodeLink, now: float) -> dict[str, int] | None:
+    """Error lines per source in the last minute, for the error-rate rule; None (rule skipped) when the
+    node has no logs or does not hand them over in time: the snapshot's alerts must not wait on them."""
+    if link.snapshot is None or not link.backend.supports("logs"):
+        return None
+
+    async def recent() -> list[LogRecord]:
+        # Only the last minute is kept while streaming: a node may hold thousands of older lines.
+        return [r async for r in link.backend.logs(since_seq=0, follow=False) if r.ts > now - ERROR_WINDOW_S]
+
+    try:
+        records = await asyncio.wait_for(recent(), LOGS_TIMEOUT_S)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a log stream that fails must not turn a status check into a crash
+        return None
+    return recent_error_counts(records, now)

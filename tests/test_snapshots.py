@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-SCREENS = ("fleet", "node", "agent", "logs", "help")
+SCREENS = ("fleet", "node", "agent", "logs", "audit", "help")
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 THEMES = ("fleetdeck-dark", "fleetdeck-light", "fleetdeck-high-contrast", "ansi-dark")
 

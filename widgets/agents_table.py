@@ -120,6 +120,7 @@ class AgentsTable(DataTable[str | Text]):
         self._order: list[str] = []
         self._cells: dict[str, tuple[str | Text, ...]] = {}
         self._last: tuple[Sequence[tuple[str, Agent]], float] = ((), 0.0)
+        self.marked: set[str] = set()  # row keys ("node/agent") chosen with space for a bulk action
 
     def on_mount(self) -> None:
         if self.node_column:
@@ -168,7 +169,8 @@ class AgentsTable(DataTable[str | Text]):
         visible.sort(key=lambda pair: sort(pair[1]), reverse=self.sort_reverse)
         order = [f"{node}/{a.id}" for node, a in visible]
         cells = {
-            f"{node}/{a.id}": ((node,) if self.node_column else ()) + tuple(c.render(a, now) for c in COLUMNS)
+            f"{node}/{a.id}": ((node,) if self.node_column else ())
+            + self._mark_name(f"{node}/{a.id}", tuple(c.render(a, now) for c in COLUMNS))
             for node, a in visible
         }
         self._agents = {f"{node}/{a.id}": a for node, a in visible}
@@ -177,6 +179,33 @@ class AgentsTable(DataTable[str | Text]):
         else:
             self._patch(cells)
         self._cells = cells
+
+    def _mark_name(self, key: str, cells: tuple[str | Text, ...]) -> tuple[str | Text, ...]:
+        if key not in self.marked:
+            return cells
+        return (Text(f"✓ {cells[0]}", style="bold reverse"), *cells[1:])
+
+    def toggle_mark(self) -> None:
+        """Mark or unmark the agent under the cursor, then move down (k9s-style multi-select)."""
+        if not 0 <= self.cursor_row < len(self._order):
+            return
+        key = self._order[self.cursor_row]
+        self.marked.symmetric_difference_update({key})
+        self._redraw()
+        self.move_cursor(row=self.cursor_row + 1)
+
+    def chosen_agents(self) -> list[Agent]:
+        """The marked agents that are still shown, else the one under the cursor."""
+        marked = [self._agents[k] for k in self._order if k in self.marked]
+        if marked:
+            return marked
+        agent = self.agent_at_cursor()
+        return [agent] if agent is not None else []
+
+    def clear_marks(self) -> None:
+        if self.marked:
+            self.marked.clear()
+            self._redraw()
 
     @property
     def sort_description(self) -> str:

@@ -113,12 +113,15 @@ class FleetTable(DataTable[str | Text]):
     def show(self, rows: Sequence[FleetRow]) -> None:
         names = [r.name for r in rows]
         if names != list(self._cells):
+            selected = self.node_at_cursor()
             self.clear()
             self._cells = {}
             for row in rows:
                 cells = row_cells(row)
                 self.add_row(*cells, key=row.name)
                 self._cells[row.name] = cells
+            if selected in names:  # the cursor stays on the node, not on the row number
+                self.move_cursor(row=names.index(selected), animate=False)
             return
         for row in rows:
             cells = row_cells(row)

@@ -22,7 +22,7 @@ def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read
     text.append(f" {environment.upper()} ", style=env_style)
     if read_only:
         text.append(" ")
-        text.append(" READ-ONLY ", style="bold reverse")
+        text.append(" READ-ONLY: actions off ", style="bold reverse")
     if snapshot is not None:
         info = snapshot.node
         text.append(f"  {info.backend}", style="dim")

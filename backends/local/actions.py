@@ -213,6 +213,10 @@ class Actions:
             label, operator, automatic=automatic, covers=covers, git_refs=git_refs
         )
 
+    def rollback_preview(self, checkpoint_id: str) -> list[str]:
+        record = self.store.checkpoint_record(checkpoint_id)
+        return [_changes(workspace, ref) for workspace, ref in sorted(record.git_refs.items())]
+
     def rollback(self, checkpoint_id: str, operator: str, reason: str | None) -> Checkpoint:
         with self._audited(operator, "rollback", f"checkpoint:{checkpoint_id}", reason) as detail:
             record = self.store.checkpoint_record(checkpoint_id)
@@ -238,6 +242,15 @@ class Actions:
                 f"restored {len(record.git_refs)} workspace(s), {restored} file(s); undo: {safety.id}"
             )
             return safety
+
+
+def _changes(workspace: str, ref: str) -> str:
+    problem = _workspace_problem(Path(workspace), ref)
+    if problem:
+        return f"workspace {workspace}: cannot roll back ({problem})"
+    changed = gitsnap.changed_since(Path(workspace), ref)
+    shown = ", ".join(changed[:6]) + (f" +{len(changed) - 6} more" if len(changed) > 6 else "")
+    return f"workspace {workspace}: {len(changed)} file(s) changed since" + (f" ({shown})" if changed else "")
 
 
 def _workspace_problem(workspace: Path, ref: str) -> str | None:

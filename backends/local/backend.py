@@ -179,6 +179,9 @@ class LocalBackend(Backend):
                 return
             await asyncio.sleep(LOG_POLL_S)
 
+    async def rollback_preview(self, checkpoint_id: str) -> list[str]:
+        return await self._run(lambda: self._ops().rollback_preview(checkpoint_id))
+
     async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
         return await self._run(lambda: self.store.audit_since(since_seq))
 

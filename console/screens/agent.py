@@ -16,6 +16,7 @@ from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
 
+from .action_keys import ACTION_BINDINGS, ActionKeys
 from .base import FleetDeckScreen
 
 
@@ -52,7 +53,7 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     return table
 
 
-class AgentScreen(FleetDeckScreen):
+class AgentScreen(ActionKeys, FleetDeckScreen):
     DEFAULT_CSS = """
     AgentScreen #detail-panel { height: auto; max-height: 75%; }
     AgentScreen #detail { padding: 0 1; }
@@ -63,6 +64,7 @@ class AgentScreen(FleetDeckScreen):
         Binding("escape", "back", "Back", id="back"),
         Binding("l", "logs", "Logs", id="logs", tooltip="This agent's logs, full screen"),
         Binding("f", "toggle_follow", "Follow", id="follow"),
+        *ACTION_BINDINGS,
     ]
 
     def __init__(self, link: NodeLink, agent_id: str) -> None:
@@ -109,6 +111,11 @@ class AgentScreen(FleetDeckScreen):
             return
         view = self.query_one(LogView)
         view.write_records(self.link.name, self.link.logs_since(view.last_seq.get(self.link.name, 0)))
+
+    def chosen_agents(self) -> list[Agent]:
+        snapshot = self.link.snapshot
+        agent = next((a for a in snapshot.agents if a.id == self.agent_id), None) if snapshot else None
+        return [agent] if agent is not None else []
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -5,39 +5,23 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.widgets import Footer, Static
 
-from console.alerts import Alert, node_alerts, sort_alerts
 from console.node_link import NodeLink
 from widgets.fleet_table import FleetRow, FleetTable
 
+from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
+from .node import NodeScreen
 
 
-def attention_text(alerts: list[Alert], limit: int = 50) -> Text:
-    if not alerts:
-        return Text("✔ nothing needs attention", style="green")
-    text = Text()
-    for alert in alerts[:limit]:
-        style = "bold red" if alert.severity == "critical" else "yellow"
-        mark = "✖ CRIT" if alert.severity == "critical" else "▲ WARN"
-        text.append(f"{mark} ", style=style)
-        text.append(f"{alert.node} ", style="bold")
-        text.append(f"{alert.subject}  ", style="")
-        text.append(alert.reason + "\n", style="dim" if alert.severity == "warning" else "")
-    if len(alerts) > limit:
-        text.append(f"… and {len(alerts) - limit} more", style="dim")
-    text.rstrip()
-    return text
-
-
-class FleetScreen(FleetDeckScreen):
+class FleetScreen(AttentionHandlers, FleetDeckScreen):
     DEFAULT_CSS = """
     FleetScreen #nodes-panel { height: auto; max-height: 60%; }
     FleetScreen #attention-panel { height: 1fr; }
     FleetScreen #fleet-title { height: 1; background: $panel; padding: 0 1; }
-    FleetScreen #attention { text-wrap: nowrap; text-overflow: ellipsis; }
+    FleetScreen .attention-empty { color: $success; padding: 0 1; }
     """
 
     BINDINGS = [
@@ -50,9 +34,9 @@ class FleetScreen(FleetDeckScreen):
         with Vertical(id="nodes-panel", classes="panel") as nodes:
             nodes.border_title = "Nodes"
             yield FleetTable()
-        with VerticalScroll(id="attention-panel", classes="panel") as attention:
+        with Vertical(id="attention-panel", classes="panel") as attention:
             attention.border_title = "Attention"
-            yield Static(id="attention")
+            yield from attention_panel_body("attention", node_column=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -62,12 +46,10 @@ class FleetScreen(FleetDeckScreen):
     def node_updated(self, link: NodeLink) -> None:
         if not self.is_mounted:
             return
-        now = self.deck.clock()
         rows: list[FleetRow] = []
-        all_alerts: list[Alert] = []
         for node in self.deck.links.values():
-            alerts = node_alerts(node.snapshot, self.deck.thresholds, now) if node.snapshot else []
-            all_alerts.extend(alerts)
+            # all that fires, acknowledged or not: the table tells a node's condition, not who is on it
+            alerts = self.deck.alert_book.active(node.name)
             kind, text = self.freshness(node)
             rows.append(
                 FleetRow(
@@ -90,12 +72,15 @@ class FleetScreen(FleetDeckScreen):
         title.append("fleetdeck", style="bold")
         title.append(f"  {len(rows)} nodes · {healthy}/{len(agents)} agents healthy · {gpus} GPUs", style="")
         self.query_one("#fleet-title", Static).update(title)
-        ordered = sort_alerts(all_alerts)
-        self.query_one("#attention", Static).update(attention_text(ordered))
-        crit = sum(1 for a in ordered if a.severity == "critical")
-        self.query_one(
-            "#attention-panel"
-        ).border_title = f"Attention · {crit} critical · {len(ordered) - crit} warning"
+        self.refresh_attention()
+
+    def refresh_attention(self) -> None:
+        fill_attention(self.query_one("#attention-panel"), self.deck.alert_book, self.deck.clock())
+
+    def show_node_tab(self, link: NodeLink, tab: str) -> None:
+        screen = NodeScreen(link)
+        screen.active_tab = tab  # in the narrow (tabbed) layout it opens there; wide shows every panel
+        self.app.push_screen(screen)
 
     def action_open_node(self) -> None:
         name = self.query_one(FleetTable).node_at_cursor()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,7 +16,9 @@ from console.keys import KeyHelp
 from .base import FleetDeckScreen
 
 
-def help_table(rows: list[KeyHelp]) -> Table:
+def help_table(rows: list[KeyHelp], off: Mapping[str, str] | None = None) -> Table:
+    """The keys; an action that is off right now says so, and why, next to what it would do."""
+    off = off or {}
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold", expand=False)
     table.add_column("Where")
     table.add_column("Key", style="bold")
@@ -22,7 +26,11 @@ def help_table(rows: list[KeyHelp]) -> Table:
     table.add_column("Config name", style="dim")
     last = None
     for row in rows:
-        table.add_row(row.context if row.context != last else "", row.keys, row.description, row.action_id)
+        does: Text | str = row.description
+        if row.action_id in off:
+            does = Text(row.description, style="dim strike")
+            does.append(f"  off: {off[row.action_id]}", style="bold")
+        table.add_row(row.context if row.context != last else "", row.keys, does, row.action_id)
         last = row.context
     return table
 
@@ -37,7 +45,7 @@ class HelpScreen(FleetDeckScreen):
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body", classes="panel") as body:
             body.border_title = "Keys"
-            yield Static(help_table(self.deck.key_help()))
+            yield Static(help_table(self.deck.key_help(), self._actions_off()))
             yield Static(
                 Text(
                     "\nRebind a key in the config file's [keys] table by its config name, "
@@ -47,6 +55,20 @@ class HelpScreen(FleetDeckScreen):
                 )
             )
         yield Footer()
+
+    def _actions_off(self) -> dict[str, str]:
+        """Binding id -> why it is off, for the node on screen (or every node, when one is read-only)."""
+        from console.screens.action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
+
+        links = [self.deck.current_link()] if self.deck.current_link() else list(self.deck.links.values())
+        off: dict[str, str] = {}
+        for binding in ACTION_BINDINGS:
+            capability = ACTION_CAPABILITY[binding.action]
+            for link in links:
+                reason = self.deck.actions.refusal(link, capability) if link else None
+                if reason and binding.id:
+                    off[binding.id] = reason
+        return off
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()

@@ -14,6 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 
+from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import AgentsTable
 from widgets.gpu_panel import GpuPanel
@@ -22,6 +23,8 @@ from widgets.log_view import LogView
 from widgets.node_header import NodeHeader
 from widgets.phase_board import PhaseBoard
 
+from .action_keys import ACTION_BINDINGS, ActionKeys
+from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
@@ -32,7 +35,9 @@ EMPTY_NODE_HINT = (
     "  Or report:    fleetdeck report --agent NAME --state running\n"
     "  Load a plan:  fleetdeck plan apply FILE.toml   (see examples/plan.toml)"
 )
-TAB_TITLES = {"agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs"}
+TAB_TITLES = {
+    "agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs", "alerts": "Alerts",
+}  # fmt: skip
 TABS = tuple(TAB_TITLES)
 
 
@@ -40,7 +45,7 @@ def is_wide(width: int, height: int) -> bool:
     return width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
 
 
-class NodeScreen(FleetDeckScreen):
+class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     DEFAULT_CSS = """
     NodeScreen #filter { display: none; height: 3; }
     NodeScreen #filter.-open { display: block; }
@@ -53,6 +58,8 @@ class NodeScreen(FleetDeckScreen):
     NodeScreen #gpus-panel { height: 1fr; }
     NodeScreen #host-panel { height: auto; }
     NodeScreen #plan-panel { height: 1fr; }
+    NodeScreen #wide-left #alerts-panel { height: auto; max-height: 9; }
+    NodeScreen .attention-empty { color: $success; padding: 0 1; }
     NodeScreen TabbedContent { height: 1fr; }
     NodeScreen TabPane { padding: 0; }
     """
@@ -67,6 +74,8 @@ class NodeScreen(FleetDeckScreen):
         Binding("o", "sort", "Sort", id="sort", tooltip="Sort agents by the next column"),
         Binding("O", "reverse_sort", "Reverse", id="reverse_sort", show=False, tooltip="Reverse the sort"),
         Binding("escape", "back", "Back", id="back", tooltip="Clear the filter, or back to the fleet"),
+        Binding("space", "mark", "Mark", id="mark", show=False, tooltip="Mark the agent for a bulk action"),
+        *ACTION_BINDINGS,
         *(
             Binding(str(i + 1), f"tab('{name}')", f"{TAB_TITLES[name]} tab", id=f"tab_{name}", show=False)
             for i, name in enumerate(TABS)
@@ -97,6 +106,7 @@ class NodeScreen(FleetDeckScreen):
             with Horizontal():
                 with Vertical(id="wide-left"):
                     yield self._panel("agents", AgentsTable(id="agents"))
+                    yield self._panel("alerts", *attention_panel_body("alerts", node_column=False))
                     yield self._panel("logs", LogView(id="logs"))
                 with Vertical(id="wide-right"):
                     yield self._panel("gpus", GpuPanel(id="gpus"))
@@ -114,11 +124,13 @@ class NodeScreen(FleetDeckScreen):
                     yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan-body")))
                 with TabPane("5 Logs", id="logs"):
                     yield self._panel("logs", LogView(id="logs-body"))
+                with TabPane("6 Alerts", id="alerts"):
+                    yield self._panel("alerts", *attention_panel_body("alerts-body", node_column=False))
         yield Footer()
 
     @staticmethod
-    def _panel(name: str, body: Widget) -> Vertical:
-        children = [body]
+    def _panel(name: str, *body: Widget) -> Vertical:
+        children = list(body)
         if name == "agents":
             children.insert(0, Static(EMPTY_NODE_HINT, id="agents-empty"))
         panel = Vertical(*children, id=f"{name}-panel", classes="panel")
@@ -142,7 +154,8 @@ class NodeScreen(FleetDeckScreen):
         log_view.clear()
         self.node_updated(self.link)
         self.logs_arrived()
-        table.focus()
+        # Focusing a widget in a hidden tab would switch to that tab: focus what the chosen tab shows.
+        self._focus_panel("agents" if self.wide else self.active_tab)
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
@@ -163,6 +176,7 @@ class NodeScreen(FleetDeckScreen):
         self.query_one(NodeHeader).show(link.name, link.environment, snap, link.read_only, kind, text)
         for panel in self.query(".panel"):
             panel.border_subtitle = text
+        self.refresh_attention()  # before the snapshot check: an unreachable node has alerts too
         if snap is None:
             return
         now = self.deck.clock()
@@ -186,6 +200,30 @@ class NodeScreen(FleetDeckScreen):
             host.show(snap.system, link.cpu_history, link.mem_history)
         if self._visible("plan"):
             self.query_one(PhaseBoard).show(snap.phases, now)
+
+    def refresh_attention(self) -> None:
+        book, now, name = self.deck.alert_book, self.deck.clock(), self.link.name
+        if not self.wide:  # the tab says how many alerts are open, so they are seen from every tab
+            critical, warning = book.counts(name, now)
+            counts = (f" ✖{critical}" if critical else "") + (f" ▲{warning}" if warning else "")
+            tab = self.query_one(TabbedContent).get_tab("alerts")
+            if tab.label_text != f"6 Alerts{counts}":
+                tab.label = f"6 Alerts{counts}"
+        if self._visible("alerts"):
+            fill_attention(self.query_one("#alerts-panel"), book, now, name, label="Alerts")
+
+    def show_node_tab(self, link: NodeLink, tab: str) -> None:
+        if not self.wide:
+            self.action_tab(tab)
+            return
+        # Wide: every panel is on screen already; moving the focus there marks it (and scrolls the plan).
+        self._focus_panel(tab)
+
+    def _focus_panel(self, name: str) -> None:
+        """Focus the first focusable widget of panel ``name``, if it has one."""
+        target = next((w for w in self.query_one(f"#{name}-panel").query("*") if w.focusable), None)
+        if target is not None:
+            target.focus()
 
     def logs_arrived(self) -> None:
         if not self.is_mounted or not self._visible("logs"):
@@ -225,6 +263,12 @@ class NodeScreen(FleetDeckScreen):
         if len(self.deck.links) > 1:
             self.app.pop_screen()
 
+    def chosen_agents(self) -> list[Agent]:
+        return self.query_one(AgentsTable).chosen_agents()
+
+    def action_mark(self) -> None:
+        self.query_one(AgentsTable).toggle_mark()
+
     def action_open_agent(self) -> None:
         agent = self.query_one(AgentsTable).agent_at_cursor()
         if agent is not None:
@@ -254,6 +298,7 @@ class NodeScreen(FleetDeckScreen):
     def action_tab(self, name: str) -> None:
         if not self.wide:
             self.query_one(TabbedContent).active = name
+            self._focus_panel(name)  # keys then act on what the tab shows, not on a hidden table
 
     def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
         if isinstance(event.data_table, AgentsTable):

@@ -1,0 +1,75 @@
+"""The action keys shared by the screens that show one node (Node, Agent): d p s c r, space, and the
+read-only gate that shows them disabled (dimmed in the footer, marked in Help) when actions are off."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.binding import Binding
+
+from backends.model import Agent
+
+if TYPE_CHECKING:
+    from console.app import FleetDeckApp
+    from console.node_link import NodeLink
+    from console.operator import Operator
+
+ACTION_BINDINGS = [
+    Binding("d", "dispatch", "Dispatch", id="dispatch", tooltip="Dispatch a task or start a new agent"),
+    Binding("p", "pause_resume", "Pause/Resume", id="pause", tooltip="Pause or resume the chosen agents"),
+    Binding("s", "stop_agents", "Stop", id="stop", tooltip="Stop the chosen agents (asks to confirm)"),
+    Binding("c", "checkpoint", "Checkpoint", id="checkpoint", show=False, tooltip="Take a checkpoint"),
+    Binding(
+        "r",
+        "rollback",
+        "Rollback",
+        id="rollback",
+        show=False,
+        tooltip="Roll back to a checkpoint (asks to confirm; ctrl+z undoes)",
+    ),
+]
+# the capability each action needs; the refusal reason comes from Operator.refusal
+ACTION_CAPABILITY = {
+    "dispatch": "dispatch",
+    "pause_resume": "pause",
+    "stop_agents": "stop",
+    "checkpoint": "checkpoint",
+    "rollback": "rollback",
+}
+
+
+class ActionKeys:
+    """Mixed into a screen with ``link`` (NodeLink) and ``chosen_agents()``."""
+
+    link: NodeLink
+
+    @property
+    def _actions(self) -> Operator:
+        deck: FleetDeckApp = cast(Any, self).deck  # FleetDeckScreen provides it
+        return deck.actions
+
+    def chosen_agents(self) -> list[Agent]:
+        raise NotImplementedError
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        capability = ACTION_CAPABILITY.get(action)
+        if capability is None:
+            return True
+        # None: shown, but disabled (dimmed) - the operator sees the key exists and is off
+        return None if self._actions.refusal(self.link, capability) else True
+
+    def action_dispatch(self) -> None:
+        chosen = self.chosen_agents()
+        self._actions.dispatch(self.link, chosen[0] if len(chosen) == 1 else None)
+
+    def action_pause_resume(self) -> None:
+        self._actions.pause_toggle(self.link, self.chosen_agents())
+
+    def action_stop_agents(self) -> None:
+        self._actions.stop(self.link, self.chosen_agents())
+
+    def action_checkpoint(self) -> None:
+        self._actions.checkpoint(self.link)
+
+    def action_rollback(self) -> None:
+        self._actions.rollback(self.link)

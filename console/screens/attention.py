@@ -1,0 +1,134 @@
+"""The console side of the Attention panel, shared by the Fleet and Node screens: the app's AlertBook turned
+into widget rows and a panel title, and what enter, acknowledge and snooze do there."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from textual.css.query import NoMatches
+from textual.widget import Widget
+from textual.widgets import Static
+
+from console.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
+from widgets.attention import AttentionList, AttentionRow
+from widgets.format import fmt_duration
+
+if TYPE_CHECKING:
+    from console.app import FleetDeckApp
+    from console.node_link import NodeLink
+
+EMPTY_TEXT: Final = "✔ nothing needs attention"
+EMPTY_CLASS: Final = "attention-empty"
+# Where enter on an alert goes when its subject is not an agent: the Node screen's tab that shows it.
+SUBJECT_TABS: Final = {"gpu": "gpus", "host": "host", "phase": "plan", "node": "logs"}
+
+
+def attention_row(entry: TrackedAlert, now: float) -> AttentionRow:
+    return AttentionRow(
+        key=entry.key,
+        severity=entry.severity,
+        node=entry.node,
+        subject=entry.subject,
+        reason=entry.reason,
+        since=entry.since,
+        times=entry.times,
+        acked=entry.acked,
+        snoozed_until=entry.snoozed_until if entry.snoozed(now) else None,
+    )
+
+
+def attention_rows(book: AlertBook, now: float, node: str | None = None) -> list[AttentionRow]:
+    return [attention_row(entry, now) for entry in book.active(node)]
+
+
+def attention_title(book: AlertBook, now: float, node: str | None = None, label: str = "Attention") -> str:
+    """E.g. "Attention · 1 critical · 6 warning · 2 acked · 1 snoozed": the counts are of open alerts."""
+    critical, warning = book.counts(node, now)
+    active = book.active(node)
+    acked = sum(1 for e in active if e.acked and not e.snoozed(now))
+    snoozed = sum(1 for e in active if e.snoozed(now))
+    parts = [label, f"{critical} critical", f"{warning} warning"]
+    if acked:
+        parts.append(f"{acked} acked")
+    if snoozed:
+        parts.append(f"{snoozed} snoozed")
+    return " · ".join(parts)
+
+
+def attention_panel_body(list_id: str, *, node_column: bool) -> list[Widget]:
+    """What goes inside an Attention panel: the "nothing" line and the list, one shown at a time."""
+    return [Static(EMPTY_TEXT, classes=EMPTY_CLASS), AttentionList(id=list_id, node_column=node_column)]
+
+
+def fill_attention(
+    panel: Widget, book: AlertBook, now: float, node: str | None = None, label: str = "Attention"
+) -> None:
+    """Show the book's alerts (of ``node``, or all) in ``panel``, or the "nothing" line; and the title."""
+    rows = attention_rows(book, now, node)
+    attention = panel.query_one(AttentionList)
+    attention.show(rows, now)
+    empty = not rows
+    panel.query_one(f".{EMPTY_CLASS}", Static).display = empty
+    attention.display = not empty
+    panel.border_title = attention_title(book, now, node, label)
+
+
+def subject_tab(subject: str) -> str | None:
+    """The Node screen tab showing ``subject`` ("gpu:3" -> "gpus"); None for an agent (it has a screen)."""
+    kind = subject.split(":", 1)[0]
+    return None if kind == "agent" else SUBJECT_TABS.get(kind, "logs")
+
+
+class AttentionHandlers:
+    """Mixed into a FleetDeckScreen that shows an AttentionList: enter jumps, A acknowledges, z snoozes."""
+
+    @property
+    def _deck(self) -> FleetDeckApp:
+        return cast(Any, self).deck  # FleetDeckScreen provides it
+
+    def refresh_attention(self) -> None:
+        """Repaint the screen's Attention panel from the book."""
+        raise NotImplementedError
+
+    def show_node_tab(self, link: NodeLink, tab: str) -> None:
+        """Show ``link``'s Node screen on ``tab``."""
+        raise NotImplementedError
+
+    def on_attention_list_jump(self, event: AttentionList.Jump) -> None:
+        event.stop()
+        link = self._deck.links.get(event.row.node)
+        if link is None:
+            return
+        tab = subject_tab(event.row.subject)
+        if tab is None:
+            self._deck.open_agent(link, event.row.subject.split(":", 1)[1])
+        else:
+            self.show_node_tab(link, tab)
+
+    def on_attention_list_acknowledge(self, event: AttentionList.Acknowledge) -> None:
+        event.stop()
+        book, row = self._deck.alert_book, event.row
+        if row.acked:
+            done, what = book.unacknowledge(row.key), "acknowledgement taken back"
+        else:
+            done, what = book.acknowledge(row.key), "acknowledged"
+        self._after_triage(done, f"{what}: {row.node} {row.subject}")
+
+    def on_attention_list_snooze(self, event: AttentionList.Snooze) -> None:
+        event.stop()
+        book, row = self._deck.alert_book, event.row
+        if row.snoozed_until is not None:
+            done, what = book.unsnooze(row.key), "snooze ended"
+        else:
+            done, what = book.snooze(row.key), f"snoozed for {fmt_duration(DEFAULT_SNOOZE_S)}"
+        self._after_triage(done, f"{what}: {row.node} {row.subject}")
+
+    def _after_triage(self, done: bool, message: str) -> None:
+        screen = cast(Any, self)
+        if not done:  # the alert cleared between the paint and the key
+            screen.notify("that alert is no longer active", severity="warning", timeout=3)
+        else:
+            screen.notify(message, timeout=3)
+        with contextlib.suppress(NoMatches):  # a screen recomposing (a resize) repaints when it mounts
+            self.refresh_attention()

@@ -1,0 +1,229 @@
+"""The Attention list: what needs an operator, worst first, with since-when and why.
+
+One row per alert: severity as symbol *and* word (never colour alone), node, subject, how long it has been
+on, a note (how many times it fired when it flapped, "ack", "snoozed 52m") and the reason, cut to the width
+left so the reason is never scrolled off at 80 columns. Acknowledged rows are dimmed; snoozed rows are hidden
+until ``Z`` shows them. The console fills :class:`AttentionRow` values; enter posts
+:class:`AttentionList.Jump`, and the acknowledge/snooze keys post messages too: the widget knows nothing
+of where alerts are kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from .format import fmt_duration
+
+SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
+MIN_REASON_WIDTH = 12  # below this the table is cut at the edge rather than the reason cut to nothing
+
+
+@dataclass(frozen=True)
+class AttentionRow:
+    key: str  # the alert's stable id; the row key too
+    severity: str  # critical | warning
+    node: str
+    subject: str  # "agent:coder-07", "gpu:3", "phase:pilot", "host", "node"
+    reason: str
+    since: float | None = None
+    times: int = 1  # how often it fired in this episode: more than once means it flapped
+    acked: bool = False
+    snoozed_until: float | None = None  # set while snoozed
+
+
+def note_text(row: AttentionRow, now: float) -> str:
+    notes = []
+    if row.times > 1:
+        notes.append(f"×{row.times}")
+    if row.acked:
+        notes.append("ack")
+    if row.snoozed_until is not None:
+        notes.append(f"snoozed {_minutes(row.snoozed_until - now)}")
+    return " ".join(notes)
+
+
+def _minutes(seconds: float) -> str:
+    """A snooze's time left to the minute ("52m", "1h05m"): seconds would only widen the column."""
+    left = max(0, int(seconds))
+    return fmt_duration(left) if left < 60 or left >= 3600 else f"{left // 60}m"
+
+
+class AttentionList(DataTable[Text]):
+    """Alerts of one node or the fleet; :meth:`show` repaints only the cells that changed."""
+
+    DEFAULT_CSS = """
+    AttentionList { height: auto; max-height: 100%; overflow-x: hidden; }
+    """
+
+    BINDINGS = [
+        Binding(
+            "A",
+            "acknowledge",
+            "Ack",
+            id="acknowledge",
+            tooltip="Acknowledge the alert until it clears or gets worse (again: take the ack back)",
+        ),
+        Binding("z", "snooze", "Snooze", id="snooze", tooltip="Hide the alert for an hour (again: wake it)"),
+        Binding(
+            "Z", "show_snoozed", "Show snoozed", id="show_snoozed", tooltip="Show or hide snoozed alerts"
+        ),
+    ]
+
+    show_snoozed: reactive[bool] = reactive(False)
+
+    class Jump(Message):
+        """Enter on a row: go to the alert's agent, GPU, phase or host."""
+
+        def __init__(self, row: AttentionRow) -> None:
+            super().__init__()
+            self.row = row
+
+    class Acknowledge(Message):
+        def __init__(self, row: AttentionRow) -> None:
+            super().__init__()
+            self.row = row
+
+    class Snooze(Message):
+        def __init__(self, row: AttentionRow) -> None:
+            super().__init__()
+            self.row = row
+
+    def __init__(self, *, node_column: bool = True, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self.node_column = node_column
+        self._rows: dict[str, AttentionRow] = {}
+        self._order: list[str] = []
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._last: tuple[Sequence[AttentionRow], float] = ((), 0.0)
+
+    def on_mount(self) -> None:
+        # Short labels and an unlabelled note column: at 80 columns every cell counts for the reason.
+        columns = [("Sev", "severity"), ("Node", "node"), ("Subject", "subject"), ("Since", "since")]
+        columns += [("", "note"), ("Reason", "reason")]
+        for label, key in columns:
+            if key != "node" or self.node_column:
+                self.add_column(label, key=key)
+
+    # --- data in ---------------------------------------------------------------------------------------
+
+    def show(self, rows: Sequence[AttentionRow], now: float) -> None:
+        """Show ``rows`` (already in order) as of ``now``."""
+        self._last = (rows, now)
+        self._redraw()
+
+    @property
+    def hidden_count(self) -> int:
+        """Snoozed rows not shown."""
+        return len(self._last[0]) - len(self._order)
+
+    def row_at_cursor(self) -> AttentionRow | None:
+        if not self._order or not 0 <= self.cursor_row < len(self._order):
+            return None
+        return self._rows.get(self._order[self.cursor_row])
+
+    def watch_show_snoozed(self) -> None:
+        self._redraw()
+
+    def on_resize(self) -> None:
+        self._redraw()  # the reason column takes what the others leave
+
+    def _redraw(self) -> None:
+        if not self.columns:  # not mounted yet: on_mount's columns come first
+            return
+        rows, now = self._last
+        visible = [r for r in rows if self.show_snoozed or r.snoozed_until is None]
+        fixed = [self._fixed_cells(r, now) for r in visible]
+        widths = [max([len(label), *(c[i].cell_len for c in fixed)]) for i, label in enumerate(self._labels)]
+        padding = 2 * self.cell_padding
+        # Room for a vertical scrollbar is kept when the rows will not fit: it appears only after this
+        # layout, and the reason must not then be pushed past the edge.
+        width = self.scrollable_content_region.width
+        fits = len(visible) + int(self.show_header) <= self.container_size.height
+        if not self.show_vertical_scrollbar and not fits:
+            width -= self.styles.scrollbar_size_vertical
+        room = width - sum(w + padding for w in widths) - padding
+        reason_width = max(MIN_REASON_WIDTH, room)
+        cells: dict[str, tuple[Text, ...]] = {}
+        for row, row_fixed in zip(visible, fixed, strict=True):
+            reason = Text(row.reason, style=_row_style(row) or "", no_wrap=True, overflow="ellipsis")
+            reason.truncate(reason_width, overflow="ellipsis")
+            cells[row.key] = (*row_fixed, reason)
+        self._rows = {r.key: r for r in visible}
+        order = [r.key for r in visible]
+        if order != self._order:
+            self._rebuild(order, cells)
+        else:
+            self._patch(cells)
+        self._cells = cells
+
+    @property
+    def _labels(self) -> list[str]:
+        return [str(c.label) for c in self.ordered_columns][:-1]
+
+    def _fixed_cells(self, row: AttentionRow, now: float) -> tuple[Text, ...]:
+        dim = _row_style(row)
+        word, style = SEVERITY_CELL.get(row.severity, (row.severity.upper(), ""))
+        cells = [
+            Text(word, style=dim or style),
+            *([Text(row.node, style=dim or "bold")] if self.node_column else []),
+            Text(row.subject, style=dim or ""),
+            Text(fmt_duration(None if row.since is None else now - row.since), style=dim or ""),
+            Text(note_text(row, now), style=dim or "bold"),
+        ]
+        return tuple(cells)
+
+    def _rebuild(self, order: list[str], cells: dict[str, tuple[Text, ...]]) -> None:
+        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
+        self.clear()
+        for key in order:
+            self.add_row(*cells[key], key=key)
+        self._order = order
+        if selected in order:  # the cursor follows the alert, not the row number
+            self.move_cursor(row=order.index(selected), animate=False)
+
+    def _patch(self, cells: dict[str, tuple[Text, ...]]) -> None:
+        keys = self.ordered_columns
+        for row_key, new in cells.items():
+            old = self._cells.get(row_key)
+            for index, value in enumerate(new):
+                if old is None or _looks(old[index]) != _looks(value):
+                    # update_width: a note or a since-when may outgrow its column ("" -> "ack")
+                    self.update_cell(row_key, keys[index].key, value, update_width=True)
+
+    # --- keys ------------------------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()  # the screen's own row handlers (open node, open agent) are for its other tables
+        row = self._rows.get(str(event.row_key.value))
+        if row is not None:
+            self.post_message(self.Jump(row))
+
+    def action_acknowledge(self) -> None:
+        row = self.row_at_cursor()
+        if row is not None:
+            self.post_message(self.Acknowledge(row))
+
+    def action_snooze(self) -> None:
+        row = self.row_at_cursor()
+        if row is not None:
+            self.post_message(self.Snooze(row))
+
+    def action_show_snoozed(self) -> None:
+        self.show_snoozed = not self.show_snoozed
+
+
+def _looks(text: Text) -> tuple[object, ...]:
+    # Text's own == ignores its base style, and acknowledging a row changes only that (to dim).
+    return text.plain, str(text.style), tuple(text.spans)
+
+
+def _row_style(row: AttentionRow) -> str | None:
+    # An acknowledged alert is still on, but someone has it: it recedes so the open ones stand out.
+    return "dim" if row.acked else None

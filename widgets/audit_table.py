@@ -1,0 +1,240 @@
+"""The audit table: who did what, when, to what, why, with what outcome — newest first, from one node or many.
+
+The filter (:class:`AuditFilter`) is plain data with its own parser, so the screen's filter line, its quick
+keys and the export all agree on which entries are "the filtered ones".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import get_args
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from backends.model import AuditEntry, AuditOutcome, to_json
+
+AUDIT_OUTCOMES: tuple[str, ...] = get_args(AuditOutcome)
+
+# The symbol and the word carry the outcome; colour only reinforces it (NO_COLOR, 16-colour terminals).
+OUTCOME_STYLE: dict[str, tuple[str, str]] = {
+    "ok": ("✔", "green"),
+    "denied": ("⊘", "yellow"),
+    "failed": ("✖", "bold red"),
+}
+CELL_WIDTH = 40  # long targets, reasons and details are cut here; Enter shows them whole
+
+# filter-line prefix -> AuditFilter field
+_PREFIXES = ("operator", "action", "outcome", "node")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Which entries the table shows: exact operator, action, outcome, node; words in target/reason/detail."""
+
+    operator: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+    node: str | None = None
+    text: str = ""
+
+    @classmethod
+    def parse(cls, line: str) -> AuditFilter:
+        """Read ``operator:alice action:pause outcome:failed node:gpu-01 words``; anything else is a word.
+
+        An unknown outcome stays a word rather than being dropped, so nothing typed is silently ignored."""
+        fields: dict[str, str] = {}
+        words: list[str] = []
+        for token in line.split():
+            key, sep, value = token.partition(":")
+            key = key.lower()
+            if sep and value and key in _PREFIXES and (key != "outcome" or value.lower() in AUDIT_OUTCOMES):
+                fields[key] = value.lower() if key == "outcome" else value
+            else:
+                words.append(token)
+        return cls(text=" ".join(words), **fields)
+
+    def query(self) -> str:
+        """The filter line that parses back to this filter (shown in the box after a quick key)."""
+        parts = [f"{key}:{value}" for key in _PREFIXES if (value := getattr(self, key))]
+        if self.text:
+            parts.append(self.text)
+        return " ".join(parts)
+
+    def with_(self, **changes: object) -> AuditFilter:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def active(self) -> bool:
+        return self != AuditFilter()
+
+    def matches(self, node: str, entry: AuditEntry) -> bool:
+        if self.operator is not None and entry.operator.lower() != self.operator.lower():
+            return False
+        if self.action is not None and entry.action.lower() != self.action.lower():
+            return False
+        if self.outcome is not None and entry.outcome != self.outcome:
+            return False
+        if self.node is not None and node.lower() != self.node.lower():
+            return False
+        if self.text:
+            # params are searched too: "r42" should find the deploy whose payload names that revision
+            params = to_json(entry.params).decode() if entry.params else ""
+            hay = " ".join((entry.target or "", entry.reason or "", entry.detail or "", params)).lower()
+            return all(word in hay for word in self.text.lower().split())
+        return True
+
+    def describe(self) -> str:
+        parts = [f"{key} {value}" for key in _PREFIXES if (value := getattr(self, key))]
+        if self.text:
+            parts.append(f"“{self.text}”")
+        return " · ".join(parts) if parts else "no filter"
+
+
+def fmt_utc_time(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts))
+
+
+def fmt_ago_short(ts: float, now: float) -> str:
+    """One unit only ("4m ago", "18d ago"): the exact time is in the column beside it."""
+    delta = now - ts
+    s = int(abs(delta))
+    if s < 60:
+        amount = f"{s}s"
+    elif s < 3600:
+        amount = f"{s // 60}m"
+    elif s < 86400:
+        amount = f"{s // 3600}h"
+    else:
+        amount = f"{s // 86400}d"
+    return f"{amount} ago" if delta >= 0 else f"in {amount}"
+
+
+def outcome_cell(outcome: str) -> Text:
+    symbol, style = OUTCOME_STYLE.get(outcome, ("?", "dim"))
+    return Text(f"{symbol} {outcome}", style=style)
+
+
+def _cut(text: str | None) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())  # a multi-line reason must not break the row
+    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+
+
+def row_key(node: str, entry: AuditEntry) -> str:
+    return f"{node}/{entry.seq}"
+
+
+def newest_first(rows: Sequence[tuple[str, AuditEntry]]) -> list[tuple[str, AuditEntry]]:
+    """Newest first; entries of the same instant by node, then latest seq first."""
+    return sorted(rows, key=lambda pair: (-pair[1].ts, pair[0], -pair[1].seq))
+
+
+class AuditTable(DataTable[str | Text]):
+    """``(node, entry)`` pairs pushed in by :meth:`show`, filtered here and shown newest first."""
+
+    DEFAULT_CSS = """
+    AuditTable { height: 1fr; }
+    """
+
+    def __init__(self, *, node_column: bool = False, **kwargs: object) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        self.node_column = node_column
+        self.filter = AuditFilter()
+        self._rows: list[tuple[str, AuditEntry]] = []
+        self._now = 0.0
+        self._visible: list[tuple[str, AuditEntry]] = []
+        self._order: list[str] = []
+        self._cells: dict[str, tuple[str | Text, ...]] = {}
+
+    def on_mount(self) -> None:
+        self.add_column("UTC", key="time")
+        self.add_column("Ago", key="ago")
+        if self.node_column:
+            self.add_column("Node", key="node")
+        for key, label in (
+            ("operator", "Operator"),
+            ("action", "Action"),
+            ("outcome", "Outcome"),
+            ("target", "Target"),
+            ("reason", "Reason"),
+            ("detail", "Detail"),
+        ):
+            self.add_column(label, key=key)
+        self._redraw()
+
+    @property
+    def shown_count(self) -> int:
+        return len(self._visible)
+
+    @property
+    def total_count(self) -> int:
+        return len(self._rows)
+
+    def visible_entries(self) -> list[tuple[str, AuditEntry]]:
+        """What the table shows, newest first: the "currently filtered entries" an export writes."""
+        return list(self._visible)
+
+    def entry_at_cursor(self) -> tuple[str, AuditEntry] | None:
+        if not self._visible or not 0 <= self.cursor_row < len(self._visible):
+            return None
+        return self._visible[self.cursor_row]
+
+    def set_filter(self, audit_filter: AuditFilter) -> None:
+        self.filter = audit_filter
+        self._redraw()
+
+    def show(self, rows: Sequence[tuple[str, AuditEntry]], now: float) -> None:
+        """Show every fetched ``(node, entry)`` as of ``now``; only changed cells are repainted."""
+        self._rows = newest_first(rows)
+        self._now = now
+        self._redraw()
+
+    def _cells_for(self, node: str, entry: AuditEntry) -> tuple[str | Text, ...]:
+        return (
+            fmt_utc_time(entry.ts),
+            fmt_ago_short(entry.ts, self._now),
+            *((node,) if self.node_column else ()),
+            entry.operator,
+            entry.action,
+            outcome_cell(entry.outcome),
+            _cut(entry.target),
+            _cut(entry.reason),
+            _cut(entry.detail),
+        )
+
+    def _redraw(self) -> None:
+        if not self.is_mounted:
+            return
+        self._visible = [(node, e) for node, e in self._rows if self.filter.matches(node, e)]
+        cells = {row_key(node, e): self._cells_for(node, e) for node, e in self._visible}
+        order = list(cells)
+        if order != self._order:
+            self._rebuild(order, cells)
+        else:
+            self._patch(cells)
+        self._cells = cells
+
+    def _rebuild(self, order: list[str], cells: dict[str, tuple[str | Text, ...]]) -> None:
+        # keep the cursor on the entry the operator was reading, even as newer ones push it down
+        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
+        self.clear()
+        for key in order:
+            self.add_row(*cells[key], key=key)
+        self._order = order
+        if selected in order:
+            self.move_cursor(row=order.index(selected), animate=False)
+
+    def _patch(self, cells: dict[str, tuple[str | Text, ...]]) -> None:
+        # Between new entries only the "ago" column moves; touch just the cells that changed.
+        keys = self.ordered_columns
+        for key, new in cells.items():
+            old = self._cells.get(key)
+            if old == new:
+                continue
+            for index, value in enumerate(new):
+                if old is None or old[index] != value:
+                    self.update_cell(key, keys[index].key, value)
