@@ -298,11 +298,42 @@ class FleetDeckApp(App[None]):
             )
         yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
         yield SystemCommand("Audit trail", "Who did what, when, why, with what outcome", self.action_audit)
+        yield from self._action_commands()
         for name in self.theme_cycle():
             yield SystemCommand(
                 f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n)
             )
         yield from super().get_system_commands(screen)
+
+    def _action_commands(self) -> Iterable[SystemCommand]:
+        """The node on screen's actions, including the ones with no key of their own (phases)."""
+        link = self.current_link()
+        if link is None or link.snapshot is None:
+            return
+        ops = self.actions
+        node = link.name
+        yield SystemCommand(
+            f"Dispatch on {node}", "A task for an agent, or a new agent", lambda: ops.dispatch(link, None)
+        )
+        yield SystemCommand(
+            f"Checkpoint {node}", "Record state and git workspaces", lambda: ops.checkpoint(link)
+        )
+        yield SystemCommand(
+            f"Roll back {node}", "Pick a checkpoint (asks to confirm)", lambda: ops.rollback(link)
+        )
+        if node in ops.undo:
+            yield SystemCommand(
+                f"Undo the last rollback on {node}",
+                f"Back to {ops.undo[node].id}",
+                lambda: ops.undo_rollback(link),
+            )
+        for phase in sorted(link.snapshot.phases, key=lambda p: p.order):
+            for action in ("pause", "resume", "stop"):
+                yield SystemCommand(
+                    f"{action.capitalize()} phase {phase.name}",
+                    f"{phase.id} ({phase.status}) and all its agents",
+                    lambda a=action, p=phase: ops.phase(link, a, p),
+                )
 
     def _set_theme(self, name: str) -> None:
         self.theme = name

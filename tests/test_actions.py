@@ -246,3 +246,24 @@ async def test_keys_are_rebindable() -> None:
         await pilot.pause()
         assert state_of(app, agent.id) == "paused"
         assert any(row.action_id == "pause" and row.keys == "x" for row in app.key_help())
+
+
+async def test_palette_pauses_a_whole_phase_after_a_preview() -> None:
+    app = await node_app(node=1)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        link = next(iter(app.links.values()))
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        phase = next(p for p in link.snapshot.phases if p.status == "active")
+        members = [a.id for a in link.snapshot.agents if a.phase_id == phase.id]
+        commands[f"Pause phase {phase.name}"].callback()
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert any(f"phase {phase.id}" in line for line in dialog.touched)
+        await pilot.click("#confirm")
+        await settle(app)
+        await pilot.pause()
+        paused = next(p for p in link.snapshot.phases if p.id == phase.id)
+        assert paused.status == "paused"
+        assert members and all(state_of(app, a) == "paused" for a in members)

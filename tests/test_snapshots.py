@@ -26,3 +26,14 @@ def test_node_screen_theme(snap_compare, frozen_demo_app, theme: str) -> None:
     app = frozen_demo_app(screen="node", theme=theme)
     assert app.theme == theme  # a typo here would silently fall back to the default theme
     assert snap_compare(app, terminal_size=(120, 40))
+
+
+@pytest.mark.parametrize("size", list(SIZES), ids=list(SIZES))
+def test_production_rollback_dialog(snap_compare, frozen_demo_app, size: str) -> None:
+    """The node screen opens on gpu-prod-01 (production): r, pick the first checkpoint, see the preview."""
+    assert snap_compare(frozen_demo_app(screen="node"), terminal_size=SIZES[size], press=["r", "enter"])
+
+
+@pytest.mark.parametrize("size", list(SIZES), ids=list(SIZES))
+def test_dispatch_dialog(snap_compare, frozen_demo_app, size: str) -> None:
+    assert snap_compare(frozen_demo_app(screen="node"), terminal_size=SIZES[size], press=["d"])
