@@ -41,23 +41,15 @@ class Host(App[None]):
     def compose(self) -> ComposeResult:
         yield self.widget
 
-    def on_attention_list_jump(self, event: AttentionList.Jump) -> None:
+    def _record(self, event: AttentionList.Jump | AttentionList.Acknowledge | AttentionList.Snooze) -> None:
         self.messages.append(event)
 
-    def on_attention_list_acknowledge(self, event: AttentionList.Acknowledge) -> None:
-        self.messages.append(event)
-
-    def on_attention_list_snooze(self, event: AttentionList.Snooze) -> None:
-        self.messages.append(event)
+    on_attention_list_jump = on_attention_list_acknowledge = on_attention_list_snooze = _record
 
 
 def row(key: str, severity: str = "warning", **fields: Any) -> AttentionRow:
-    base: dict[str, Any] = {
-        "node": "n1",
-        "subject": f"agent:{key}",
-        "reason": f"{key} is unwell",
-        "since": T0 - 252,
-    }
+    base: dict[str, Any] = {"node": "n1", "subject": f"agent:{key}", "reason": f"{key} is unwell"}
+    base["since"] = T0 - 252
     return AttentionRow(key=key, severity=severity, **{**base, **fields})
 
 
@@ -65,29 +57,27 @@ def plain_row(table: AttentionList, key: str) -> list[str]:
     return [cell.plain for cell in table.get_row(key)]
 
 
+def shown_keys(table: AttentionList) -> list[str]:
+    return [str(key.value) for key in table.rows]
+
+
 async def test_rows_say_severity_in_words_since_when_and_the_notes() -> None:
     table = AttentionList()
     async with Host(table).run_test(size=(120, 20)) as pilot:
         table.show(
-            [
-                row("a", "critical"),
-                row("b", times=3, acked=True),
-                row("c", snoozed_until=T0 + 3120),
-            ],
-            T0,
+            [row("a", "critical"), row("b", times=3, acked=True), row("c", snoozed_until=T0 + 3120)], T0
         )
         await pilot.pause()
-        assert [str(k.value) for k in table.rows] == ["a", "b"]  # the snoozed row is hidden
+        assert shown_keys(table) == ["a", "b"]  # the snoozed row is hidden
         assert plain_row(table, "a") == ["✖ CRIT", "n1", "agent:a", "4m12s", "", "a is unwell"]
         assert plain_row(table, "b")[0] == "▲ WARN" and plain_row(table, "b")[4] == "×3 ack"
-        assert str(table.get_row("b")[0].style) == "dim"  # acknowledged rows recede
-        assert str(table.get_row("a")[0].style) == "bold red"
+        assert [str(table.get_row(k)[0].style) for k in "ab"] == ["bold red", "dim"]  # acked recedes
         assert table.hidden_count == 1
 
         table.focus()
         await pilot.press("Z")
         await pilot.pause()
-        assert [str(k.value) for k in table.rows] == ["a", "b", "c"]
+        assert shown_keys(table) == ["a", "b", "c"]
         assert plain_row(table, "c")[4] == "snoozed 52m"
         assert table.hidden_count == 0
 
@@ -170,10 +160,6 @@ def attention(app: FleetDeckApp) -> AttentionList:
     return app.screen.query_one(AttentionList)
 
 
-def shown_keys(table: AttentionList) -> list[str]:
-    return [str(key.value) for key in table.rows]
-
-
 async def focus_row(pilot: Any, table: AttentionList, key: str) -> None:
     table.focus()
     table.move_cursor(row=shown_keys(table).index(key))
@@ -193,10 +179,10 @@ async def test_fleet_attention_lists_every_nodes_alerts_worst_first(frozen_demo_
         severities = [e.severity for e in book.active()]
         assert severities == sorted(severities, key=lambda s: s != "critical")
         critical, warning = book.counts()
-        title = str(app.screen.query_one("#attention-panel").border_title)
-        assert f"{critical} critical · {warning} warning" in title
-        text = screen_text(app)
-        assert "✖ CRIT" in text and "▲ WARN" in text
+        assert f"{critical} critical · {warning} warning" in str(
+            app.screen.query_one("#attention-panel").border_title
+        )
+        assert "✖ CRIT" in (text := screen_text(app)) and "▲ WARN" in text
 
 
 async def test_enter_on_an_agent_alert_opens_that_agent(frozen_demo_app_async) -> None:
@@ -205,9 +191,10 @@ async def test_enter_on_an_agent_alert_opens_that_agent(frozen_demo_app_async) -
         await pilot.pause()
         entry = next(e for e in app.alert_book.active() if e.subject.startswith("agent:"))
         await focus_row(pilot, attention(app), entry.key)
+        depth = len(app.screen_stack)
         await pilot.press("enter")
         await pilot.pause()
-        assert isinstance(app.screen, AgentScreen)
+        assert isinstance(app.screen, AgentScreen) and len(app.screen_stack) == depth + 1  # no node too
         assert (app.screen.link.name, app.screen.agent_id) == (entry.node, entry.subject.split(":", 1)[1])
 
 
@@ -298,22 +285,13 @@ async def test_node_screen_wide_shows_the_alerts_panel_and_enter_jumps(frozen_de
         assert app.focused is not None and screen.query_one("#plan-panel") in app.focused.ancestors
 
 
-async def test_the_attention_keys_are_in_help(frozen_demo_app_async) -> None:
-    app = await frozen_demo_app_async()
-    async with app.run_test(size=WIDE):
-        rows = {r.action_id: r for r in app.key_help() if r.context == "attention"}
-        assert {k: rows[k].keys for k in ("acknowledge", "snooze", "show_snoozed")} == {
-            "acknowledge": "A",
-            "snooze": "z",
-            "show_snoozed": "Z",
-        }
-        assert "attention" in binding_contexts()
-
-
-async def test_the_acknowledge_key_can_be_rebound(frozen_demo_app_async) -> None:
+async def test_the_attention_keys_are_in_help_and_can_be_rebound(frozen_demo_app_async) -> None:
+    assert "attention" in binding_contexts()
     app = await frozen_demo_app_async(config=Config(keys={"acknowledge": "k"}))
     async with app.run_test(size=WIDE) as pilot:
         await pilot.pause()
+        keys = {r.action_id: r.keys for r in app.key_help() if r.context == "attention"}
+        assert keys == {"acknowledge": "k", "snooze": "z", "show_snoozed": "Z"}
         entry = app.alert_book.active()[0]
         await focus_row(pilot, attention(app), entry.key)
         await pilot.press("A")
@@ -353,8 +331,7 @@ async def test_acks_and_snoozes_survive_a_restart_of_the_console(isolated_dirs: 
         await focus_row(pilot, attention(app), second.key)
         await pilot.press("z")
         await pilot.pause()
-    state_file = isolated_dirs / "state" / "fleetdeck" / FILE_NAME
-    assert state_file.exists()
+    assert (isolated_dirs / "state" / "fleetdeck" / FILE_NAME).exists()
 
     again = await live_app(notes)
     async with again.run_test(size=WIDE) as pilot:
@@ -365,10 +342,15 @@ async def test_acks_and_snoozes_survive_a_restart_of_the_console(isolated_dirs: 
     assert not [n for n in notes if "alerts" in n and "unreadable" in n]
 
 
-async def test_a_corrupt_alert_file_is_a_notification_not_a_crash(isolated_dirs: Path) -> None:
+def corrupt_state_file(isolated_dirs: Path) -> Path:
     state_file = isolated_dirs / "state" / "fleetdeck" / FILE_NAME
     state_file.parent.mkdir(parents=True)
     state_file.write_text("{ this is not json")
+    return state_file
+
+
+async def test_a_corrupt_alert_file_is_a_notification_not_a_crash(isolated_dirs: Path) -> None:
+    state_file = corrupt_state_file(isolated_dirs)
     notes: list[str] = []
     app = await live_app(notes)
     async with app.run_test(size=WIDE) as pilot:
@@ -379,9 +361,7 @@ async def test_a_corrupt_alert_file_is_a_notification_not_a_crash(isolated_dirs:
 
 
 def test_a_frozen_console_never_reads_or_writes_the_state_dir(frozen_demo_app, isolated_dirs: Path) -> None:
-    state_file = isolated_dirs / "state" / "fleetdeck" / FILE_NAME
-    state_file.parent.mkdir(parents=True)
-    state_file.write_text("{ corrupt, and it must not matter")
+    corrupt_state_file(isolated_dirs)
     app = frozen_demo_app()
     assert app.alert_book.path is None and app.alert_book.warnings == []
 
@@ -396,15 +376,13 @@ def _triage(app: FleetDeckApp) -> Any:
         await pilot.pause()
         book: AlertBook = app.alert_book
         first, second, third = book.active()[:3]
-        link = app.links[third.node]
         for step in (1, 2):  # cleared and back, twice, inside the flap window
             book.update(third.node, [], T0 + step)
-            book.update(third.node, link_alerts(link, app.thresholds, T0), T0 + step + 0.5)
+            book.update(third.node, link_alerts(app.links[third.node], app.thresholds, T0), T0 + step + 0.5)
         book.acknowledge(first.key)
         book.snooze(second.key, 1800)
-        table = attention(app)
-        table.focus()
-        table.show_snoozed = True
+        attention(app).focus()
+        attention(app).show_snoozed = True
         app.screen.refresh_attention()  # type: ignore[attr-defined]
         await pilot.pause()
 
