@@ -16,6 +16,7 @@ from textual.widgets import DataTable
 from backends.model import Agent
 
 from .format import NA, fmt_bytes, fmt_duration, fmt_fraction, fmt_number
+from .synced_table import SyncedTable
 
 # Health and state words carry the meaning; the symbol and colour only reinforce it.
 HEALTH_STYLE: dict[str, tuple[str, str]] = {
@@ -103,7 +104,7 @@ def agent_matches(agent: Agent, needle: str) -> bool:
     return all(word in hay for word in needle.lower().split())
 
 
-class AgentsTable(DataTable[str | Text]):
+class AgentsTable(SyncedTable[str | Text]):
     """Agents of one node (or many, with a node column), newest data pushed in by :meth:`show`."""
 
     DEFAULT_CSS = """
@@ -111,14 +112,12 @@ class AgentsTable(DataTable[str | Text]):
     """
 
     def __init__(self, *, node_column: bool = False, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.node_column = node_column
         self.sort_column = "health"
         self.sort_reverse = False
         self.filter_text = ""
         self._agents: dict[str, Agent] = {}
-        self._order: list[str] = []
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
         self._last: tuple[Sequence[tuple[str, Agent]], float] = ((), 0.0)
         self.marked: set[str] = set()  # row keys ("node/agent") chosen with space for a bulk action
 
@@ -174,11 +173,7 @@ class AgentsTable(DataTable[str | Text]):
             for node, a in visible
         }
         self._agents = {f"{node}/{a.id}": a for node, a in visible}
-        if order != self._order:
-            self._rebuild(order, cells)
-        else:
-            self._patch(cells)
-        self._cells = cells
+        self.sync_rows({key: cells[key] for key in order})
 
     def _mark_name(self, key: str, cells: tuple[str | Text, ...]) -> tuple[str | Text, ...]:
         if key not in self.marked:
@@ -211,22 +206,3 @@ class AgentsTable(DataTable[str | Text]):
     def sort_description(self) -> str:
         """E.g. "sorted by health ▲", for the panel's border."""
         return f"sorted by {_BY_KEY[self.sort_column].label.lower()} {'▼' if self.sort_reverse else '▲'}"
-
-    def _rebuild(self, order: list[str], cells: dict[str, tuple[str | Text, ...]]) -> None:
-        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
-        self.clear()
-        for key in order:
-            self.add_row(*cells[key], key=key)
-        self._order = order
-        if selected in order:
-            self.move_cursor(row=order.index(selected), animate=False)
-
-    def _patch(self, cells: dict[str, tuple[str | Text, ...]]) -> None:
-        keys = self.ordered_columns
-        for row_key, new in cells.items():
-            old = self._cells.get(row_key)
-            if old == new:
-                continue
-            for index, value in enumerate(new):
-                if old is None or old[index] != value:
-                    self.update_cell(row_key, keys[index].key, value)

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from .format import fmt_duration
+from .synced_table import SyncedTable
 
 SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
 MIN_REASON_WIDTH = 12  # below this the table is cut at the edge rather than the reason cut to nothing
@@ -55,7 +56,9 @@ def _minutes(seconds: float) -> str:
     return fmt_duration(left) if left < 60 or left >= 3600 else f"{left // 60}m"
 
 
-class AttentionList(DataTable[Text]):
+class AttentionList(SyncedTable[Text]):
+    GROW_COLUMNS = True  # a note or a since-when may outgrow its column ("" -> "ack")
+
     """Alerts of one node or the fleet; :meth:`show` repaints only the cells that changed."""
 
     DEFAULT_CSS = """
@@ -96,11 +99,9 @@ class AttentionList(DataTable[Text]):
             self.row = row
 
     def __init__(self, *, node_column: bool = True, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.node_column = node_column
         self._rows: dict[str, AttentionRow] = {}
-        self._order: list[str] = []
-        self._cells: dict[str, tuple[Text, ...]] = {}
         self._last: tuple[Sequence[AttentionRow], float] = ((), 0.0)
 
     def on_mount(self) -> None:
@@ -156,12 +157,10 @@ class AttentionList(DataTable[Text]):
             reason.truncate(reason_width, overflow="ellipsis")
             cells[row.key] = (*row_fixed, reason)
         self._rows = {r.key: r for r in visible}
-        order = [r.key for r in visible]
-        if order != self._order:
-            self._rebuild(order, cells)
-        else:
-            self._patch(cells)
-        self._cells = cells
+        self.sync_rows({r.key: cells[r.key] for r in visible})
+
+    def same_cell(self, old: Text, new: Text) -> bool:
+        return _looks(old) == _looks(new)
 
     @property
     def _labels(self) -> list[str]:
@@ -178,24 +177,6 @@ class AttentionList(DataTable[Text]):
             Text(note_text(row, now), style=dim or "bold"),
         ]
         return tuple(cells)
-
-    def _rebuild(self, order: list[str], cells: dict[str, tuple[Text, ...]]) -> None:
-        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
-        self.clear()
-        for key in order:
-            self.add_row(*cells[key], key=key)
-        self._order = order
-        if selected in order:  # the cursor follows the alert, not the row number
-            self.move_cursor(row=order.index(selected), animate=False)
-
-    def _patch(self, cells: dict[str, tuple[Text, ...]]) -> None:
-        keys = self.ordered_columns
-        for row_key, new in cells.items():
-            old = self._cells.get(row_key)
-            for index, value in enumerate(new):
-                if old is None or _looks(old[index]) != _looks(value):
-                    # update_width: a note or a since-when may outgrow its column ("" -> "ack")
-                    self.update_cell(row_key, keys[index].key, value, update_width=True)
 
     # --- keys ------------------------------------------------------------------------------------------
 

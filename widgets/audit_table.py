@@ -12,9 +12,10 @@ from dataclasses import dataclass, replace
 from typing import get_args
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from backends.model import AuditEntry, AuditOutcome, to_json
+
+from .synced_table import SyncedTable
 
 AUDIT_OUTCOMES: tuple[str, ...] = get_args(AuditOutcome)
 
@@ -133,7 +134,7 @@ def newest_first(rows: Sequence[tuple[str, AuditEntry]]) -> list[tuple[str, Audi
     return sorted(rows, key=lambda pair: (-pair[1].ts, pair[0], -pair[1].seq))
 
 
-class AuditTable(DataTable[str | Text]):
+class AuditTable(SyncedTable[str | Text]):
     """``(node, entry)`` pairs pushed in by :meth:`show`, filtered here and shown newest first."""
 
     DEFAULT_CSS = """
@@ -141,14 +142,12 @@ class AuditTable(DataTable[str | Text]):
     """
 
     def __init__(self, *, node_column: bool = False, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self.node_column = node_column
         self.filter = AuditFilter()
         self._rows: list[tuple[str, AuditEntry]] = []
         self._now = 0.0
         self._visible: list[tuple[str, AuditEntry]] = []
-        self._order: list[str] = []
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
 
     def on_mount(self) -> None:
         self.add_column("UTC", key="time")
@@ -211,30 +210,4 @@ class AuditTable(DataTable[str | Text]):
             return
         self._visible = [(node, e) for node, e in self._rows if self.filter.matches(node, e)]
         cells = {row_key(node, e): self._cells_for(node, e) for node, e in self._visible}
-        order = list(cells)
-        if order != self._order:
-            self._rebuild(order, cells)
-        else:
-            self._patch(cells)
-        self._cells = cells
-
-    def _rebuild(self, order: list[str], cells: dict[str, tuple[str | Text, ...]]) -> None:
-        # keep the cursor on the entry the operator was reading, even as newer ones push it down
-        selected = self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
-        self.clear()
-        for key in order:
-            self.add_row(*cells[key], key=key)
-        self._order = order
-        if selected in order:
-            self.move_cursor(row=order.index(selected), animate=False)
-
-    def _patch(self, cells: dict[str, tuple[str | Text, ...]]) -> None:
-        # Between new entries only the "ago" column moves; touch just the cells that changed.
-        keys = self.ordered_columns
-        for key, new in cells.items():
-            old = self._cells.get(key)
-            if old == new:
-                continue
-            for index, value in enumerate(new):
-                if old is None or old[index] != value:
-                    self.update_cell(key, keys[index].key, value)
+        self.sync_rows(cells)
