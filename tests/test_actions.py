@@ -267,3 +267,17 @@ async def test_palette_pauses_a_whole_phase_after_a_preview() -> None:
         paused = next(p for p in link.snapshot.phases if p.id == phase.id)
         assert paused.status == "paused"
         assert members and all(state_of(app, a) == "paused" for a in members)
+
+
+async def test_filter_from_another_tab_shows_the_agents() -> None:
+    from textual.widgets import TabbedContent
+
+    app = await node_app(node=1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("4", "slash")
+        await pilot.pause()
+        assert app.screen.query_one(TabbedContent).active == "agents"
+        await pilot.press(*"coder")
+        await pilot.pause()
+        assert all(a.id.startswith("coder") for a in app.screen.query_one(AgentsTable).chosen_agents())

@@ -236,6 +236,8 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     # --- actions ---------------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
+        if not self.wide and self.active_tab != "agents":
+            self.query_one(TabbedContent).active = "agents"  # the filter narrows agents: show them
         filter_input = self.query_one("#filter", Input)
         filter_input.add_class("-open")
         filter_input.focus()
