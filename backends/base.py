@@ -60,8 +60,15 @@ class Backend(abc.ABC):
 
     # --- optional actions: default to Unsupported, enabled by capabilities -----------------------------
 
+    #: why this node refuses every action, in words, when it knows (e.g. "token bob is a viewer")
+    read_only_reason: str | None = None
+
     def supports(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    def capability_note(self, capability: str) -> str | None:
+        """Why ``capability`` is off, in words an operator can act on; None for the generic wording."""
+        return None
 
     def _unsupported(self, action: str) -> Unsupported:
         return Unsupported(f"the {self.name} backend cannot {action}")

@@ -16,6 +16,11 @@ class Unreachable(BackendError):
     exit_code = 3
 
 
+class TimedOut(Unreachable):
+    """The node did not answer in time: it may be slow rather than gone, so its last data is shown as
+    stale for a while before the node is called offline."""
+
+
 class AuthFailed(BackendError):
     """The node rejected our credentials."""
 

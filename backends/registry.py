@@ -22,6 +22,7 @@ ENTRY_POINT_GROUP = "fleetdeck.backends"
 BUILTIN_BACKENDS: dict[str, str] = {
     "demo": "backends.demo:DemoBackend",
     "local": "backends.local.backend:LocalBackend",
+    "http": "backends.http:HttpBackend",
 }
 
 

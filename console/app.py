@@ -26,6 +26,7 @@ from console.keys import KeyHelp, key_help
 from console.node_link import NodeLink, describe_error
 from console.operator import Operator
 from console.screens.agent import AgentScreen
+from console.screens.all_agents import AllAgentsScreen
 from console.screens.audit import AuditScreen
 from console.screens.base import FleetDeckScreen
 from console.screens.fleet import FleetScreen
@@ -161,6 +162,8 @@ class FleetDeckApp(App[None]):
             agent = self.worst_agent(first)
             if agent is not None:
                 self.push_screen(AgentScreen(first, agent))
+        elif start == "agents":
+            self.open_all_agents()
         elif start == "logs":
             self.open_logs(node=None if len(self.links) > 1 else first.name)
         elif start == "help":
@@ -213,6 +216,8 @@ class FleetDeckApp(App[None]):
 
     def _node_updated(self, link: NodeLink) -> None:
         self.update_alerts(link)
+        if not self.screen_stack:  # the app is closing: a poll that finished just now has nowhere to go
+            return
         screen = self.screen
         if isinstance(screen, FleetDeckScreen):
             with suppress(NoMatches):  # a screen still composing fills itself when it mounts
@@ -234,6 +239,16 @@ class FleetDeckApp(App[None]):
 
     def open_logs(self, node: str | None, source: str | None = None) -> None:
         self.push_screen(LogsScreen(node=node, source=source))
+
+    def open_all_agents(self) -> None:
+        """Every node's agents in one table; one such screen at most (it holds up to thousands of rows), so
+        from a screen opened on top of it this goes back to it."""
+        existing = next((s for s in reversed(self.screen_stack) if isinstance(s, AllAgentsScreen)), None)
+        if existing is None:
+            self.push_screen(AllAgentsScreen())
+            return
+        while self.screen is not existing:
+            self.pop_screen()
 
     def action_undo_rollback(self) -> None:
         link = self.current_link()
@@ -296,6 +311,7 @@ class FleetDeckApp(App[None]):
             yield SystemCommand(
                 f"Go to node {link.name}", f"{link.environment} node", lambda n=link: self.open_node(n)
             )
+        yield SystemCommand("Agents: all nodes", "Every node's agents in one table", self.open_all_agents)
         yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
         yield SystemCommand("Audit trail", "Who did what, when, why, with what outcome", self.action_audit)
         yield from self._action_commands()
@@ -349,6 +365,7 @@ def binding_contexts() -> dict[str, Sequence[BindingType]]:
         "global": FleetDeckApp.BINDINGS,
         "fleet": FleetScreen.BINDINGS,
         "node": NodeScreen.BINDINGS,
+        "all-agents": AllAgentsScreen.BINDINGS,
         "agent": AgentScreen.BINDINGS,
         "logs": LogsScreen.BINDINGS,
         "audit": AuditScreen.BINDINGS,

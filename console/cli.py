@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-SCREENS = ("fleet", "node", "agent", "logs", "audit", "help")
+SCREENS = ("fleet", "node", "agent", "agents", "logs", "audit", "help")
 NODE_COMMANDS = frozenset(
     (
         "agents",
@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_node_commands(sub)
     _add_local_commands(sub)
+
+    from console.serve_command import add_node_parser
+
+    add_node_parser(sub)
 
     config = sub.add_parser("config", help="write, locate or check the config file")
     config.add_argument("action", choices=("init", "path", "check"))
@@ -267,6 +271,10 @@ def _run(args: argparse.Namespace) -> int:
         return commands.config(args)
     if args.command in NODE_COMMANDS:
         return commands.node_command(args)
+    if args.command == "node":
+        from console import serve_command
+
+        return serve_command.run(args)
     if args.command in ("run", "report", "plan"):
         from console import local_commands
 

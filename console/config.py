@@ -36,6 +36,7 @@ DEFAULT_KEYS: Final[Mapping[str, str]] = {
     "help": "question_mark", "filter": "slash", "palette": "colon", "open": "enter", "back": "escape",
     "logs": "l", "follow": "f", "sort": "o", "reverse_sort": "O", "dispatch": "d", "pause": "p",
     "stop": "s", "checkpoint": "c", "rollback": "r", "audit": "a", "theme": "t", "quit": "q",
+    "all_agents": "0",
 }  # fmt: skip
 
 

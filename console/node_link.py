@@ -13,18 +13,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from backends.base import Backend
-from backends.errors import BackendError
+from backends.errors import BackendError, TimedOut
 from backends.model import LogRecord, ModelError, NodeSnapshot
 from console.audit_trail import AuditTrail
 
 HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
 LOG_CAPACITY = 10_000
+ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "production": 2}
 
 
 @dataclass(frozen=True)
 class Freshness:
     kind: str  # live | stale | offline | connecting | frozen
     text: str
+
+
+def offline_after(refresh_s: float) -> float:
+    """How long a node that only times out is shown stale before it is called offline."""
+    return max(10 * refresh_s, 30.0)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -51,17 +57,13 @@ class NodeLink:
         self.name = name
         self.backend = backend
         self.clock = clock
-        self.environment = environment or backend.info.environment
-        self.read_only = read_only or backend.info.read_only
-        # why actions are off, in words for the footer, Help and refusals
-        self.read_only_reason = (
-            (read_only_reason or "read-only")
-            if read_only
-            else (f"node {name} reports itself read-only" if backend.info.read_only else None)
-        )
+        self._environment = environment
+        self._read_only = read_only
+        self._read_only_reason = read_only_reason
         self.snapshot: NodeSnapshot | None = None
         self.received_at: float | None = None
         self.error: str | None = None
+        self.timed_out = False  # the last poll failed by timing out: slow, not known dead
         self.cpu_history: deque[float] = deque(maxlen=HISTORY_LEN)
         self.mem_history: deque[float] = deque(maxlen=HISTORY_LEN)
         self.gpu_history: dict[int, dict[str, deque[float]]] = {}
@@ -69,6 +71,30 @@ class NodeLink:
         self.log_error: str | None = None
         self.audit = AuditTrail()  # fetched by the Audit screen, not by the poll loop
         self._opened = False
+
+    # A remote node only says who it is once connected, so these are read from the backend each time.
+
+    @property
+    def environment(self) -> str:
+        """The stricter of the configured environment and the one the node reports: a node that calls
+        itself production is framed and guarded as production even where the config forgot to say so."""
+        reported = self.backend.info.environment
+        if self._environment is None:
+            return reported
+        return max(self._environment, reported, key=lambda env: ENVIRONMENT_RANK.get(env, 0))
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only or self.backend.info.read_only
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """Why actions are off, in words for the footer, Help and refusals."""
+        if self._read_only:
+            return self._read_only_reason or "read-only"
+        if self.backend.info.read_only:
+            return self.backend.read_only_reason or f"node {self.name} reports itself read-only"
+        return None
 
     # --- snapshots -------------------------------------------------------------------------------------
 
@@ -83,6 +109,7 @@ class NodeLink:
             raise
         except Exception as exc:  # a backend may fail in any way; the console must stay up
             self.error = describe_error(exc)
+            self.timed_out = isinstance(exc, (TimeoutError, TimedOut))
             return False
         self.record(snapshot)
         return True
@@ -91,6 +118,7 @@ class NodeLink:
         self.snapshot = snapshot
         self.received_at = self.clock()
         self.error = None
+        self.timed_out = False
         system = snapshot.system
         if system.cpu_percent is not None:
             self.cpu_history.append(system.cpu_percent)
@@ -112,11 +140,13 @@ class NodeLink:
                 if self.error
                 else Freshness("connecting", "connecting…")
             )
-        if self.error:
+        age = self.clock() - (self.received_at or 0.0)
+        if self.error and not (self.timed_out and age < offline_after(refresh_s)):
             return Freshness("offline", f"offline: {self.error}")
+        if self.error:  # a slow node: its last data is still the best there is, for a while
+            return Freshness("stale", f"stale {age:.0f}s · {self.error}")
         if frozen:
             return Freshness("live", "live")
-        age = self.clock() - (self.received_at or 0.0)
         if age > max(3 * refresh_s, 5.0):
             return Freshness("stale", f"stale {age:.0f}s")
         return Freshness("live", "live")

@@ -46,6 +46,9 @@ class Operator:
         if link.read_only:
             return link.read_only_reason or f"node {link.name} is read-only"
         if not link.backend.supports(capability):
+            note = link.backend.capability_note(capability)
+            if note:
+                return note
             return f"the {link.backend.name} backend cannot {CAPABILITY_WORDS.get(capability, capability)}"
         return None
 

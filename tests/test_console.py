@@ -412,7 +412,7 @@ async def test_t_cycles_through_every_theme(frozen_demo_app_async) -> None:
 
 async def test_help_lists_every_binding_in_force(frozen_demo_app_async) -> None:
     app = await frozen_demo_app_async(screen="node")
-    async with app.run_test(size=(120, 60)) as pilot:
+    async with app.run_test(size=(120, 80)) as pilot:  # tall enough that every row is on screen
         await pilot.pause()
         await pilot.press("question_mark")
         await pilot.pause()

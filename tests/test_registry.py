@@ -45,6 +45,7 @@ def test_available_lists_the_builtins(entry_points) -> None:
     assert available() == {
         "demo": "backends.demo:DemoBackend",
         "local": "backends.local.backend:LocalBackend",
+        "http": "backends.http:HttpBackend",
     }
 
 

@@ -51,6 +51,16 @@ class ActionKeys:
     def chosen_agents(self) -> list[Agent]:
         raise NotImplementedError
 
+    def sync_node_identity(self) -> None:
+        """Follow what the node says of itself: a remote node tells its environment and the caller's
+        rights only once connected, so the danger frame and the enabled keys are re-read on each refresh."""
+        screen = cast(Any, self)
+        screen.set_class(self.link.environment == "production", "-production")
+        rights = (self.link.read_only, self.link.backend.capabilities)
+        if rights != getattr(self, "_shown_rights", None):
+            self._shown_rights = rights
+            screen.refresh_bindings()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         capability = ACTION_CAPABILITY.get(action)
         if capability is None:

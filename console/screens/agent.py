@@ -92,7 +92,9 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
     def node_updated(self, link: NodeLink) -> None:
         if link is not self.link or not self.is_mounted:
             return
+        self.sync_node_identity()
         kind, text = self.freshness(link)
+        self.grey_if_old(link, kind)
         self.query_one(NodeHeader).show(
             link.name, link.environment, link.snapshot, link.read_only, kind, text
         )

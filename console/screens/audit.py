@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker
 
@@ -115,7 +117,9 @@ class AuditScreen(FleetDeckScreen):
         await asyncio.gather(
             *(link.audit.fetch(link.backend, timeout=timeout, clock=link.clock) for link in ready)
         )
-        self._show()
+        # the screen may have been closed (or the app be shutting down) while the nodes answered
+        with suppress(NoMatches):
+            self._show()
 
     def on_screen_resume(self) -> None:
         # Shown (first time or again): paint what is held at once, then catch up with the nodes.

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 
 class FleetDeckScreen(Screen[None]):
+    # The last data of a node that stopped answering stays on screen, greyed, beside its "stale Ns" /
+    # "offline: reason" label: an operator sees what it last said without mistaking it for live.
+    DEFAULT_CSS = """
+    FleetDeckScreen.-data-old .panel * { text-opacity: 55%; }
+    """
+
     @property
     def deck(self) -> FleetDeckApp:
         from console.app import FleetDeckApp
@@ -23,6 +29,10 @@ class FleetDeckScreen(Screen[None]):
     def freshness(self, link: NodeLink) -> tuple[Freshness, str]:
         fresh = link.freshness(self.deck.refresh_s, frozen=self.deck.frozen)
         return cast(Freshness, fresh.kind), fresh.text
+
+    def grey_if_old(self, link: NodeLink, kind: Freshness) -> None:
+        """Grey this screen's panels while ``link``'s data is stale or its node offline."""
+        self.set_class(link.snapshot is not None and kind in ("stale", "offline"), "-data-old")
 
     def node_updated(self, link: NodeLink) -> None:
         """A new snapshot (or error) arrived for ``link``; repaint what shows it. Called only when visible."""

@@ -13,10 +13,11 @@ from widgets.fleet_table import FleetRow, FleetTable
 
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
+from .coalesce import CoalescedRepaint
 from .node import NodeScreen
 
 
-class FleetScreen(AttentionHandlers, FleetDeckScreen):
+class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
     DEFAULT_CSS = """
     FleetScreen #nodes-panel { height: auto; max-height: 60%; }
     FleetScreen #attention-panel { height: 1fr; }
@@ -27,6 +28,8 @@ class FleetScreen(AttentionHandlers, FleetDeckScreen):
     BINDINGS = [
         Binding("enter", "open_node", "Open node", id="open", tooltip="Open the selected node"),
         Binding("l", "logs", "All logs", id="logs", tooltip="Every node's logs, merged in time order"),
+        # "0" as in k9s (all namespaces); "A" would clash with the Attention panel's acknowledge
+        Binding("0", "all_agents", "All agents", id="all_agents", tooltip="Every node's agents in one table"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -40,10 +43,11 @@ class FleetScreen(AttentionHandlers, FleetDeckScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.node_updated(next(iter(self.deck.links.values())))
+        self.repaint_now()
         self.query_one(FleetTable).focus()
 
-    def node_updated(self, link: NodeLink) -> None:
+    def repaint(self) -> None:
+        # every node, whichever reported: at 100 nodes this runs twice a second, not 100 times (coalesce.py)
         if not self.is_mounted:
             return
         rows: list[FleetRow] = []
@@ -92,3 +96,6 @@ class FleetScreen(AttentionHandlers, FleetDeckScreen):
 
     def action_logs(self) -> None:
         self.deck.open_logs(node=None)
+
+    def action_all_agents(self) -> None:
+        self.deck.open_all_agents()

@@ -171,7 +171,9 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def node_updated(self, link: NodeLink) -> None:
         if link is not self.link or not self.is_mounted:
             return
+        self.sync_node_identity()
         kind, text = self.freshness(link)
+        self.grey_if_old(link, kind)
         snap = link.snapshot
         self.query_one(NodeHeader).show(link.name, link.environment, snap, link.read_only, kind, text)
         for panel in self.query(".panel"):

@@ -1,0 +1,181 @@
+"""How to reach one remote node, read from its config ``[[nodes]]`` entry and checked once, up front.
+
+A bad entry is an :class:`~backends.errors.Invalid` naming the key, variable or file at fault, raised
+when the console starts rather than at the first poll. The token is read here and never put in a
+message: messages name where it came from (``$FLEETDECK_TOKEN_GPU01``, ``token file /etc/...``).
+
+TLS certificates are verified by default, against the system's CAs or the entry's ``ca_bundle``.
+``options = {insecure = true}`` turns verification off; the backend then says so in its info labels.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from backends.errors import Invalid
+
+from .retry import RetryPolicy
+
+# option name -> default; every option is a number of seconds but ``insecure`` and ``attempts``
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "connect_timeout_s": 3.0,
+    "read_timeout_s": 10.0,
+    # a following log stream is silent between lines but for the server's keepalive (every ~10 s), so it
+    # waits longer than an ordinary answer before it calls the connection dead
+    "stream_timeout_s": 30.0,
+    "stream_reconnect_s": 20.0,
+    "attempts": 3,
+    "insecure": False,
+}
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    node_name: str
+    url: str  # the node's base URL, without a trailing slash
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "no token configured"  # where the token came from, for messages
+    ca_bundle: Path | None = None
+    insecure: bool = False
+    environment: str = "dev"
+    read_only: bool = False
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+    stream_timeout_s: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def is_https(self) -> bool:
+        return self.url.startswith("https://")
+
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the server's certificate with (an error here names the CA file)."""
+        if self.insecure:
+            return False
+        if self.ca_bundle is None:
+            return True
+        return ssl_context_for(self.ca_bundle)
+
+    def tls_label(self) -> str:
+        """How the connection is protected, in words; loud when it is not."""
+        if not self.is_https:
+            return "none (plain http)"
+        if self.insecure:
+            return "CERTIFICATE NOT VERIFIED (options.insecure = true)"
+        return f"verified against {self.ca_bundle}" if self.ca_bundle else "verified (system CAs)"
+
+
+def settings_from_config(node: Any) -> HttpSettings:
+    """Read a config ``[[nodes]]`` entry (any object with NodeConfig's attributes)."""
+    name = str(getattr(node, "name", "") or "http")
+    url = _checked_url(name, getattr(node, "url", None))
+    options = _checked_options(name, dict(getattr(node, "options", None) or {}))
+    token, source = _read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
+    ca_bundle = getattr(node, "ca_bundle", None)
+    ca_path = Path(ca_bundle).expanduser() if ca_bundle is not None else None
+    if ca_path is not None and options["insecure"]:
+        raise Invalid(f"node {name}: ca_bundle and options.insecure are both set; keep one")
+    settings = HttpSettings(
+        node_name=name,
+        url=url,
+        token=token,
+        token_source=source,
+        ca_bundle=ca_path,
+        insecure=bool(options["insecure"]),
+        environment=str(getattr(node, "environment", None) or "dev"),
+        read_only=bool(getattr(node, "read_only", False)),
+        connect_timeout_s=float(options["connect_timeout_s"]),
+        read_timeout_s=float(options["read_timeout_s"]),
+        stream_timeout_s=float(options["stream_timeout_s"]),
+        retry=RetryPolicy(
+            attempts=int(options["attempts"]), stream_reconnect_s=float(options["stream_reconnect_s"])
+        ),
+    )
+    if settings.is_https:
+        settings.verify()  # a missing or broken CA file is a config error, reported at start
+    return settings
+
+
+def ssl_context_for(ca_bundle: Path) -> ssl.SSLContext:
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except FileNotFoundError:
+        raise Invalid(f"ca_bundle {ca_bundle} does not exist") from None
+    except ssl.SSLError as exc:  # before OSError, which it is a kind of
+        raise Invalid(
+            f"ca_bundle {ca_bundle} holds no usable PEM certificate ({exc.reason or exc})"
+        ) from None
+    except OSError as exc:
+        raise Invalid(f"ca_bundle {ca_bundle} cannot be read ({exc.strerror or exc})") from None
+
+
+def _checked_url(name: str, url: Any) -> str:
+    if not url:
+        raise Invalid(f"node {name}: the http backend needs a url (e.g. https://gpu-01.example:8765)")
+    text = str(url).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"node {name}: url must be an http:// or https:// URL, not {text!r}")
+    if parts.query or parts.fragment:
+        raise Invalid(f"node {name}: url must not carry a query or fragment: {text!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise Invalid(f"node {name}: url has an invalid port: {text!r}") from None
+    return text.rstrip("/")
+
+
+def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        known = ", ".join(DEFAULT_OPTIONS)
+        raise Invalid(f"node {name}: unknown http option {unknown[0]!r} (known: {known})")
+    merged = {**DEFAULT_OPTIONS, **options}
+    if not isinstance(merged["insecure"], bool):
+        raise Invalid(f"node {name}: option 'insecure' must be true or false, not {merged['insecure']!r}")
+    attempts = merged["attempts"]
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or not 1 <= attempts <= 10:
+        raise Invalid(f"node {name}: option 'attempts' must be a whole number from 1 to 10, not {attempts!r}")
+    for key in ("connect_timeout_s", "read_timeout_s", "stream_timeout_s", "stream_reconnect_s"):
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+            raise Invalid(f"node {name}: option {key!r} must be a number of seconds above 0, not {value!r}")
+    return merged
+
+
+def _read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:
+    if token_env and token_file:
+        raise Invalid(f"node {name}: token_env and token_file are both set; keep one")
+    if token_env:
+        value = os.environ.get(str(token_env))
+        if value is None:
+            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is not set")
+        token, source = value.strip(), f"${token_env}"
+        if not token:
+            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is empty")
+    elif token_file:
+        path = Path(token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise Invalid(f"node {name}: token file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise Invalid(f"node {name}: token file {path} cannot be read ({why})") from None
+        source = f"token file {path}"
+        if not token:
+            raise Invalid(f"node {name}: token file {path} is empty")
+    else:
+        return None, "no token configured"
+    # A token goes into a header: a pasted newline or non-ASCII character would fail every request later,
+    # with an error far from its cause.
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise Invalid(
+            f"node {name}: the token from {source} holds spaces or characters a header cannot carry"
+        )
+    return token, source

@@ -1,0 +1,230 @@
+"""The node HTTP API's contract, shared by the node server and the http backend.
+
+Neither side imports the other: both import this module, so the paths, request bodies, SSE events and
+the mapping between backend errors and HTTP statuses are written once. Responses are the wire model
+itself (``backends.model``); errors are RFC 9457 problem+json bodies (:class:`Problem`).
+
+    GET  /healthz                       HealthReport (no token needed)
+    GET  /metrics                       Prometheus text exposition (viewer)
+    GET  /openapi.json                  this API as OpenAPI 3.1 (no token needed)
+    GET  /v1/info                       NodeInfo
+    GET  /v1/whoami                     Whoami: the caller's token name and role
+    GET  /v1/snapshot                   NodeSnapshot
+    GET  /v1/agents | phases | tasks | checkpoints     the snapshot's lists
+    GET  /v1/agents/{agent_id}          Agent
+    GET  /v1/audit?since_seq=N          [AuditEntry]
+    GET  /v1/logs?since_seq=N&follow=1  text/event-stream of `log` events (id = seq) and `gap` events
+                                        (LogGap); a ``Last-Event-ID`` header takes precedence over
+                                        since_seq; an `error` event (Problem) ends a failed stream
+    GET  /v1/checkpoints/{id}/preview   RollbackPreview
+    POST /v1/actions/dispatch           DispatchBody -> Task (201)
+    POST /v1/actions/pause|resume|stop  TargetBody -> ActionResult
+    POST /v1/actions/checkpoint         CheckpointBody -> Checkpoint (201)
+    POST /v1/actions/rollback           RollbackBody -> Checkpoint (the safety checkpoint taken first)
+
+Every POST accepts an ``Idempotency-Key`` header: a retry with the same key (and the same body) gets the
+first answer back, marked ``Idempotency-Replayed: true``, and the action is not done twice.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import quote, unquote
+
+import msgspec
+from msgspec import Meta, Struct
+
+from .errors import (
+    AuthFailed,
+    BackendError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unreachable,
+    Unsupported,
+)
+from .model import DispatchRequest
+
+API_VERSION = "1"
+PREFIX = "/v1"
+
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_REPLAYED_HEADER = "Idempotency-Replayed"
+# Who is at the keyboard, for the audit trail when the server runs without tokens (loopback only);
+# with tokens, the token's name is the operator and this header is ignored. Percent-encoded UTF-8
+# (encode_operator / decode_operator), since header values are ASCII.
+OPERATOR_HEADER = "X-Fleetdeck-Operator"
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+SSE_LOG_EVENT = "log"
+SSE_GAP_EVENT = "gap"
+# The backend failed mid-stream: data is a Problem; the stream ends after it (the headers were already sent).
+SSE_ERROR_EVENT = "error"
+
+MAX_REASON = 1000
+Reason = Annotated[str, Meta(max_length=MAX_REASON)] | None
+
+ACTION_PATHS = {
+    "dispatch": f"{PREFIX}/actions/dispatch",
+    "pause": f"{PREFIX}/actions/pause",
+    "resume": f"{PREFIX}/actions/resume",
+    "stop": f"{PREFIX}/actions/stop",
+    "checkpoint": f"{PREFIX}/actions/checkpoint",
+    "rollback": f"{PREFIX}/actions/rollback",
+}
+
+
+class Body(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Request bodies reject unknown fields: a typo in a request must not be silently dropped."""
+
+
+class DispatchBody(Body, frozen=True, kw_only=True):
+    request: DispatchRequest
+    reason: Reason = None
+
+
+class TargetBody(Body, frozen=True, kw_only=True):
+    target: Annotated[str, Meta(min_length=1, max_length=250)]  # agent:ID, phase:ID, task:ID or an agent id
+    reason: Reason = None
+
+
+class CheckpointBody(Body, frozen=True, kw_only=True):
+    label: Annotated[str, Meta(max_length=200)] = ""
+    reason: Reason = None
+
+
+class RollbackBody(Body, frozen=True, kw_only=True):
+    checkpoint_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    reason: Reason = None
+
+
+class ActionResult(Struct, frozen=True, kw_only=True):
+    ok: bool = True
+    detail: str | None = None
+
+
+class RollbackPreview(Struct, frozen=True, kw_only=True):
+    lines: tuple[str, ...] = ()
+
+
+class HealthReport(Struct, frozen=True, kw_only=True):
+    status: str = "ok"
+    node: str
+    backend: str
+    version: str
+    api: str = API_VERSION
+
+
+class Whoami(Struct, frozen=True, kw_only=True):
+    """Who the server takes the caller for; a viewer's console turns its action keys off up front."""
+
+    name: str
+    role: Literal["viewer", "operator"]
+    authenticated: bool  # False when the server runs without a tokens file (loopback only)
+
+
+class LogGap(Struct, frozen=True, kw_only=True):
+    """Sent instead of lines the node no longer has (dropped by its retention) when a client resumes."""
+
+    after_seq: int
+    next_seq: int
+    missed: int
+
+
+class Problem(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """An RFC 9457 problem detail. ``field`` names the request field at fault, when there is one."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    field: str | None = None
+
+
+# error class -> (HTTP status, problem slug); the client maps back by status
+_ERROR_STATUS: dict[type[BackendError], tuple[int, str]] = {
+    AuthFailed: (401, "unauthorized"),
+    Forbidden: (403, "forbidden"),
+    NotFound: (404, "not-found"),
+    Conflict: (409, "conflict"),
+    Invalid: (422, "invalid"),
+    Unsupported: (501, "unsupported"),
+    Unreachable: (503, "unavailable"),
+}
+_STATUS_ERROR: dict[int, type[BackendError]] = {
+    400: Invalid,
+    401: AuthFailed,
+    403: Forbidden,
+    404: NotFound,
+    405: Invalid,
+    409: Conflict,
+    413: Invalid,
+    415: Invalid,
+    422: Invalid,
+    501: Unsupported,
+    502: Unreachable,
+    503: Unreachable,
+    504: Unreachable,
+}
+_TITLES = {
+    "unauthorized": "Unauthorized",
+    "forbidden": "Forbidden",
+    "not-found": "Not found",
+    "conflict": "Conflict",
+    "invalid": "Invalid request",
+    "unsupported": "Not supported by this node",
+    "unavailable": "Node unavailable",
+    "too-large": "Request body too large",
+    "bad-request": "Bad request",
+    "method-not-allowed": "Method not allowed",
+    "internal": "Internal error",
+}
+
+
+def problem(status: int, slug: str, detail: str, field: str | None = None) -> Problem:
+    return Problem(
+        type=f"urn:fleetdeck:problem:{slug}",
+        title=_TITLES.get(slug, slug),
+        status=status,
+        detail=detail,
+        field=field,
+    )
+
+
+def problem_for_error(exc: BackendError) -> Problem:
+    """The problem body a server answers for a backend error."""
+    for cls in type(exc).__mro__:
+        if cls in _ERROR_STATUS:
+            status, slug = _ERROR_STATUS[cls]
+            return problem(status, slug, str(exc) or type(exc).__name__)
+    return problem(500, "internal", str(exc) or type(exc).__name__)
+
+
+def error_for_problem(status: int, detail: str) -> BackendError:
+    """The backend error a client raises for an error answer (``detail`` already in words)."""
+    cls = _STATUS_ERROR.get(status)
+    if cls is None:
+        cls = Unreachable if status >= 500 else Invalid
+    return cls(detail)
+
+
+# printable ASCII but "%", which marks an encoded byte
+_OPERATOR_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def encode_operator(name: str) -> str:
+    """An operator's name as an ASCII header value; ``decode_operator`` gives it back exactly."""
+    return quote(name, safe=_OPERATOR_SAFE)
+
+
+def decode_operator(value: str) -> str:
+    return unquote(value, errors="strict")
+
+
+def decode_problem(content: bytes) -> Problem | None:
+    """A problem body, or None when the answer is not one (a proxy's HTML page, say)."""
+    try:
+        return msgspec.json.decode(content, type=Problem)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None

@@ -1,0 +1,193 @@
+"""Running the app under uvicorn, as ``fleetdeck node serve`` does: listen, TLS, startup line, shutdown.
+
+The socket is bound here, before uvicorn starts, so a port in use is one clear line rather than uvicorn's
+log, and the port actually bound (``--listen 127.0.0.1:0`` picks a free one) is known for the startup line:
+
+    fleetdeck node serve: <node-name> on <scheme>://<host>:<port>
+
+printed to stdout (flushed) once uvicorn is accepting - tests and scripts wait for exactly this line.
+SIGTERM and ctrl-c stop the server cleanly: open log streams end first (they would otherwise hold the
+shutdown until the graceful timeout), then uvicorn closes connections and the caller closes the backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from .service import NodeService
+
+GRACEFUL_S = 5
+BACKLOG = 512
+
+
+class ServeError(Exception):
+    """The server cannot start; one line for the operator, with the CLI's exit code."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_listen(text: str) -> Listen:
+    """``HOST:PORT`` or ``[IPv6]:PORT``; port 0 picks a free one."""
+    host, sep, port_text = text.strip().rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ServeError(f"--listen must look like HOST:PORT (e.g. 127.0.0.1:8765), not {text!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ServeError(f"--listen {text!r}: an IPv6 address goes in brackets, e.g. [::1]:8765")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ServeError(f"--listen {text!r}: put an IPv6 address in brackets, e.g. [::1]:8765")
+    port = int(port_text)
+    if port > 65535:
+        raise ServeError(f"--listen {text!r}: port {port} is out of range (0..65535)")
+    return Listen(host, port)
+
+
+def bind(listen: Listen) -> socket.socket:
+    """A listening socket on ``listen``, or a ServeError saying why not (in use, no such address...)."""
+    try:
+        infos = socket.getaddrinfo(listen.host, listen.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {listen}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # a restarted node must get its port back at once, not after TIME_WAIT (clients reconnect to it)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        why = "the address is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+        raise ServeError(f"cannot listen on {listen}: {why}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """Both or neither, and loadable: found now, rather than as a traceback from uvicorn."""
+    if (certfile is None) != (keyfile is None):
+        raise ServeError("TLS needs both --certfile and --keyfile")
+    if certfile is None or keyfile is None:
+        return
+    for option, file in (("--certfile", certfile), ("--keyfile", keyfile)):
+        if not Path(file).is_file():
+            raise ServeError(f"{option} {file}: no such file")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ServeError(f"cannot load the TLS certificate {certfile} with key {keyfile}: {exc}") from None
+
+
+def startup_line(name: str, sock: socket.socket, tls: bool) -> str:
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"fleetdeck node serve: {name} on {'https' if tls else 'http'}://{shown}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn.Server that announces itself once accepting, ends log streams first on shutdown, and does
+    not re-raise the signal that stopped it (uvicorn does, which would turn SIGTERM into exit -15)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None], node: NodeService) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+        self._node = node
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            self._on_started()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self._node.stopping.set()  # as app.begin_shutdown
+        await asyncio.sleep(0)  # let the streams see it and send their last bytes
+        await super().shutdown(sockets=sockets)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+async def serve(
+    app: Any,
+    sock: socket.socket,
+    *,
+    name: str,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    access_log: bool = True,
+) -> None:
+    """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT; print the startup line when accepting."""
+    config = uvicorn.Config(
+        app,
+        log_config=_log_config(),
+        log_level="warning",  # uvicorn's own chatter; the access log is turned back on below
+        access_log=access_log,
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_S,
+        server_header=False,
+    )
+    if access_log:
+        # uvicorn's access format is client, request line, status: no headers, so no tokens
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    _log_to_stderr()
+    line = startup_line(name, sock, certfile is not None)
+    node = app.state.node
+    server = _Server(config, lambda: print(line, flush=True), node)
+    await server.serve(sockets=[sock])
+    if not server.started:
+        raise ServeError("the node server did not start (see the lines above)", exit_code=1)
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, but with the access log on stderr too: stdout carries the startup line only."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    return config
+
+
+def _log_to_stderr() -> None:
+    """Our own warnings and errors (a 500's traceback) to stderr, in uvicorn's plain style."""
+    logger = logging.getLogger("fleetdeck")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,79 @@
+"""NodeLink's judgement of a node's data: live, stale while it is slow, offline when it is gone; and what
+it takes from a node that tells its environment and rights only once connected."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from backends.errors import TimedOut, Unreachable
+from backends.model import NodeInfo
+from console.clock import FrozenClock
+from console.node_link import NodeLink, offline_after
+from tests.fake_backend import FakeBackend
+
+REFRESH_S = 1.0
+
+
+class FlakyBackend(FakeBackend):
+    """Answers until told to fail with ``failure``; can change what it says of itself."""
+
+    def __init__(self) -> None:
+        self.failure: BaseException | None = None
+        self.reported = NodeInfo(id="fake-01", name="fake-01", backend="fake")
+
+    @property
+    def info(self) -> NodeInfo:
+        return self.reported
+
+    async def snapshot(self):  # type: ignore[no-untyped-def]
+        if self.failure is not None:
+            raise self.failure
+        return await super().snapshot()
+
+
+def _link(clock: FrozenClock, **kwargs: object) -> tuple[NodeLink, FlakyBackend]:
+    backend = FlakyBackend()
+    return NodeLink("n1", backend, clock=clock, **kwargs), backend  # type: ignore[arg-type]
+
+
+def test_a_node_that_times_out_is_stale_with_the_reason_then_offline() -> None:
+    clock = FrozenClock(1000.0)
+    link, backend = _link(clock)
+    assert asyncio.run(link.poll(timeout=1.0))
+    backend.failure = TimedOut("timed out after 3 s")
+    clock.advance(2.0)
+    assert not asyncio.run(link.poll(timeout=1.0))
+    fresh = link.freshness(REFRESH_S)
+    assert (fresh.kind, fresh.text) == ("stale", "stale 2s · timed out after 3 s")
+    clock.advance(offline_after(REFRESH_S))
+    assert link.freshness(REFRESH_S).text == "offline: timed out after 3 s"
+
+
+@pytest.mark.parametrize("failure", [Unreachable("connection refused"), RuntimeError("boom")])
+def test_a_node_that_refuses_is_offline_at_once(failure: BaseException) -> None:
+    clock = FrozenClock(1000.0)
+    link, backend = _link(clock)
+    assert asyncio.run(link.poll(timeout=1.0))
+    backend.failure = failure
+    assert not asyncio.run(link.poll(timeout=1.0))
+    assert link.freshness(REFRESH_S).kind == "offline"
+    backend.failure = None
+    assert asyncio.run(link.poll(timeout=1.0))
+    assert link.freshness(REFRESH_S).kind == "live"
+
+
+def test_the_stricter_environment_wins_and_rights_follow_the_node() -> None:
+    clock = FrozenClock(1000.0)
+    link, backend = _link(clock, environment="dev")
+    assert (link.environment, link.read_only, link.read_only_reason) == ("dev", False, None)
+    # once connected, the node says it is production and that this caller may only read
+    backend.reported = NodeInfo(id="fake-01", name="fake-01", backend="fake", environment="production",
+                                read_only=True)  # fmt: skip
+    backend.read_only_reason = "token bob is a viewer"
+    assert link.environment == "production"
+    assert (link.read_only, link.read_only_reason) == (True, "token bob is a viewer")
+    # a production config is never relaxed by a node that calls itself dev
+    strict, _ = _link(clock, environment="production")
+    assert strict.environment == "production"
