@@ -23,6 +23,7 @@ BUILTIN_BACKENDS: dict[str, str] = {
     "demo": "backends.demo:DemoBackend",
     "local": "backends.local.backend:LocalBackend",
     "http": "backends.http:HttpBackend",
+    "ray": "backends.ray:RayBackend",
 }
 
 

@@ -46,6 +46,7 @@ def test_available_lists_the_builtins(entry_points) -> None:
         "demo": "backends.demo:DemoBackend",
         "local": "backends.local.backend:LocalBackend",
         "http": "backends.http:HttpBackend",
+        "ray": "backends.ray:RayBackend",
     }
 
 

@@ -1,0 +1,170 @@
+"""How to reach one Ray cluster's dashboard, read from its config ``[[nodes]]`` entry and checked up front.
+
+A bad entry is an :class:`~backends.errors.Invalid` naming the key, variable or file at fault, raised when
+the console starts rather than at the first poll. The token is read here and never put in a message:
+messages name where it came from (``$RAY_TOKEN``, ``token file /etc/...``).
+
+The state dir holds what Ray itself does not keep for us: checkpoints (job specs), the audit trail and
+dispatch keys. It is ``state_dir`` (or ``options.state_dir``), else ``$XDG_STATE_HOME/fleetdeck/ray/<name>``.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from backends.errors import Invalid
+
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "connect_timeout_s": 3.0,
+    "read_timeout_s": 10.0,
+    "attempts": 3,
+    "insecure": False,
+    "log_poll_s": 1.0,  # how often a following log stream asks the dashboard for new lines
+    "max_jobs": 50,  # the newest jobs shown as phases and tasks, and whose logs are read
+    "state_dir": None,
+}
+_SECONDS = ("connect_timeout_s", "read_timeout_s", "log_poll_s")
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    node_name: str
+    url: str  # the dashboard's base URL, without a trailing slash
+    state_dir: Path
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "no token configured"  # where the token came from, for messages
+    ca_bundle: Path | None = None
+    insecure: bool = False
+    environment: str = "dev"
+    read_only: bool = False
+    connect_timeout_s: float = 3.0
+    read_timeout_s: float = 10.0
+    attempts: int = 3
+    log_poll_s: float = 1.0
+    max_jobs: int = 50
+
+    @property
+    def is_https(self) -> bool:
+        return self.url.startswith("https://")
+
+    def verify(self) -> ssl.SSLContext | bool:
+        if self.insecure:
+            return False
+        if self.ca_bundle is None:
+            return True
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_bundle))
+        except (OSError, ssl.SSLError) as exc:
+            raise Invalid(
+                f"node {self.node_name}: ca_bundle {self.ca_bundle} is not usable ({exc})"
+            ) from None
+
+
+def default_state_dir(node_name: str) -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleetdeck" / "ray" / node_name
+
+
+def settings_from_config(node: Any) -> RaySettings:
+    """Read a config ``[[nodes]]`` entry (any object with NodeConfig's attributes)."""
+    name = str(getattr(node, "name", "") or "ray")
+    url = _checked_url(name, getattr(node, "url", None))
+    options = _checked_options(name, dict(getattr(node, "options", None) or {}))
+    token, source = _read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
+    ca_bundle = getattr(node, "ca_bundle", None)
+    state_dir = getattr(node, "state_dir", None) or options["state_dir"]
+    settings = RaySettings(
+        node_name=name,
+        url=url,
+        state_dir=Path(state_dir).expanduser() if state_dir else default_state_dir(name),
+        token=token,
+        token_source=source,
+        ca_bundle=Path(ca_bundle).expanduser() if ca_bundle is not None else None,
+        insecure=bool(options["insecure"]),
+        environment=str(getattr(node, "environment", None) or "dev"),
+        read_only=bool(getattr(node, "read_only", False)),
+        connect_timeout_s=float(options["connect_timeout_s"]),
+        read_timeout_s=float(options["read_timeout_s"]),
+        attempts=int(options["attempts"]),
+        log_poll_s=float(options["log_poll_s"]),
+        max_jobs=int(options["max_jobs"]),
+    )
+    if settings.ca_bundle is not None and settings.insecure:
+        raise Invalid(f"node {name}: ca_bundle and options.insecure are both set; keep one")
+    if settings.is_https:
+        settings.verify()  # a missing or broken CA file is a config error, reported at start
+    return settings
+
+
+def _checked_url(name: str, url: Any) -> str:
+    if not url:
+        raise Invalid(f"node {name}: the ray backend needs the dashboard url (e.g. http://127.0.0.1:8265)")
+    text = str(url).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"node {name}: url must be an http:// or https:// URL, not {text!r}")
+    if parts.query or parts.fragment:
+        raise Invalid(f"node {name}: url must not carry a query or fragment: {text!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise Invalid(f"node {name}: url has an invalid port: {text!r}") from None
+    return text.rstrip("/")
+
+
+def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(DEFAULT_OPTIONS))
+    if unknown:
+        known = ", ".join(DEFAULT_OPTIONS)
+        raise Invalid(f"node {name}: unknown ray option {unknown[0]!r} (known: {known})")
+    merged = {**DEFAULT_OPTIONS, **options}
+    if not isinstance(merged["insecure"], bool):
+        raise Invalid(f"node {name}: option 'insecure' must be true or false, not {merged['insecure']!r}")
+    for key, low, high in (("attempts", 1, 10), ("max_jobs", 1, 10_000)):
+        value = merged[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise Invalid(
+                f"node {name}: option {key!r} must be a whole number from {low} to {high}, not {value!r}"
+            )
+    for key in _SECONDS:
+        value = merged[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+            raise Invalid(f"node {name}: option {key!r} must be a number of seconds above 0, not {value!r}")
+    if merged["state_dir"] is not None and not isinstance(merged["state_dir"], str):
+        raise Invalid(f"node {name}: option 'state_dir' must be a path, not {merged['state_dir']!r}")
+    return merged
+
+
+def _read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:
+    if token_env and token_file:
+        raise Invalid(f"node {name}: token_env and token_file are both set; keep one")
+    if token_env:
+        value = os.environ.get(str(token_env))
+        if value is None:
+            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is not set")
+        token, source = value.strip(), f"${token_env}"
+    elif token_file:
+        path = Path(token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise Invalid(f"node {name}: token file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise Invalid(f"node {name}: token file {path} cannot be read ({why})") from None
+        source = f"token file {path}"
+    else:
+        return None, "no token configured"
+    if not token:
+        raise Invalid(f"node {name}: the token from {source} is empty")
+    # A token goes into a header: a pasted newline or non-ASCII character would fail every request later.
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise Invalid(
+            f"node {name}: the token from {source} holds spaces or characters a header cannot carry"
+        )
+    return token, source
