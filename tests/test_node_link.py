@@ -77,3 +77,15 @@ def test_the_stricter_environment_wins_and_rights_follow_the_node() -> None:
     # a production config is never relaxed by a node that calls itself dev
     strict, _ = _link(clock, environment="production")
     assert strict.environment == "production"
+
+
+def test_an_empty_node_hints_at_the_next_command_for_its_kind() -> None:
+    from console.screens.node import empty_node_hint
+
+    link, backend = _link(FrozenClock(1000.0))
+    assert empty_node_hint(link) == "No agents reported by this node yet."
+    backend.reported = NodeInfo(id="c", name="c", backend="ray")
+    assert "fleetdeck dispatch --node n1" in empty_node_hint(link)
+    # a served local node: the http backend names what it serves in its labels
+    backend.reported = NodeInfo(id="c", name="c", backend="http", labels={"served_backend": "local"})
+    assert "fleetdeck run --name NAME" in empty_node_hint(link)

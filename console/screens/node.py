@@ -28,13 +28,30 @@ from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
-# what a fresh machine shows instead of an empty table: the next thing to type
-EMPTY_NODE_HINT = (
-    "No agents on this node yet.\n\n"
-    "  Start one:    fleetdeck run --name NAME -- CMD ARGS...\n"
-    "  Or report:    fleetdeck report --agent NAME --state running\n"
-    "  Load a plan:  fleetdeck plan apply FILE.toml   (see examples/plan.toml)"
-)
+# what an empty node shows instead of an empty table: the next thing to type, for the kind of node it is
+EMPTY_NODE_HINTS = {
+    "local": (
+        "No agents on this node yet.\n\n"
+        "  Start one:    fleetdeck run --name NAME -- CMD ARGS...\n"
+        "  Or report:    fleetdeck report --agent NAME --state running\n"
+        "  Load a plan:  fleetdeck plan apply FILE.toml   (see examples/plan.toml)"
+    ),
+    "ray": (
+        "No actors on this Ray cluster yet.\n\n"
+        '  Submit a job:  fleetdeck dispatch --node {node} --command "CMD"\n'
+        "  (press d here to do the same)"
+    ),
+}
+EMPTY_NODE_HINT_OTHER = "No agents reported by this node yet."
+
+
+def empty_node_hint(link: NodeLink) -> str:
+    """What to type next on an empty node; a served node says which backend it serves in its labels."""
+    info = link.backend.info
+    kind = info.labels.get("served_backend", info.backend)
+    return EMPTY_NODE_HINTS.get(kind, EMPTY_NODE_HINT_OTHER).replace("{node}", link.name)
+
+
 TAB_TITLES = {
     "agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs", "alerts": "Alerts",
 }  # fmt: skip
@@ -132,7 +149,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def _panel(name: str, *body: Widget) -> Vertical:
         children = list(body)
         if name == "agents":
-            children.insert(0, Static(EMPTY_NODE_HINT, id="agents-empty"))
+            children.insert(0, Static(id="agents-empty"))  # its text: empty_node_hint, on update
         panel = Vertical(*children, id=f"{name}-panel", classes="panel")
         panel.border_title = TAB_TITLES[name]
         return panel
@@ -184,7 +201,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         now = self.deck.clock()
         table = self.query_one(AgentsTable)
         if self._visible("agents"):
-            self.query_one("#agents-empty").set_class(not snap.agents, "-shown")
+            empty = self.query_one("#agents-empty", Static)
+            empty.set_class(not snap.agents, "-shown")
+            if not snap.agents:  # a remote node says what it serves only once connected
+                empty.update(empty_node_hint(link))
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
