@@ -6,7 +6,8 @@ The frozen demo fleet (seed 7, three nodes, 80 agents at 2026-01-01 00:00 UTC) o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -525,6 +526,13 @@ class ManualClock:
         return self.t
 
 
+async def _settle(pilot: Any, done: Callable[[], bool], limit_s: float = 15.0) -> None:
+    """Let the app's workers run until ``done()``, or ``limit_s`` passes (the asserts then say what lacks)."""
+    deadline = time.monotonic() + limit_s
+    while not done() and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+
+
 async def test_live_mode_polls_and_streams_logs() -> None:
     clock = ManualClock(T0 + 300)
     links = demo_links(seed=7, nodes=1, agents=20, clock=clock)
@@ -542,6 +550,8 @@ async def test_live_mode_polls_and_streams_logs() -> None:
         expected = [r async for r in link.backend.logs(since_seq=0, follow=False)]
         assert expected
         view = app.screen.query_one(LogView)
+        # the clock stands still, so this is all there will be; a loaded machine may take a while
+        await _settle(pilot, lambda: view.visible_count == len(expected))
         assert link.last_seq == expected[-1].seq
         assert view.visible_count == len(expected)
 
@@ -550,6 +560,7 @@ async def test_live_mode_polls_and_streams_logs() -> None:
         await pilot.pause(0.6)
         newer = [r async for r in link.backend.logs(since_seq=expected[-1].seq, follow=False)]
         assert newer
+        await _settle(pilot, lambda: view.visible_records()[-1].seq == newer[-1].seq)
         assert link.last_seq == newer[-1].seq
         assert view.visible_records()[-1].seq == newer[-1].seq
         assert link.snapshot.observed_at == pytest.approx(clock.t)
