@@ -19,6 +19,7 @@ from httpx_sse import EventSource, aconnect_sse
 
 from backends.errors import Unreachable
 from backends.model import ModelError, from_json, to_json
+from backends.remote import pooled_client
 
 from .failures import (
     NodeBusy,
@@ -48,16 +49,13 @@ class NodeClient:
         if self._client is not None:
             return
         s = self.settings
-        headers = {"User-Agent": "fleetdeck-http-backend", "Accept": "application/json"}
-        if s.token is not None:
-            headers["Authorization"] = f"Bearer {s.token}"
-        self._client = httpx.AsyncClient(
-            base_url=s.url,
-            headers=headers,
-            timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s, pool=s.connect_timeout_s),
+        self._client = pooled_client(
+            s.url,
+            token=s.token,
+            user_agent="fleetdeck-http-backend",
+            connect_timeout_s=s.connect_timeout_s,
+            read_timeout_s=s.read_timeout_s,
             verify=s.verify(),
-            follow_redirects=False,  # a redirect would carry the token somewhere the config did not name
-            trust_env=False,  # no proxy from the environment: the token goes only to the configured URL
         )
 
     async def aclose(self) -> None:

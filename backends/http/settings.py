@@ -15,9 +15,9 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from backends.errors import Invalid
+from backends.remote import checked_url
 
 from .retry import RetryPolicy
 
@@ -115,19 +115,7 @@ def ssl_context_for(ca_bundle: Path) -> ssl.SSLContext:
 
 
 def _checked_url(name: str, url: Any) -> str:
-    if not url:
-        raise Invalid(f"node {name}: the http backend needs a url (e.g. https://gpu-01.example:8765)")
-    text = str(url).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(f"node {name}: url must be an http:// or https:// URL, not {text!r}")
-    if parts.query or parts.fragment:
-        raise Invalid(f"node {name}: url must not carry a query or fragment: {text!r}")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise Invalid(f"node {name}: url has an invalid port: {text!r}") from None
-    return text.rstrip("/")
+    return checked_url(name, url, needs="the http backend needs a url", example="https://gpu-01.example:8765")
 
 
 def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from backends.errors import Invalid
+from backends.remote import checked_url
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "connect_timeout_s": 3.0,
@@ -102,19 +102,9 @@ def settings_from_config(node: Any) -> RaySettings:
 
 
 def _checked_url(name: str, url: Any) -> str:
-    if not url:
-        raise Invalid(f"node {name}: the ray backend needs the dashboard url (e.g. http://127.0.0.1:8265)")
-    text = str(url).strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise Invalid(f"node {name}: url must be an http:// or https:// URL, not {text!r}")
-    if parts.query or parts.fragment:
-        raise Invalid(f"node {name}: url must not carry a query or fragment: {text!r}")
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise Invalid(f"node {name}: url has an invalid port: {text!r}") from None
-    return text.rstrip("/")
+    return checked_url(
+        name, url, needs="the ray backend needs the dashboard url", example="http://127.0.0.1:8265"
+    )
 
 
 def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:

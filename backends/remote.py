@@ -1,0 +1,51 @@
+"""What the backends that reach a node over HTTP share (the http and ray backends): checking the
+configured URL and building the pooled client. Not a backend itself, so both may import it."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import Invalid
+
+
+def checked_url(name: str, url: Any, *, needs: str, example: str) -> str:
+    """The node's base URL without a trailing slash; :class:`Invalid` in words for anything else."""
+    if not url:
+        raise Invalid(f"node {name}: {needs} (e.g. {example})")
+    text = str(url).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(f"node {name}: url must be an http:// or https:// URL, not {text!r}")
+    if parts.query or parts.fragment:
+        raise Invalid(f"node {name}: url must not carry a query or fragment: {text!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise Invalid(f"node {name}: url has an invalid port: {text!r}") from None
+    return text.rstrip("/")
+
+
+def pooled_client(
+    url: str,
+    *,
+    token: str | None,
+    user_agent: str,
+    connect_timeout_s: float,
+    read_timeout_s: float,
+    verify: ssl.SSLContext | bool,
+) -> httpx.AsyncClient:
+    headers = {"User-Agent": user_agent, "Accept": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.AsyncClient(
+        base_url=url,
+        headers=headers,
+        timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s),
+        verify=verify,
+        follow_redirects=False,  # a redirect would carry the token somewhere the config did not name
+        trust_env=False,  # no proxy from the environment: the token goes only to the configured URL
+    )
