@@ -35,6 +35,11 @@ FILE_NAME: Final = "console-alerts.json"
 FLAP_WINDOW_S: Final = 600.0
 FORGET_AFTER_S: Final = 86_400.0  # an alert not seen for a day is history, not state
 DEFAULT_SNOOZE_S: Final = 3_600.0
+# A hundred nodes polled each second change some alert every second: the episodes they change are written at
+# most this often (acks and snoozes at once, and whatever is pending when the console closes), and entries
+# forgotten after a day are looked for once a minute, not on every poll.
+SAVE_EVERY_S: Final = 5.0
+PRUNE_EVERY_S: Final = 60.0
 FILE_VERSION: Final = 1
 
 
@@ -107,9 +112,13 @@ class AlertBook:
         self.forget_after_s = forget_after_s
         self.warnings: list[str] = []  # one line each, for the app to show; drained by take_warnings()
         self._entries: dict[str, TrackedAlert] = {}
+        self._keys_by_node: dict[str, set[str]] = {}  # each node's keys: an update touches its node alone
         # Keys confirmed by an update since this book was made. A loaded entry stays hidden until its node
         # is polled again: the file may hold nodes no longer configured, or alerts that cleared meanwhile.
         self._confirmed: set[str] = set()
+        self._dirty = False
+        self._saved_at = -float("inf")
+        self._next_prune = -float("inf")
         self._load()
 
     # --- the alerts' lifecycle ---------------------------------------------------------------------------
@@ -129,6 +138,7 @@ class AlertBook:
             entry = self._entries.get(key)
             if entry is None or self._episode_over(entry, now):
                 self._entries[key] = self._start(alert, now, entry)
+                self._keys_by_node.setdefault(node, set()).add(key)
                 changed = True
                 entry = self._entries[key]
             elif entry.cleared_at is not None:  # back within the window: the same episode, flapping
@@ -143,12 +153,16 @@ class AlertBook:
                 entry.snoozed_until = entry.snoozed_severity = None
             entry.severity, entry.reason, entry.last_seen = alert.severity, alert.reason, now
             self._confirmed.add(key)
-        for key, entry in self._entries.items():
-            if entry.node == node and entry.firing and key not in current:
+        for key in self._keys_by_node.get(node, ()):
+            entry = self._entries[key]
+            if entry.firing and key not in current:
                 entry.cleared_at = now
                 changed = True
-        changed |= self._prune(now)
-        if changed:
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY_S
+            changed |= self._prune(now)
+        self._dirty |= changed
+        if self._dirty and now - self._saved_at >= SAVE_EVERY_S:
             self.save()
 
     def _episode_over(self, entry: TrackedAlert, now: float) -> bool:
@@ -179,7 +193,8 @@ class AlertBook:
             if now - entry.last_seen > self.forget_after_s and not entry.snoozed(now)
         ]
         for key in gone:
-            del self._entries[key]
+            entry = self._entries.pop(key)
+            self._keys_by_node.get(entry.node, set()).discard(key)
             self._confirmed.discard(key)
         return bool(gone)
 
@@ -190,10 +205,11 @@ class AlertBook:
 
     def active(self, node: str | None = None) -> list[TrackedAlert]:
         """Firing alerts (acked and snoozed included: the view decides), worst first, then oldest first."""
+        keys = self._entries.keys() if node is None else self._keys_by_node.get(node, ())
         firing = [
             entry
-            for key, entry in self._entries.items()
-            if entry.firing and key in self._confirmed and (node is None or entry.node == node)
+            for entry in map(self._entries.__getitem__, keys)
+            if entry.firing and entry.key in self._confirmed
         ]
         firing.sort(key=lambda e: (SEVERITY_RANK[e.severity], e.since, e.node, e.subject, e.rule))
         return firing
@@ -273,9 +289,18 @@ class AlertBook:
             self._warn(f"{self.path}: saved alerts have version {book.version}; starting empty")
             return
         self._entries = {entry.key: entry for entry in book.alerts}
+        for entry in book.alerts:
+            self._keys_by_node.setdefault(entry.node, set()).add(entry.key)
+
+    def flush(self) -> None:
+        """Write what changed since the last save (the console calls this as it closes)."""
+        if self._dirty:
+            self.save()
 
     def save(self) -> None:
         """Write the book atomically (temp file + rename), so a crash never leaves half a file."""
+        self._dirty = False
+        self._saved_at = self.clock()
         if self.path is None:
             return
         body = msgspec.json.encode(_BookFile(alerts=list(self._entries.values())))

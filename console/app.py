@@ -8,6 +8,7 @@ node is bounded by a timeout and never holds up another node or the screen.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
@@ -37,6 +38,7 @@ from themes import DEFAULT_THEME, fleetdeck_variables, load_themes
 from widgets.attention import AttentionList
 
 LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
+GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped
 
 
@@ -97,6 +99,7 @@ class FleetDeckApp(App[None]):
         theme: str | None = None,
         start_screen: str | None = None,
         user_themes_dir: Any = None,
+        tune_gc: bool = False,
     ) -> None:
         super().__init__()
         if not links:
@@ -113,6 +116,10 @@ class FleetDeckApp(App[None]):
         # screen renders the same whatever an earlier run acknowledged.
         self.alert_book = AlertBook(None if frozen else alert_book_path(), clock)
         self.start_screen = start_screen
+        # Only for a console that owns its process (the CLI): see _tune_gc. An app in a test run must not
+        # pin its objects forever.
+        self.tune_gc = tune_gc
+        self._first_polls_due = set(self.links)
         self.theme_errors: list[str] = []
         themes, self.theme_errors = load_themes(user_themes_dir)
         for item in themes:
@@ -144,11 +151,18 @@ class FleetDeckApp(App[None]):
         self._open_start_screen()
         if self.frozen:
             return
-        for link in self.links.values():
-            self.run_worker(self._poll_loop(link), group="poll", name=f"poll {link.name}")
+        for index, link in enumerate(self.links.values()):
+            # after the first poll (at once, for everyone), each node is polled at its own moment within
+            # the refresh interval: a hundred nodes polled in the same instant block the screen for as
+            # long as all their snapshots take together
+            spread_s = self.refresh_s * index / len(self.links)
+            self.run_worker(self._poll_loop(link, spread_s), group="poll", name=f"poll {link.name}")
             if link.backend.supports("logs"):
                 self.run_worker(self._log_loop(link), group="logs", name=f"logs {link.name}")
         self.set_interval(LOG_FLUSH_S, self._flush_logs)
+
+    def on_unmount(self) -> None:
+        self.alert_book.flush()  # episodes changed in the last seconds (acks and snoozes are saved at once)
 
     def _open_start_screen(self) -> None:
         first = next(iter(self.links.values()))
@@ -181,11 +195,20 @@ class FleetDeckApp(App[None]):
 
     # --- workers ---------------------------------------------------------------------------------------
 
-    async def _poll_loop(self, link: NodeLink) -> None:
+    async def _poll_loop(self, link: NodeLink, spread_s: float) -> None:
+        await link.poll(timeout=max(2.0, 3 * self.refresh_s))
+        self._node_updated(link)
+        self._polled_once(link)
+        await asyncio.sleep(spread_s)
         while True:
+            await asyncio.sleep(self.refresh_s)
             await link.poll(timeout=max(2.0, 3 * self.refresh_s))
             self._node_updated(link)
-            await asyncio.sleep(self.refresh_s)
+
+    def _polled_once(self, link: NodeLink) -> None:
+        self._first_polls_due.discard(link.name)
+        if self.tune_gc and not self._first_polls_due:
+            _tune_gc()
 
     async def _log_loop(self, link: NodeLink) -> None:
         delay = LOG_RETRY_S[0]
@@ -193,9 +216,11 @@ class FleetDeckApp(App[None]):
             try:
                 # Hand each record to the link at once: a following stream blocks between records, so a
                 # local batch would hold the newest lines back until it filled. The panes are still
-                # written in batches, by the _flush_logs timer.
+                # written in batches, by the _flush_logs timer. Per record this is one append: a flood
+                # brings thousands a second.
+                add = link.add_log
                 async for record in link.backend.logs(since_seq=link.last_seq, follow=True):
-                    link.add_logs([record])
+                    add(record)
                     delay = LOG_RETRY_S[0]
             except asyncio.CancelledError:
                 raise
@@ -357,6 +382,19 @@ class FleetDeckApp(App[None]):
     def _go_fleet(self) -> None:
         while len(self.screen_stack) > 2:
             self.pop_screen()
+
+
+def _tune_gc() -> None:
+    """Keep garbage collection from stopping the screen, once every node has been polled.
+
+    What exists by then is the console's lasting furniture (Textual, themes, screens, the first snapshots):
+    frozen, full collections stop walking it again and again. And each refresh renders thousands of
+    short-lived objects; with CPython's default first threshold (700 allocations) they are collected young
+    so often that many survive into the old generation and soon trigger a full collection. At a hundred
+    nodes that stopped the screen for 100-250 ms every few seconds (see benchmarks/fleet_refresh.py).
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def binding_contexts() -> dict[str, Sequence[BindingType]]:

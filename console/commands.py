@@ -61,7 +61,14 @@ def console(args: argparse.Namespace) -> int:
     config = _load(args)
     clock = SystemClock()
     links = _links(args, config, clock, demo=args.command == "demo" or args.demo)
-    app = FleetDeckApp(links, config=config, clock=clock, theme=args.theme, user_themes_dir=user_themes_dir())
+    app = FleetDeckApp(
+        links,
+        config=config,
+        clock=clock,
+        theme=args.theme,
+        user_themes_dir=user_themes_dir(),
+        tune_gc=True,
+    )
     app.run()
     return EXIT_OK
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from backends.base import Backend
@@ -157,9 +157,18 @@ class NodeLink:
     def last_seq(self) -> int:
         return self.logs[-1].seq if self.logs else 0
 
-    def add_logs(self, records: list[LogRecord]) -> None:
-        last = self.last_seq
-        self.logs.extend(r for r in records if r.seq > last)
+    def add_logs(self, records: Iterable[LogRecord]) -> None:
+        for record in records:
+            self.add_log(record)
+
+    def add_log(self, record: LogRecord) -> bool:
+        """Buffer one record unless it is at or below the newest seq; False if it was dropped so. The log
+        worker calls this for every line a following stream yields (thousands a second in a flood)."""
+        logs = self.logs
+        if logs and record.seq <= logs[-1].seq:
+            return False
+        logs.append(record)
+        return True
 
     def logs_since(self, seq: int) -> Iterator[LogRecord]:
         """Records newer than ``seq``, oldest first, without copying the whole buffer."""

@@ -21,7 +21,7 @@ from backends.model import (
     Phase,
     SystemMetrics,
 )
-from console.alert_book import FILE_NAME, AlertBook
+from console.alert_book import FILE_NAME, SAVE_EVERY_S, AlertBook
 from console.alerts import Alert, alert_key, node_alerts, recent_error_counts, split_key
 from console.clock import FrozenClock
 from console.config import Threshold, Thresholds
@@ -342,6 +342,30 @@ def test_acks_snoozes_and_episodes_persist_across_a_new_book(clock: FrozenClock,
     assert by_key[disk.key].snoozed(T0 + 60)
     assert again.counts() == (0, 0)
     assert not list(book_path.parent.glob(".*"))  # no temp file left behind
+
+
+def test_episode_changes_are_saved_every_few_seconds_and_flushed_at_the_end(
+    clock: FrozenClock, book_path: Path
+) -> None:
+    book = AlertBook(book_path, clock)
+    book.update("n1", [warn()], T0)  # the first change is written at once
+    written = book_path.read_bytes()
+    book.update("n1", [], T0 + 1)  # a hundred nodes change something every second: this one waits
+    assert book_path.read_bytes() == written
+    book.flush()
+    assert json.loads(book_path.read_text())["alerts"][0]["cleared_at"] == T0 + 1
+    book.update("n1", [warn()], T0 + 2)
+    book.update("n1", [warn(severity="critical")], T0 + 2 + SAVE_EVERY_S)  # due again: written
+    assert json.loads(book_path.read_text())["alerts"][0]["severity"] == "critical"
+
+
+def test_an_ack_is_written_at_once(clock: FrozenClock, book_path: Path) -> None:
+    book = AlertBook(book_path, clock)
+    book.update("n1", [warn()], T0)
+    book.update("n1", [warn(severity="critical")], T0 + 1)
+    assert book.acknowledge(warn().key)
+    saved = json.loads(book_path.read_text())["alerts"][0]
+    assert (saved["severity"], saved["acked_severity"]) == ("critical", "critical")
 
 
 def test_entries_gone_for_a_day_are_pruned(clock: FrozenClock, book_path: Path) -> None:

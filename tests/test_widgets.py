@@ -86,6 +86,54 @@ async def test_agents_table_updates_only_the_cells_that_changed() -> None:
         assert table.get_cell("n/b", "cpu") == "7%"
 
 
+def screen_lines(table: AgentsTable) -> list[str]:
+    return [table.render_line(y).text for y in range(table.size.height)]
+
+
+async def test_agents_table_repaints_a_changed_cell_and_keeps_the_others_rendered() -> None:
+    table = AgentsTable()
+    async with Host(table).run_test(size=(120, 10)) as pilot:
+        table.show([("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=2.0))], NOW)
+        await pilot.pause()
+        before = screen_lines(table)
+        assert any("a" in line and "1%" in line for line in before)
+        rendered: list[int] = []  # the row of each cell rendered anew (a cache miss renders its row's cells)
+        original = table._get_row_renderables
+        table._get_row_renderables = lambda row: (  # type: ignore[method-assign]
+            rendered.append(row),
+            original(row),
+        )[1]
+        table.show([("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=7.0))], NOW)
+        await pilot.pause()
+        after = screen_lines(table)
+        assert rendered == [1]  # one cell rendered again (b's CPU), not every cell on screen
+        row_b = next(line for line in after if " b " in f" {line} ")
+        assert "7%" in row_b and "2%" not in row_b  # the change reached the screen...
+        assert [line for line in after if line not in before] == [row_b]  # ...and only its row changed
+        table.sort_by("cpu")  # a new order re-renders every row in its new place
+        await pilot.pause()
+        body = [line for line in screen_lines(table) if "%" in line]
+        assert "7%" in body[0] and "1%" in body[1]
+
+
+async def test_agents_table_renders_only_the_rows_on_screen_until_scrolled_to() -> None:
+    table = AgentsTable()
+    async with Host(table).run_test(size=(120, 12)) as pilot:
+        fleet = [("n", agent(f"a{i:04d}", cpu_percent=1.0)) for i in range(2000)]
+        table.show(fleet, NOW)
+        await pilot.pause()
+        table.sort_by("name")
+        await pilot.pause()
+        table.show([("n", agent(a.id, cpu_percent=5.0)) for _, a in fleet], NOW)
+        await pilot.pause()
+        assert table.get_cell("n/a0000", "cpu") == "5%"  # on screen: up to date
+        assert table.get_cell("n/a1999", "cpu") == "1%"  # far below: not rendered yet
+        table.move_cursor(row=1999)
+        await pilot.pause()
+        assert table.get_cell("n/a1999", "cpu") == "5%"  # brought up to date when scrolled to
+        assert any("a1999" in line and "5%" in line for line in screen_lines(table))
+
+
 async def test_agents_table_filter_and_sort() -> None:
     table = AgentsTable()
     async with Host(table).run_test() as pilot:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
@@ -161,16 +161,8 @@ def _dimmed(cell: str | Text) -> Text:
     return text
 
 
-class _Row(NamedTuple):
-    """One agent as rendered (without its mark), kept so that a filter, sort or mark, or a refresh that
-    brings the same Agent again (a node not polled since, or not answering), need not render it again."""
-
-    node: str
-    agent: Agent
-    cells: tuple[str | Text, ...]
-    freshness: str | None
-    now: float
-
+# What a row's cells were rendered from: the agent, its node's freshness, the moment, and the cells.
+_Rendered = tuple[Agent, str | None, float, tuple[str | Text, ...]]
 
 VIEWPORT_MARGIN = 8  # rows above and below the visible ones that are kept up to date too
 
@@ -192,9 +184,16 @@ class AgentsTable(SyncedTable[str | Text]):
         self.sort_column = "health"
         self.sort_reverse = False
         self.filter_text = ""
-        self._rows: dict[str, _Row] = {}  # every agent of the last show(), filtered or not
-        self._agents: dict[str, Agent] = {}  # the shown ones
-        self._wanted: dict[str, tuple[str | Text, ...]] = {}  # the newest cells of the shown rows
+        # The last show(), kept as plain dicts of immutable values: no object per row and refresh, so a
+        # refresh of thousands of agents leaves nothing behind for the garbage collector to walk.
+        self._rows: dict[str, Agent] = {}  # every agent, filtered or not, by row key ("node/agent")
+        self._node_of: dict[str, str] = {}  # row key -> node
+        self._not_live: Mapping[str, str] = {}  # node -> freshness, for nodes whose data is not live
+        self._now = 0.0
+        self._agents: dict[str, Agent] = {}  # the shown ones, in display order
+        # Cells are rendered when a row is patched into the table (on screen, or scrolled to), not on show():
+        # a refresh of 5,000 agents renders the few dozen rows in view.
+        self._rendered: dict[str, _Rendered] = {}
         self._rebuilding = False
         self.marked: set[str] = set()  # row keys ("node/agent") chosen with space for a bulk action
 
@@ -219,8 +218,8 @@ class AgentsTable(SyncedTable[str | Text]):
     def row_at_cursor(self) -> tuple[str, Agent] | None:
         """``(node, agent)`` under the cursor."""
         key = self.key_at_cursor()
-        row = self._rows.get(key) if key is not None else None
-        return (row.node, row.agent) if row is not None else None
+        agent = self._rows.get(key) if key is not None else None
+        return (self._node_of[key], agent) if key is not None and agent is not None else None
 
     def set_filter(self, text: str) -> None:
         self.filter_text = text
@@ -257,77 +256,82 @@ class AgentsTable(SyncedTable[str | Text]):
         ``freshness`` names the nodes whose data is not live (node -> "stale" | "offline" | ...): their rows
         are dimmed and marked in the Node column.
         """
-        freshness = (freshness or {}) if self.node_column else {}
-        previous = self._rows
-        rows: dict[str, _Row] = {}
+        self._not_live = (freshness or {}) if self.node_column else {}
+        self._now = now
+        rows: dict[str, Agent] = {}
+        node_of: dict[str, str] = {}
         for node, agent in agents:
             key = f"{node}/{agent.id}"
-            state = freshness.get(node)
-            old = previous.get(key)
-            if old is None or old.agent is not agent or old.freshness != state:
-                rows[key] = self._render_row(key, node, agent, now, state, old)
-            elif old.now != now:  # the same data at a later moment: only the heartbeat's age moves
-                at = _HEARTBEAT + self.node_column
-                beat: str | Text = _heartbeat_cell(agent, now)
-                cells = (*old.cells[:at], _dimmed(beat) if state else beat, *old.cells[at + 1 :])
-                rows[key] = _Row(node, agent, cells, state, now)
-            else:
-                rows[key] = old
-        self._rows = rows
+            rows[key] = agent
+            node_of[key] = node
+        self._rows, self._node_of = rows, node_of
         self._redraw()
 
+    def _cells_of(self, key: str) -> tuple[str | Text, ...]:
+        """The row's cells as of the last show(), rendered now unless they already were, marked if it is."""
+        agent, now = self._rows[key], self._now
+        state = self._not_live.get(self._node_of[key])
+        done = self._rendered.get(key)
+        if done is None or done[0] is not agent or done[1] != state or done[2] != now:
+            done = (agent, state, now, self._render_row(key, agent, state, now, done))
+            self._rendered[key] = done
+        return self._mark_name(key, done[3]) if key in self.marked else done[3]
+
     def _render_row(
-        self, key: str, node: str, agent: Agent, now: float, state: str | None, old: _Row | None
-    ) -> _Row:
+        self, key: str, agent: Agent, state: str | None, now: float, old: _Rendered | None
+    ) -> tuple[str | Text, ...]:
+        old_cells = old[3] if old is not None and old[1] == state else None
+        if old is not None and old_cells is not None and old[0] is agent:
+            # the same data at a later moment: only the heartbeat's age moves
+            at = _HEARTBEAT + self.node_column
+            beat: str | Text = _heartbeat_cell(agent, now)
+            return (*old_cells[:at], _dimmed(beat) if state else beat, *old_cells[at + 1 :])
         cells: list[str | Text] = [c.render(agent, now) for c in COLUMNS]
-        # Keep the old row's objects where nothing they show changed: fewer new objects on every refresh
-        # means fewer pauses for the garbage collector, which at thousands of rows are felt at the keyboard.
-        same = old is not None and old.freshness == state
+        # Keep the old row's objects where nothing they show changed: fewer new objects on every refresh.
         if state is not None:
             cells = [_dimmed(c) for c in cells]  # rare (a node not answering), so not worth reusing
-        elif same and old is not None:
-            before = old.agent
+        elif old is not None and old_cells is not None:
+            before = old[0]
             if (before.health_reason, before.message) == (agent.health_reason, agent.message):
-                cells[_MESSAGE] = old.cells[_MESSAGE + self.node_column]
+                cells[_MESSAGE] = old_cells[_MESSAGE + self.node_column]
         if self.node_column:
-            first = old.cells[0] if same and old is not None else _node_cell(key, node, state)
-            return _Row(node, agent, (first, *cells), state, now)
-        if same and old is not None and old.agent.name == agent.name:
-            cells[0] = old.cells[0]
+            first = old_cells[0] if old_cells is not None else _node_cell(key, self._node_of[key], state)
+            return (first, *cells)
+        if old is not None and old_cells is not None and old[0].name == agent.name:
+            cells[0] = old_cells[0]
         else:
             cells[0] = _keyed(key, cells[0])
-        return _Row(node, agent, tuple(cells), state, now)
+        return tuple(cells)
 
     def _redraw(self) -> None:
-        needle = self.filter_text
+        needle, rows, node_of = self.filter_text, self._rows, self._node_of
+        with_node = self.node_column
         visible = [
-            (key, row)
-            for key, row in self._rows.items()
-            if agent_matches(row.agent, needle, row.node if self.node_column else "")
+            key
+            for key, agent in rows.items()
+            if agent_matches(agent, needle, node_of[key] if with_node else "")
         ]
         if self.sort_column == NODE_KEY:
-            visible.sort(key=lambda kr: (kr[1].node, kr[1].agent.name), reverse=self.sort_reverse)
+            visible.sort(key=lambda key: (node_of[key], rows[key].name), reverse=self.sort_reverse)
         else:
             sort = _BY_KEY[self.sort_column].sort_key
-            visible.sort(key=lambda kr: (sort(kr[1].agent), kr[1].node), reverse=self.sort_reverse)
-        self._agents = {key: row.agent for key, row in visible}
-        marked = self.marked
-        self.sync_rows(
-            {key: self._mark_name(key, row.cells) if key in marked else row.cells for key, row in visible}
-        )
+            visible.sort(key=lambda key: (sort(rows[key]), node_of[key]), reverse=self.sort_reverse)
+        self._agents = {key: rows[key] for key in visible}
+        self._sync(visible)
 
     # --- data to the screen ----------------------------------------------------------------------------
 
-    def sync_rows(self, cells: dict[str, tuple[str | Text, ...]]) -> None:
-        self._wanted = cells
-        order = list(cells)
-        if len(order) != len(self._order) or cells.keys() != self._cells.keys():
+    def _sync(self, order: list[str]) -> None:
+        if len(order) != len(self._order) or self._agents.keys() != self._cells.keys():
             self._rebuilding = True  # clearing the table scrolls it: nothing to patch meanwhile
             try:
-                super().sync_rows(cells)  # a new set of rows: re-add them all
+                # a new set of rows: re-add them all (every row rendered, once)
+                self.sync_rows({key: self._cells_of(key) for key in order})
             finally:
                 self._rebuilding = False
-            self._cells = dict(cells)  # what the table holds, patched row by row from here on
+            self._cells = dict(self._cells)  # what the table holds, patched row by row from here on
+            rendered = self._rendered
+            self._rendered = {key: rendered[key] for key in self._rows if key in rendered}
             return
         if order != self._order:  # the same rows in a new order: move them
             selected = self.key_at_cursor()
@@ -351,8 +355,8 @@ class AgentsTable(SyncedTable[str | Text]):
         else:
             top = max(0, round(self.scroll_y) - VIEWPORT_MARGIN)
             keys = self._order[top : top + height + 2 * VIEWPORT_MARGIN]
-        wanted, held = self._wanted, self._cells
-        due = {key: wanted[key] for key in keys if held.get(key) is not wanted[key]}
+        held = self._cells
+        due = {key: cells for key in keys if (cells := self._cells_of(key)) is not held.get(key)}
         if due:
             self._patch(due)
             held.update(due)
@@ -383,8 +387,8 @@ class AgentsTable(SyncedTable[str | Text]):
 
     def chosen(self) -> list[tuple[str, Agent]]:
         """``(node, agent)`` of the marked agents that are still shown, else of the one under the cursor."""
-        rows = self._rows
-        marked = self.marked and [(rows[k].node, rows[k].agent) for k in self._order if k in self.marked]
+        rows, node_of = self._rows, self._node_of
+        marked = self.marked and [(node_of[k], rows[k]) for k in self._order if k in self.marked]
         if marked:
             return marked
         row = self.row_at_cursor()

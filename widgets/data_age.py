@@ -9,6 +9,8 @@ from typing import Literal
 
 from textual.widgets import Static
 
+from .steady import update_steady
+
 Freshness = Literal["live", "stale", "offline", "connecting", "frozen"]
 
 _SYMBOLS: dict[str, str] = {"live": "●", "stale": "◐", "offline": "✖", "connecting": "○", "frozen": "■"}
@@ -35,4 +37,4 @@ class DataAge(Static):
         self._shown = (kind, text)
         for name in _SYMBOLS:
             self.set_class(name == kind, f"-{name}")
-        self.update(f"{_SYMBOLS[kind]} {text}")
+        update_steady(self, f"{_SYMBOLS[kind]} {text}")

@@ -15,6 +15,7 @@ from backends.model import Gpu, GpuStatus
 from .format import NA, fmt_bytes, fmt_number, fmt_percent, ratio
 from .levels import LEVEL_SYMBOL, level_for, level_style
 from .sparkline_history import HistorySparkline
+from .steady import update_steady
 
 GpuHistory = Mapping[str, Sequence[float]]  # "util" and "mem" -> percentages, oldest first
 
@@ -61,7 +62,7 @@ class GpuCard(Vertical):
     def show(self, gpu: Gpu, history: GpuHistory, temp_levels: tuple[float, float] | None) -> None:
         if gpu != self._shown:
             self._shown = gpu
-            self.query_one(".summary", Static).update(gpu_summary_line(gpu, temp_levels))
+            update_steady(self.query_one(".summary", Static), gpu_summary_line(gpu, temp_levels))
         mem_pct = ratio(gpu.mem_used, gpu.mem_total)
         self.query_one(".util", HistorySparkline).show(history.get("util", ()), fmt_percent(gpu.util_percent))
         self.query_one(".mem", HistorySparkline).show(

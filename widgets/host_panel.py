@@ -15,6 +15,7 @@ from backends.model import SystemMetrics
 from .format import NA, fmt_bytes, fmt_duration, fmt_percent, ratio
 from .levels import LEVEL_SYMBOL, level_for, level_style
 from .sparkline_history import HistorySparkline
+from .steady import update_steady
 
 
 def host_table(system: SystemMetrics, mem_levels: tuple[float, float] | None) -> Table:
@@ -64,7 +65,7 @@ class HostPanel(Vertical):
     def show(self, system: SystemMetrics, cpu_history: Sequence[float], mem_history: Sequence[float]) -> None:
         if system != self._shown:
             self._shown = system
-            self.query_one(".metrics", Static).update(host_table(system, self.mem_levels))
+            update_steady(self.query_one(".metrics", Static), host_table(system, self.mem_levels))
         self.query_one(".cpu", HistorySparkline).show(cpu_history, fmt_percent(system.cpu_percent))
         self.query_one(".mem", HistorySparkline).show(
             mem_history, fmt_percent(ratio(system.mem_used, system.mem_total))

@@ -1,7 +1,12 @@
 """The live log pane: level-coloured lines, follow mode, filters, batched writes.
 
 Only the lines on screen are rendered (Textual's line API), so a pane holding 10,000 records costs the same
-to repaint as one holding 20. Records come in batches from the console's flush timer, never one by one.
+to repaint as one holding 20. Records come in batches from the console's flush timer, never one by one, and
+a batch costs one resize and one repaint however many records (and nodes) it holds.
+
+A line is built straight from segments in the component styles (what a rich Text would render, without
+its span machinery), and kept in a small cache keyed by its absolute position in the pane, so records
+falling off the top at capacity do not invalidate the lines already rendered.
 """
 
 from __future__ import annotations
@@ -11,7 +16,9 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from rich.control import strip_control_codes
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.cache import LRUCache
 from textual.geometry import Size
@@ -20,6 +27,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from backends.model import LOG_LEVEL_RANK, LogRecord
+
+STRIP_CACHE = 256  # rendered lines kept: a few screens, for scrolling back and forth
+Entry = tuple[str, LogRecord]  # (node, record)
 
 LEVEL_TAG: dict[str, str] = {
     "debug": "DBG",
@@ -96,35 +106,50 @@ class LogView(ScrollView, can_focus=True):
         self.capacity = capacity
         self.show_node = show_node
         self.filter = LogFilter()
-        self._all: deque[tuple[str, LogRecord]] = deque()
-        self._visible: deque[tuple[str, LogRecord]] = deque()
+        self._all: deque[Entry] = deque()
+        self._visible: deque[Entry] = deque()
         self._width = 0
-        self._strips: LRUCache[int, Strip] = LRUCache(1024)
+        # keyed by absolute line number: _visible[i] is line _first + i, however many fell off the top
+        self._strips: LRUCache[int, Strip] = LRUCache(STRIP_CACHE)
+        self._first = 0
+        self._styles: dict[str, Style] | None = None  # component styles, until the theme or CSS changes
         self.last_seq: dict[str, int] = {}  # per node: the newest seq this pane has, for incremental sync
 
     # --- data in ---------------------------------------------------------------------------------------
 
     def write_records(self, node: str, records: Iterable[LogRecord]) -> None:
         """Append a batch from ``node`` (seq ascending). Older records beyond ``capacity`` fall off."""
+        self.write_entries((node, record) for record in records)
+
+    def write_entries(self, entries: Iterable[Entry]) -> None:
+        """Append ``(node, record)`` pairs, in the order given (e.g. several nodes merged by time; seq
+        ascending within each node). A record at or below its node's newest seq is skipped: a resync may
+        overlap. Older records beyond ``capacity`` fall off."""
         added = False
-        newest = self.last_seq.get(node, -1)
-        for record in records:
-            if record.seq <= newest:
-                continue  # already shown: a resync may overlap
-            newest = record.seq
-            entry = (node, record)
-            self._all.append(entry)
-            if self.filter.matches(node, record):
-                self._visible.append(entry)
-                self._width = max(self._width, self._line_length(node, record))
+        newest = self.last_seq
+        matches, line_length = self.filter.matches, self._line_length
+        append_all, append_visible = self._all.append, self._visible.append
+        width = self._width
+        for entry in entries:
+            node, record = entry
+            if record.seq <= newest.get(node, -1):
+                continue
+            newest[node] = record.seq
+            append_all(entry)
+            if matches(node, record):
+                append_visible(entry)
+                width = max(width, line_length(node, record))
                 added = True
-        self.last_seq[node] = newest
-        while len(self._all) > self.capacity:
-            dropped = self._all.popleft()
-            if self._visible and self._visible[0] is dropped:
-                self._visible.popleft()
-                self._strips.clear()  # line indices shifted
-                added = True
+        self._width = width
+        dropped = len(self._all) - self.capacity
+        if dropped > 0:
+            popleft_all, visible = self._all.popleft, self._visible
+            for _ in range(dropped):
+                entry = popleft_all()
+                if visible and visible[0] is entry:
+                    visible.popleft()
+                    self._first += 1  # line numbers stay: the cached lines below stay valid
+                    added = True
         if added:
             self._resize()
 
@@ -133,12 +158,14 @@ class LogView(ScrollView, can_focus=True):
         self._visible.clear()
         self.last_seq.clear()
         self._width = 0
+        self._strips.clear()
         self._resize()
 
     def set_filter(self, log_filter: LogFilter) -> None:
         self.filter = log_filter
         self._visible = deque(e for e in self._all if log_filter.matches(*e))
         self._width = max((self._line_length(*e) for e in self._visible), default=0)
+        self._strips.clear()
         self._resize()
 
     @property
@@ -163,7 +190,6 @@ class LogView(ScrollView, can_focus=True):
         self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
 
     def _resize(self) -> None:
-        self._strips.clear()
         self.virtual_size = Size(self._width, len(self._visible))
         if self.follow:
             self._scroll_to_newest()
@@ -173,25 +199,50 @@ class LogView(ScrollView, can_focus=True):
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._styles = None
         self._strips.clear()
 
     def _line_length(self, node: str, record: LogRecord) -> int:
         prefix = 9 + 4 + (len(node) + 1 if self.show_node else 0) + len(record.source) + 1
         return prefix + len(record.message)
 
+    def _line_styles(self) -> dict[str, Style]:
+        styles = self._styles
+        if styles is None:
+            names = ("time", "source", "node", *LEVEL_TAG)
+            styles = {name: self.get_component_rich_style(f"logview--{name}") for name in names}
+            self._styles = styles
+        return styles
+
+    def _parts(self, node: str, record: LogRecord) -> list[tuple[str, Style]]:
+        """The line's pieces and their styles: time, level tag, [node,] source, message."""
+        styles = self._line_styles()
+        level = record.level
+        parts = [
+            (time.strftime("%H:%M:%S ", time.gmtime(record.ts)), styles["time"]),
+            (LEVEL_TAG[level] + " ", styles[level]),
+        ]
+        if self.show_node:
+            parts.append((node + " ", styles["node"]))
+        parts.append((record.source + " ", styles["source"]))
+        parts.append((record.message, styles[level]))
+        return parts
+
     def format_record(self, node: str, record: LogRecord) -> Text:
         text = Text(no_wrap=True, end="")
-        stamp = time.strftime("%H:%M:%S", time.gmtime(record.ts))
-        text.append(stamp + " ", style=self.get_component_rich_style("logview--time"))
-        text.append(
-            LEVEL_TAG[record.level] + " ", style=self.get_component_rich_style(f"logview--{record.level}")
-        )
-        if self.show_node:
-            text.append(node + " ", style=self.get_component_rich_style("logview--node"))
-        text.append(record.source + " ", style=self.get_component_rich_style("logview--source"))
-        message_style = "logview--info" if record.level == "info" else f"logview--{record.level}"
-        text.append(record.message, style=self.get_component_rich_style(message_style))
+        for part, style in self._parts(node, record):
+            text.append(part, style=style)
         return text
+
+    def line_segments(self, node: str, record: LogRecord) -> list[Segment]:
+        """What ``format_record(...).render(console)`` yields, built directly: one segment a piece,
+        control codes stripped as rich does, and a piece that is a lone newline left out, as ever."""
+        segments = []
+        for part, style in self._parts(node, record):
+            text = strip_control_codes(part)
+            if text and text != "\n":
+                segments.append(Segment(text, style))
+        return segments
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
@@ -199,10 +250,10 @@ class LogView(ScrollView, can_focus=True):
         width = self.size.width
         if index >= len(self._visible):
             return Strip.blank(width, self.rich_style)
-        strip = self._strips.get(index)
+        key = self._first + index
+        strip = self._strips.get(key)
         if strip is None:
             node, record = self._visible[index]
-            segments = list(self.format_record(node, record).render(self.app.console))
-            strip = Strip([s for s in segments if s.text != "\n"] or [Segment("")])
-            self._strips[index] = strip
+            strip = Strip(self.line_segments(node, record) or [Segment("")])
+            self._strips[key] = strip
         return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)

@@ -10,6 +10,7 @@ from textual.widgets import Static
 from backends.model import NodeSnapshot
 
 from .data_age import DataAge, Freshness
+from .steady import update_steady
 
 
 def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read_only: bool) -> Text:
@@ -63,5 +64,5 @@ class NodeHeader(Horizontal):
         text = header_text(name, environment, snapshot, read_only)
         if text != self._shown:
             self._shown = text
-            self.query_one(".title", Static).update(text)
+            update_steady(self.query_one(".title", Static), text)
         self.query_one(DataAge).show(freshness, freshness_text)

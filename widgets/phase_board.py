@@ -11,6 +11,7 @@ from textual.widgets import Static
 from backends.model import Criterion, Milestone, Phase
 
 from .format import NA, bar, fmt_ago, fmt_fraction
+from .steady import update_steady
 
 PHASE_MARK: dict[str, tuple[str, str]] = {
     "done": ("✔", "green"),
@@ -92,6 +93,7 @@ class PhaseBoard(Static):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(Text("no plan loaded", style="dim"), **kwargs)  # type: ignore[arg-type]
         self._shown: tuple[Sequence[Phase], int] | None = None
+        self._lines: list[Text] = []
 
     def show(self, phases: Sequence[Phase], now: float) -> None:
         # due dates are shown relative to now, so minute resolution is enough to avoid needless repaints
@@ -100,10 +102,14 @@ class PhaseBoard(Static):
             return
         self._shown = key
         if not phases:
-            self.update(Text("no plan loaded — `fleetdeck plan apply FILE.toml`", style="dim"))
+            self._lines = []
+            update_steady(self, Text("no plan loaded — `fleetdeck plan apply FILE.toml`", style="dim"))
             return
         lines: list[Text] = []
         for phase in sorted(phases, key=lambda p: p.order):
             lines.extend(phase_lines(phase, now, bar_width=24))
             lines.append(Text(""))
-        self.update(Group(*lines[:-1]))
+        if lines == self._lines:
+            return  # progress moved by less than the board shows: nothing to render again
+        self._lines = lines
+        update_steady(self, Group(*lines[:-1]))

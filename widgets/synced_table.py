@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Generic, TypeVar
 
+from textual.cache import LRUCache
 from textual.widgets import DataTable
 
 CellT = TypeVar("CellT")
+SCREENFUL_LINES = 256  # a tall terminal's rows
+SCREENFUL_CELLS = 4096  # and their cells, at 16 columns
 
 
 class SyncedTable(DataTable[CellT], Generic[CellT]):
@@ -22,6 +25,16 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
         super().__init__(**kwargs)
         self._order: list[str] = []
         self._cells: dict[str, tuple[CellT, ...]] = {}
+        # DataTable's render caches are keyed by its update count, so after each refresh every entry in them
+        # is dead weight, yet they keep up to 10,000 rendered cells (hundreds of thousands of small objects)
+        # alive, which every full garbage collection then walks. A screenful is all that is ever reused.
+        self._cell_render_cache = LRUCache(SCREENFUL_CELLS)
+        self._row_render_cache = LRUCache(SCREENFUL_LINES)
+        self._row_renderable_cache = LRUCache(SCREENFUL_LINES)
+        self._line_cache = LRUCache(SCREENFUL_LINES)
+        self._row_versions: dict[Any, int] = {}
+        self._cell_versions: dict[tuple[Any, Any], int] = {}
+        self._edits = 0
 
     def key_at_cursor(self) -> str | None:
         return self._order[self.cursor_row] if 0 <= self.cursor_row < len(self._order) else None
@@ -56,3 +69,53 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
             for index, value in enumerate(new):
                 if old is None or not self.same_cell(old[index], value):
                     self.update_cell(key, columns[index].key, value, update_width=self.GROW_COLUMNS)
+
+    # --- render caches that survive a cell update --------------------------------------------------------
+    # DataTable keys every render cache by one update counter, which any update_cell bumps: one changed number
+    # and every cell on screen is rendered again (most of a refresh's cost with a screenful of agents). Here
+    # a cell update moves only its own cell's and row's versions, which stand in for the counter while that
+    # row and cell render; everything else that bumps the counter (rows added, sorted, a resize) still
+    # renders all again.
+
+    def update_cell(self, row_key: Any, column_key: Any, value: CellT, *, update_width: bool = False) -> None:
+        count = self._update_count
+        super().update_cell(row_key, column_key, value, update_width=update_width)
+        if update_width:
+            return  # its column may change width: everything is rendered again
+        self._update_count = count
+        self._edits += 1
+        row, column = _plain(row_key), _plain(column_key)
+        self._row_versions[row] = self._cell_versions[(row, column)] = self._edits
+        self._line_cache.clear()  # keyed by screen line, not row: cheap to rebuild from the cached rows
+
+    def clear(self, columns: bool = False) -> SyncedTable[CellT]:
+        self._row_versions.clear()
+        self._cell_versions.clear()
+        return super().clear(columns)  # type: ignore[return-value]
+
+    def _render_line_in_row(self, row_key: Any, *args: Any, **kwargs: Any) -> Any:
+        count = self._update_count
+        self._update_count = (count, self._row_versions.get(_plain(row_key), 0))
+        try:
+            return super()._render_line_in_row(row_key, *args, **kwargs)
+        finally:
+            self._update_count = count
+
+    def _render_cell(self, row_index: int, column_index: int, *args: Any, **kwargs: Any) -> Any:
+        count = self._update_count
+        base = count[0] if isinstance(count, tuple) else count
+        version = 0
+        if 0 <= row_index < self.row_count and 0 <= column_index < len(self.columns):
+            row = _plain(self._row_locations.get_key(row_index))
+            column = _plain(self._column_locations.get_key(column_index))
+            version = self._cell_versions.get((row, column), 0)
+        self._update_count = (base, version)
+        try:
+            return super()._render_cell(row_index, column_index, *args, **kwargs)
+        finally:
+            self._update_count = count
+
+
+def _plain(key: Any) -> Any:
+    """A RowKey or ColumnKey as the string it wraps (the API takes either)."""
+    return getattr(key, "value", key)

@@ -253,14 +253,15 @@ class DemoBackend(Backend):
         return phase_ids + tuple(f"agent:{agent_id}" for agent_id in roster_ids)
 
     async def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:
-        cursor = since_seq
+        cursor, read_before = since_seq, None
         while True:
-            state = self._ops.state
-            for record in self._logs.records(cursor, self._clock(), state.agent_holds, state.phase_holds):
+            state, now = self._ops.state, self._clock()
+            for record in self._logs.records(cursor, now, state.agent_holds, state.phase_holds, read_before):
                 yield record
                 cursor = record.seq
             if not follow:
                 return
+            read_before = math.floor(now)  # every second before this one is complete and now read
             await asyncio.sleep(self.poll_interval_s)
 
     def log_records(self, since_seq: int = 0, now: float | None = None) -> list[LogRecord]:

@@ -66,11 +66,20 @@ class LogStream:
     # --- reading -----------------------------------------------------------------------------------------
 
     def records(
-        self, since_seq: int, now: float, agent_holds: Mapping[str, Hold], phase_holds: Mapping[str, Hold]
+        self,
+        since_seq: int,
+        now: float,
+        agent_holds: Mapping[str, Hold],
+        phase_holds: Mapping[str, Hold],
+        read_before: int | None = None,
     ) -> list[LogRecord]:
-        """Every retained record with ``seq > since_seq`` from the seconds completed by ``now``."""
+        """Every retained record with ``seq > since_seq`` from the seconds completed by ``now``.
+        ``read_before``: a follower's promise that it has read every second before this one already (a
+        completed second never changes), so they are not generated again just to be skipped."""
         end = math.floor(now)  # exclusive: the current second is still being written
         start = max(self.origin, end - RETENTION_S, self.origin + max(since_seq, 0) // SLOTS_PER_SECOND)
+        if read_before is not None:
+            start = max(start, read_before)
         out: list[LogRecord] = []
         for second in range(start, end):
             for record in self.second(second, agent_holds, phase_holds):

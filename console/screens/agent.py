@@ -15,6 +15,7 @@ from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
+from widgets.steady import update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .base import FleetDeckScreen
@@ -106,7 +107,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         if snap is None or agent is None:
             detail.update(Text(f"agent {self.agent_id!r} is not on node {link.name} any more", style="bold"))
             return
-        detail.update(agent_table(agent, snap, self.deck.clock()))
+        update_steady(detail, agent_table(agent, snap, self.deck.clock()))
 
     def logs_arrived(self) -> None:
         if not self.is_mounted:

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Static
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
+from widgets.steady import update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .base import FleetDeckScreen
@@ -94,7 +95,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         self.query_one(AgentsTable).show(rows, self.deck.clock(), not_live)
         status = self.query_one("#all-agents-stale", Static)
         status.set_class(bool(notes), "-shown")
-        status.update(Text(" · ").join(notes))
+        update_steady(status, Text(" · ").join(notes))
         healthy = sum(1 for _, agent in rows if agent.health == "healthy")
         self._counts = (len(links), len(links) - len(not_live), healthy, len(rows))
         self._show_summary()
@@ -108,7 +109,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         title.append(f" · {nodes} nodes · {healthy}/{total} healthy")
         if table.filter_text:
             title.append(f" · {table.shown_count} shown")
-        self.query_one("#all-agents-title", Static).update(title)
+        update_steady(self.query_one("#all-agents-title", Static), title)
         self.query_one("#all-agents-panel").border_title = f"Agents · {table.sort_description}"
         self._show_target()
 

@@ -29,6 +29,7 @@ from console.audit_export import default_export_path, write_audit_jsonl
 from console.audit_trail import AUDIT_REFRESH_S
 from console.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
+from widgets.steady import update_steady
 
 from .audit_detail import AuditDetailScreen
 from .base import FleetDeckScreen
@@ -154,7 +155,7 @@ class AuditScreen(FleetDeckScreen):
         shown, total = table.shown_count, table.total_count
         count = f"{total} entries" if shown == total else f"{shown} of {total} entries"
         parts = ["Audit", count, table.filter.describe(), *self._problems()]
-        self.query_one("#audit-status", Static).update(" · ".join(parts))
+        update_steady(self.query_one("#audit-status", Static), " · ".join(parts))
         self.query_one("#audit-panel").border_subtitle = self._ages()
 
     def _problems(self) -> list[str]:

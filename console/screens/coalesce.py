@@ -3,9 +3,10 @@
 Each node's poll ends with a ``node_updated``; such a screen repaints all nodes whichever one reported, so
 100 nodes polled each second would repaint it 100 times a second and starve the keyboard. Instead the first
 report after a quiet spell repaints at once (an operator's action shows now) and the ones that follow within
-REDRAW_S share one repaint at the end of it. A node whose freshness changed (went stale or offline, came
-back) is repainted at once whatever the spell: that is news, not routine. A node's first data is not (at
-start every node has some within a second, and would repaint the screen once each).
+the refresh interval (REDRAW_S at least) share one repaint at the end of it. A node whose freshness changed
+(went stale or offline, came back) is news, not routine: it waits at most NEWS_REDRAW_S after the last
+repaint, however long the spell. A node's first data is not news (at start every node has some within a
+second, and would repaint the screen once each).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from textual.timer import Timer
 if TYPE_CHECKING:
     from console.node_link import NodeLink
 
-REDRAW_S = 0.5  # the most often such a screen repaints, however many nodes report in between
+REDRAW_S = 0.5  # the most often such a screen repaints (or once per refresh interval, if longer)
+# A node whose freshness changed is news and waits no longer than this after the last repaint; not zero, so
+# that a hundred nodes going stale together (the network dropped) share a repaint instead of taking one each.
+NEWS_REDRAW_S = 0.25
 
 
 class CoalescedRepaint:
@@ -26,6 +30,7 @@ class CoalescedRepaint:
 
     _painted_at = float("-inf")  # monotonic time of the last repaint
     _due: Timer | None = None  # the repaint that will include the nodes that reported since
+    _due_at = 0.0  # when it will run (monotonic)
     _painted_kinds: dict[str, str] | None = None  # node -> its freshness as last painted
 
     def repaint(self) -> None:
@@ -39,13 +44,19 @@ class CoalescedRepaint:
         painted = (self._painted_kinds or {}).get(link.name, "connecting")
         kind = screen.freshness(link)[0]
         changed = kind != painted and not (painted == "connecting" and kind == "live")
-        if self._due is not None and not changed:
-            return  # the repaint already due will show this node too
-        wait = REDRAW_S - (time.monotonic() - self._painted_at)
-        if wait <= 0 or changed:
+        now = time.monotonic()
+        # each node reports once per refresh interval: painting more often than that shows nothing new
+        routine = max(REDRAW_S, screen.deck.refresh_s)
+        due_at = self._painted_at + (NEWS_REDRAW_S if changed else routine)
+        if now >= due_at:
             self.repaint_now()
-        else:
-            self._due = screen.set_timer(wait, self._repaint_due)
+            return
+        if self._due is not None:
+            if self._due_at <= due_at:
+                return  # the repaint already due, as soon or sooner, will show this node too
+            self._due.stop()
+        self._due_at = due_at
+        self._due = screen.set_timer(due_at - now, self._repaint_due)
 
     def on_screen_resume(self) -> None:
         # Runs before FleetDeckScreen's handler, which catches up node by node: the first of those repaints

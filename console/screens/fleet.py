@@ -10,6 +10,7 @@ from textual.widgets import Footer, Static
 
 from console.node_link import NodeLink
 from widgets.fleet_table import FleetRow, FleetTable
+from widgets.steady import update_steady
 
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
@@ -75,7 +76,7 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         title = Text()
         title.append("fleetdeck", style="bold")
         title.append(f"  {len(rows)} nodes · {healthy}/{len(agents)} agents healthy · {gpus} GPUs", style="")
-        self.query_one("#fleet-title", Static).update(title)
+        update_steady(self.query_one("#fleet-title", Static), title)
         self.refresh_attention()
 
     def refresh_attention(self) -> None:

@@ -53,6 +53,7 @@ class LogsScreen(FleetDeckScreen):
         super().__init__()
         self.node = node
         self.initial_filter = LogFilter(source=source)
+        self._freshness: str | None = None  # the panel's subtitle as last set
 
     @property
     def sources(self) -> list[NodeLink]:
@@ -87,12 +88,13 @@ class LogsScreen(FleetDeckScreen):
         if len(batches) == 1:
             view.write_records(*batches[0])
         else:
-            # merge nodes in time order; within a node the seq order is kept
+            # merge nodes in time order; within a node the seq order is kept (the sort is stable); one
+            # write for the whole batch, so one repaint however many nodes and lines
             merged = sorted(
-                ((r.ts, name, r) for name, recs in batches for r in recs), key=lambda t: (t[0], t[1])
+                ((name, record) for name, records in batches for record in records),
+                key=lambda entry: (entry[1].ts, entry[0]),
             )
-            for _, name, record in merged:
-                view.write_records(name, (record,))
+            view.write_entries(merged)
         self._show_status(view)
 
     def node_updated(self, link: NodeLink) -> None:
@@ -102,12 +104,15 @@ class LogsScreen(FleetDeckScreen):
     def _show_status(self, view: LogView) -> None:
         scope = f"node {self.node}" if self.node else f"all {len(self.sources)} nodes"
         follow = "following" if view.follow else "paused — f to follow"
+        # one row of fixed height: a new text needs a repaint, never a layout of the whole screen (which,
+        # ten times a second under a log flood, cost more than the log lines themselves)
         self.query_one("#log-status", Static).update(
-            f"Logs · {scope} · {view.filter.describe()} · {view.visible_count} lines · {follow}"
+            f"Logs · {scope} · {view.filter.describe()} · {view.visible_count} lines · {follow}", layout=False
         )
         freshness = ", ".join(f"{link.name} {self.freshness(link)[1]}" for link in self.sources)
-        panel = self.query_one("#log-panel")
-        panel.border_subtitle = freshness
+        if freshness != self._freshness:  # setting it repaints the whole panel, even to the same text
+            self._freshness = freshness
+            self.query_one("#log-panel").border_subtitle = freshness
 
     def _apply(self, log_filter: LogFilter) -> None:
         view = self.query_one(LogView)

@@ -253,7 +253,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         view = self.query_one(LogView)
         view.write_records(self.link.name, self.link.logs_since(view.last_seq.get(self.link.name, 0)))
         follow = "following" if view.follow else "paused (f to follow)"
-        self.query_one("#logs-panel").border_title = f"Logs · {view.filter.describe()} · {follow}"
+        title = f"Logs · {view.filter.describe()} · {follow}"
+        panel = self.query_one("#logs-panel")
+        if panel.border_title != title:  # ten times a second: an unchanged title must not repaint the panel
+            panel.border_title = title
 
     # --- actions ---------------------------------------------------------------------------------------
 

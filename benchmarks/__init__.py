@@ -1,0 +1,1 @@
+"""fleetdeck's benchmark harness: ``python -m benchmarks`` (see README, "Benchmarks")."""

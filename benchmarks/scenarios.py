@@ -1,0 +1,23 @@
+"""The scenarios, in the order the harness runs them (each is a module of this package)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+SCENARIOS = (
+    "startup",
+    "fleet_refresh",
+    "log_flood",
+    "node_server",
+    "local_store",
+    "rollback",
+    "peers",
+)
+
+
+def load(name: str) -> ModuleType:
+    """A scenario module: ``TITLE``, ``TARGETS`` (figure -> Target) and ``measure(quick) -> figures``."""
+    if name not in SCENARIOS:
+        raise SystemExit(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    return importlib.import_module(f"benchmarks.{name}")
