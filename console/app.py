@@ -157,6 +157,12 @@ class FleetDeckApp(App[None]):
             # long as all their snapshots take together
             spread_s = self.refresh_s * index / len(self.links)
             self.run_worker(self._poll_loop(link, spread_s), group="poll", name=f"poll {link.name}")
+        # Logs start once the first frame is on screen: reading a node's backlog can take a while, and the
+        # operator wants to see the fleet first.
+        self.call_after_refresh(self._start_logs)
+
+    def _start_logs(self) -> None:
+        for link in self.links.values():
             if link.backend.supports("logs"):
                 self.run_worker(self._log_loop(link), group="logs", name=f"logs {link.name}")
         self.set_interval(LOG_FLUSH_S, self._flush_logs)

@@ -9,6 +9,7 @@ the problem, which the CLI prints as is, never as a traceback.
 from __future__ import annotations
 
 import difflib
+import functools
 import getpass
 import re
 import tomllib
@@ -19,7 +20,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 import tomli_w
-from textual.keys import REPLACED_KEYS, Keys, _character_to_key, key_to_character
 
 from console import paths
 
@@ -275,20 +275,28 @@ def _post_check(config: Config) -> Iterator[tuple[str, str]]:
 # --- key names --------------------------------------------------------------------------------------------
 
 _MODIFIERS: Final = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
-_NAMED_KEYS: Final = frozenset(
-    key.value for key in Keys if "+" not in key.value and not key.value.startswith("<")
-)
+
+
+@functools.cache
+def _named_keys() -> frozenset[str]:
+    from textual.keys import Keys
+
+    return frozenset(key.value for key in Keys if "+" not in key.value and not key.value.startswith("<"))
 
 
 def normalise_key(key: str) -> str | None:
     """One key in Textual's long form ("?" -> "question_mark", "ctrl+/" -> "ctrl+slash"), or None."""
+    # Imported here, not at the top: importing textual costs `status` and the other scripted commands a
+    # tenth of a second, and they only need it when the config rebinds keys.
+    from textual.keys import REPLACED_KEYS, _character_to_key, key_to_character
+
     key = key.strip()
     if len(key) == 1:
         return _character_to_key(key)
     *modifiers, base = key.split("+")
     if any(modifier not in _MODIFIERS for modifier in modifiers) or not base:
         return None
-    if base not in _NAMED_KEYS:
+    if base not in _named_keys():
         character = base if len(base) == 1 else key_to_character(REPLACED_KEYS.get(base, base))
         if character is None or len(character) != 1 or not character.isprintable():
             return None

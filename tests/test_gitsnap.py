@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -355,3 +356,50 @@ def test_git_not_installed(repo: Path, tmp_path: Path, monkeypatch: pytest.Monke
     assert not gitsnap.is_git_workspace(repo)
     with pytest.raises(GitSnapError, match=r"^git is not installed$"):
         gitsnap.snapshot(repo, "cp", "m")
+
+
+def _fresh_tree(repo: Path, checkpoint_id: str) -> str:
+    """The tree a snapshot records with no stat cache left from earlier snapshots."""
+    (repo / ".git" / gitsnap.INDEX_CACHE).unlink()
+    return g(repo, "rev-parse", gitsnap.snapshot(repo, checkpoint_id, "m") + "^{tree}").strip()
+
+
+def _tree(repo: Path, sha: str) -> str:
+    return g(repo, "rev-parse", sha + "^{tree}").strip()
+
+
+def test_the_stat_cache_records_the_same_trees_as_a_fresh_index(repo: Path) -> None:
+    # Each case is one a cached index would get wrong if `add -A` were simply run on it again.
+    gitsnap.snapshot(repo, "warm", "m")
+    assert (repo / ".git" / gitsnap.INDEX_CACHE).is_file()
+    write(repo / ".gitignore", "*.log\ncache/\ndraft.md\n")  # an untracked file becomes ignored
+    write(repo / "src/app.py", "print('edited')\n")
+    cached = _tree(repo, gitsnap.snapshot(repo, "ignored", "m"))
+    files = tree_of(repo, cached)
+    assert "draft.md" not in files and "vendor.log" in files  # tracked although ignored: kept
+    assert cached == _fresh_tree(repo, "ignored-fresh")
+
+    # A directory of plain files becomes a repository, and a repository becomes plain files.
+    write(repo / "sub/a.txt", "plain files first\n")
+    write(repo / "later/b.txt", "a repository first\n")
+    g(repo / "later", "init", "-q")
+    g(repo / "later", "add", "-A")
+    g(repo / "later", "commit", "-qm", "inner")
+    gitsnap.snapshot(repo, "before", "m")
+    g(repo / "sub", "init", "-q")
+    g(repo / "sub", "add", "-A")
+    g(repo / "sub", "commit", "-qm", "inner")
+    shutil.rmtree(repo / "later/.git")
+    cached = _tree(repo, gitsnap.snapshot(repo, "repos", "m"))
+    files = tree_of(repo, cached)
+    assert files["sub"] == "160000" and files["later/b.txt"] == "100644"
+    assert cached == _fresh_tree(repo, "repos-fresh")
+
+
+def test_an_unreadable_stat_cache_is_rebuilt(repo: Path) -> None:
+    gitsnap.snapshot(repo, "first", "m")
+    (repo / ".git" / gitsnap.INDEX_CACHE).write_bytes(b"not an index")
+    write(repo / "src/app.py", "print('edited')\n")
+    sha = gitsnap.snapshot(repo, "second", "m")
+    assert g(repo, "show", f"{sha}:src/app.py") == "print('edited')\n"
+    assert _tree(repo, sha) == _fresh_tree(repo, "fresh")

@@ -72,6 +72,25 @@ def test_migrations_create_the_schema_in_wal_mode(tmp_path: Path) -> None:
     assert (tmp_path / "node").stat().st_mode & 0o777 == 0o700
 
 
+def test_a_version_1_store_gets_the_error_index(tmp_path: Path) -> None:
+    with Store(tmp_path) as store:
+        store.register_agent("a1", kind="reporting")
+    conn = sqlite3.connect(tmp_path / "fleetdeck.db")
+    conn.execute("DROP INDEX logs_errors")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Store(tmp_path) as again:
+        assert again._db.found_version == 1
+        assert [a.id for a in again.agents()] == ["a1"]
+    conn = sqlite3.connect(tmp_path / "fleetdeck.db")
+    plan = conn.execute(
+        "EXPLAIN QUERY PLAN SELECT source, COUNT(*) FROM logs"
+        " WHERE ts >= 0 AND level IN ('error', 'critical') GROUP BY source"
+    ).fetchall()
+    conn.close()
+    assert "logs_errors" in str(plan)
+
+
 def test_reopening_keeps_the_data_and_migrates_nothing(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.register_agent("a1", kind="reporting")
@@ -284,6 +303,21 @@ def test_commands_are_queued_and_taken_once(store: Store) -> None:
         store.enqueue_command("nobody", "stop")
     with pytest.raises(NotFound, match="known: a1"):
         store.take_commands("nobody")
+
+
+def test_taken_commands_are_forgotten_after_a_day(store: Store, clock: Clock) -> None:
+    store.register_agent("a1", kind="reporting")
+    store.register_agent("a2", kind="reporting")
+    store.enqueue_command("a1", "pause")
+    assert store.take_commands("a1") != []
+    clock.now += 2 * 86400
+    # a1 gets no new command, so only the store's retention can forget its old one
+    assert store.take_commands("a1") == []
+    store.enqueue_command("a2", "stop")
+    store.prune_logs()
+    conn = sqlite3.connect(store.path)
+    assert conn.execute("SELECT agent_id, taken_at FROM commands").fetchall() == [("a2", None)]
+    conn.close()
 
 
 # --- logs and audit ------------------------------------------------------------------------------------

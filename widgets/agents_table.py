@@ -309,7 +309,7 @@ class AgentsTable(SyncedTable[str | Text]):
         visible = [
             key
             for key, agent in rows.items()
-            if agent_matches(agent, needle, node_of[key] if with_node else "")
+            if not needle or agent_matches(agent, needle, node_of[key] if with_node else "")
         ]
         if self.sort_column == NODE_KEY:
             visible.sort(key=lambda key: (node_of[key], rows[key].name), reverse=self.sort_reverse)

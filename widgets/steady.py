@@ -9,6 +9,7 @@ and the new content has another number of lines.
 from __future__ import annotations
 
 from textual.visual import VisualType
+from textual.widget import Widget
 from textual.widgets import Static
 
 
@@ -25,3 +26,15 @@ def update_steady(static: Static, content: VisualType) -> None:
     room = static.content_size
     if static.get_content_height(room, static.app.size, room.width) != room.height:
         static.refresh(layout=True)
+
+
+def set_border_title(widget: Widget, title: str) -> None:
+    """Set a border title only when it changes: Textual repaints the widget on every set, same text or not
+    (a panel's title set on every poll of every node adds up)."""
+    if widget.border_title != title:
+        widget.border_title = title
+
+
+def set_border_subtitle(widget: Widget, subtitle: str) -> None:
+    if widget.border_subtitle != subtitle:
+        widget.border_subtitle = subtitle

@@ -70,12 +70,13 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
                 if old is None or not self.same_cell(old[index], value):
                     self.update_cell(key, columns[index].key, value, update_width=self.GROW_COLUMNS)
 
-    # --- render caches that survive a cell update --------------------------------------------------------
-    # DataTable keys every render cache by one update counter, which any update_cell bumps: one changed number
-    # and every cell on screen is rendered again (most of a refresh's cost with a screenful of agents). Here
-    # a cell update moves only its own cell's and row's versions, which stand in for the counter while that
-    # row and cell render; everything else that bumps the counter (rows added, sorted, a resize) still
-    # renders all again.
+    # --- render caches that survive a cell update and a sort ----------------------------------------------
+    # DataTable keys every render cache by one update counter, which any update_cell or sort bumps: one
+    # changed number, or one agent moving up a place, and every cell on screen is rendered again (most of a
+    # refresh's cost with a screenful of agents). Here a cell update moves only its own cell's and row's
+    # versions, and a sort only the rows that changed places (a row's place is in its render: the mouse
+    # metadata); these stand in for the counter while a row and its cells render. Whatever else bumps the
+    # counter (rows added, a resize) still renders everything again.
 
     def update_cell(self, row_key: Any, column_key: Any, value: CellT, *, update_width: bool = False) -> None:
         count = self._update_count
@@ -88,14 +89,29 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
         self._row_versions[row] = self._cell_versions[(row, column)] = self._edits
         self._line_cache.clear()  # keyed by screen line, not row: cheap to rebuild from the cached rows
 
+    def sort(self, *columns: Any, key: Any = None, reverse: bool = False) -> SyncedTable[CellT]:
+        count = self._update_count
+        super().sort(*columns, key=key, reverse=reverse)
+        self._update_count = count
+        # these know rows by their place, and places changed
+        self._line_cache.clear()
+        self._offset_cache.clear()
+        self._ordered_row_cache.clear()
+        return self
+
     def clear(self, columns: bool = False) -> SyncedTable[CellT]:
         self._row_versions.clear()
         self._cell_versions.clear()
         return super().clear(columns)  # type: ignore[return-value]
 
+    def _structure(self) -> Any:
+        count = self._update_count
+        return count[0] if isinstance(count, tuple) else count
+
     def _render_line_in_row(self, row_key: Any, *args: Any, **kwargs: Any) -> Any:
         count = self._update_count
-        self._update_count = (count, self._row_versions.get(_plain(row_key), 0))
+        place = self._row_locations.get(row_key)
+        self._update_count = (self._structure(), self._row_versions.get(_plain(row_key), 0), place)
         try:
             return super()._render_line_in_row(row_key, *args, **kwargs)
         finally:
@@ -103,15 +119,27 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
 
     def _render_cell(self, row_index: int, column_index: int, *args: Any, **kwargs: Any) -> Any:
         count = self._update_count
-        base = count[0] if isinstance(count, tuple) else count
         version = 0
         if 0 <= row_index < self.row_count and 0 <= column_index < len(self.columns):
             row = _plain(self._row_locations.get_key(row_index))
             column = _plain(self._column_locations.get_key(column_index))
             version = self._cell_versions.get((row, column), 0)
-        self._update_count = (base, version)
+        self._update_count = (self._structure(), version, row_index)
         try:
             return super()._render_cell(row_index, column_index, *args, **kwargs)
+        finally:
+            self._update_count = count
+
+    def _get_row_renderables(self, row_index: int) -> Any:
+        # cached by (counter, place): one computation per row and version, not one per cell rendered
+        count = self._update_count
+        row, version = None, 0
+        if 0 <= row_index < self.row_count:
+            row = _plain(self._row_locations.get_key(row_index))
+            version = self._row_versions.get(row, 0)
+        self._update_count = (self._structure(), row, version)
+        try:
+            return super()._get_row_renderables(row_index)
         finally:
             self._update_count = count
 

@@ -40,7 +40,9 @@ from .store import Store, StoreError, default_state_dir
 from .store_health import AgentRecord, HealthThresholds, judges_supervisor, pid_alive
 
 T = TypeVar("T")
-LOG_POLL_S = 0.25
+# How often a follower looks for new lines: an idle look is one indexed read (tens of microseconds), and
+# the wait is most of a line's delay to the console and to the node server's SSE clients.
+LOG_POLL_S = 0.1
 LOG_PAGE = 5_000
 
 
@@ -148,8 +150,8 @@ class LocalBackend(Backend):
 
     def _snapshot(self) -> NodeSnapshot:
         assert self._host is not None and self._gpus is not None
-        agents, phases, tasks, checkpoints = self.store.snapshot_parts(self.thresholds)
-        agents = without_dead_supervisors(agents, self.store.agent_rows())
+        read = self.store.snapshot_read(self.thresholds)
+        agents = without_dead_supervisors(read.agents, read.records)
         system = self._host.sample()
         owners = {a.pid: a.id for a in agents if a.pid is not None}
         gpus, gpu_status = self._gpus.sample(lambda pid: owner_of(pid, owners))
@@ -160,9 +162,9 @@ class LocalBackend(Backend):
             gpus=gpus,
             gpu_status=gpu_status,
             agents=tuple(with_gpu_memory(agents, gpus)),
-            phases=tuple(phases),
-            tasks=tuple(tasks),
-            checkpoints=tuple(checkpoints),
+            phases=tuple(read.phases),
+            tasks=tuple(read.tasks),
+            checkpoints=tuple(read.checkpoints),
         )
 
     async def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:

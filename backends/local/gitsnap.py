@@ -7,7 +7,10 @@ unborn branch) and it is on no branch. The ref is what keeps it: ``git gc`` will
 
 Every tree is built in a throw-away index (``GIT_INDEX_FILE`` pointing into a temporary directory), never
 the user's, so ``HEAD``, the branch, the real index and the stash are never touched, neither by
-``snapshot`` nor by ``restore``.
+``snapshot`` nor by ``restore``. That index starts as a copy of the one the previous snapshot of the
+workspace left behind (kept as ``fleetdeck-index`` in the git dir, our file alone): git then re-hashes only
+the files whose stat data changed since, instead of every file of the tree on every checkpoint and twice
+on every rollback. It is only a cache: missing or unreadable, the tree is built from scratch.
 
 What a checkpoint holds and what it does not:
 
@@ -29,16 +32,21 @@ must use distinct checkpoint ids; ``snapshot`` refuses an id that already exists
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from backends.errors import BackendError
 
 REF_PREFIX = "refs/fleetdeck/checkpoints/"
+
+#: the stat cache of the working tree, per work tree (``git rev-parse --git-path`` resolves it)
+INDEX_CACHE = "fleetdeck-index"
 
 #: generous: hashing a large working tree into a fresh index reads every file
 GIT_TIMEOUT_S = 300.0
@@ -194,12 +202,48 @@ def _checkpoint(workspace: Path, checkpoint_id: str, doing: str) -> str:
 
 def _worktree_tree(workspace: Path) -> str:
     """Write the working tree (tracked + untracked, not ignored) as a tree object; its sha."""
+    cache = workspace / _git(workspace, "rev-parse", "--git-path", INDEX_CACHE).strip()
+    if not cache.is_file():
+        return _tree_in_index(workspace, seed=None, cache=cache)
+    try:
+        return _tree_in_index(workspace, seed=cache, cache=cache)
+    except GitSnapError:
+        # Only a cache: one git cannot read (a torn copy, another git's index version) must not stop a
+        # checkpoint. A real failure fails again below, with git's complaint.
+        return _tree_in_index(workspace, seed=None, cache=cache)
+
+
+def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path) -> str:
     with _temp_index() as env:
+        index = env["GIT_INDEX_FILE"]
+        if seed is not None:
+            try:
+                # copy2 keeps the mtime git gave the index: its racy-git check compares files against it.
+                shutil.copy2(seed, index)
+            except OSError:
+                seed = None  # gone meanwhile: build from scratch
+        if seed is not None and _repos_moved(workspace, env):
+            os.unlink(index)
+            seed = None
         _git(workspace, *_RAW, "add", "-A", env=env)
-        # A fresh index knows nothing tracked, so `add -A` skips tracked files that match an ignore
-        # pattern; the user's index says which those are.
-        tracked_ignored = _split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard"))
-        present = [p for p in dict.fromkeys(tracked_ignored) if _is_file_or_link(workspace / p)]
+        # The user's index says which tracked files match an ignore pattern: a fresh index knows nothing
+        # tracked, so `add -A` skips those, and a seeded one may hold files that have become ignored
+        # since, which `add -A` keeps.
+        tracked_ignored = set(_split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard")))
+        if seed is not None:
+            ours = _split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard", env=env))
+            stale = [p for p in dict.fromkeys(ours) if p not in tracked_ignored]
+            if stale:
+                _git(
+                    workspace,
+                    "update-index",
+                    "--force-remove",
+                    "-z",
+                    "--stdin",
+                    env=env,
+                    input="\0".join(stale) + "\0",
+                )
+        present = [p for p in sorted(tracked_ignored) if _is_file_or_link(workspace / p)]
         if present:
             literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}  # a name with * or ? is a name, not a glob
             _git(
@@ -212,7 +256,40 @@ def _worktree_tree(workspace: Path) -> str:
                 env=literal,
                 input="\0".join(present),
             )
-        return _git(workspace, "write-tree", env=env).strip()
+        tree = _git(workspace, "write-tree", env=env).strip()
+        _keep_cache(index, cache)
+        return tree
+
+
+def _repos_moved(workspace: Path, env: Mapping[str, str]) -> bool:
+    """Whether a nested repository appeared or went away where the index holds files or a gitlink.
+
+    `add -A` keeps what an index already tracks: files inside a directory that has since become a
+    repository would stay files, and a gitlink whose repository is gone would stay a gitlink, where a
+    fresh index records the repository's commit, or the plain files. Rare, so then we start afresh.
+    """
+    directories: set[str] = set()
+    for entry in _split_z(_git(workspace, "ls-files", "-z", "-s", env=env)):
+        mode, path = entry.partition(" ")[0], entry.split("\t", 1)[1]
+        if mode == "160000" and not os.path.lexists(workspace / path / ".git"):
+            return True
+        parent = os.path.dirname(path)
+        while parent and parent not in directories:
+            directories.add(parent)
+            parent = os.path.dirname(parent)
+    return any(os.path.lexists(workspace / d / ".git") for d in directories)
+
+
+def _keep_cache(index: str, cache: Path) -> None:
+    """Put ``index`` in place as the workspace's stat cache, atomically; a failure only costs speed."""
+    partial = cache.with_name(f"{cache.name}.{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        shutil.copy2(index, partial)
+        # Two snapshots at once each replace the whole file: the last one wins, and both are valid.
+        os.replace(partial, cache)
+    except OSError:
+        with suppress(OSError):
+            os.unlink(partial)
 
 
 def _is_file_or_link(path: Path) -> bool:

@@ -10,11 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from backends.errors import BackendError
+if TYPE_CHECKING:
+    from .supervisor import AgentSpec
 
-from .store import Store, StoreError, default_state_dir
-from .supervisor import AgentSpec, Supervisor
+# The store and supervisor are imported where they are used: every `fleetdeck` command builds its parser
+# with add_arguments, and only `run` needs them.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> AgentSpec:
+    from .supervisor import AgentSpec
+
     command = list(args.agent_command)
     if command and command[0] == "--":
         command = command[1:]
@@ -50,6 +54,9 @@ def spec_from_args(args: argparse.Namespace) -> AgentSpec:
 
 def run(args: argparse.Namespace) -> int:
     """Supervise until done; returns the agent's exit code (or 2 for a bad request)."""
+    from .store import Store, default_state_dir
+    from .supervisor import Supervisor
+
     spec = spec_from_args(args)
     state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     with Store(state_dir) as store:
@@ -60,6 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fleetdeck run")
     add_arguments(parser)
     args = parser.parse_args(argv)
+    from backends.errors import BackendError
+
+    from .store import StoreError
+
     try:
         return run(args)
     except (ValueError, StoreError, BackendError) as exc:

@@ -141,8 +141,14 @@ _V1: tuple[str, ...] = (
     )""",
 )
 
+# Health counts each agent's error lines of the last minute at every snapshot. Over logs_ts that query
+# checked the level of every line of the minute (120,000 at 2,000 lines a second), and SQLite's planner,
+# wanting source order for the GROUP BY, scanned the whole table through logs_source instead: 40 ms and
+# more per snapshot on a busy node. This index holds only error lines, in the order the query groups by.
+_V2: tuple[str, ...] = ("CREATE INDEX logs_errors ON logs (source, ts) WHERE level IN ('error', 'critical')",)
+
 #: migration N (1-based) brings a store from user_version N-1 to N
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUR_TABLES = frozenset(

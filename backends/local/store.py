@@ -17,7 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from backends.errors import Invalid
 from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, Phase, Task
@@ -44,6 +44,7 @@ __all__ = [
     "PlanCriterion",
     "PlanMilestone",
     "PlanPhase",
+    "SnapshotRead",
     "Store",
     "StoreError",
     "compute_health",
@@ -65,6 +66,16 @@ def default_state_dir() -> Path:
 
 
 T = TypeVar("T", int, float)
+
+
+class SnapshotRead(NamedTuple):
+    """The store's part of a snapshot, as of one moment, with the agents' records it was judged from."""
+
+    agents: list[Agent]
+    records: list[AgentRecord]
+    phases: list[Phase]
+    tasks: list[Task]
+    checkpoints: list[Checkpoint]
 
 
 def _env_number(name: str, default: T, kind: Callable[[str], T]) -> T:
@@ -165,11 +176,17 @@ class Store(AgentsApi):
         return self._db.read(logs_sql.oldest_seq)
 
     def prune_logs(self) -> int:
-        """Apply retention (age, then count) now; returns how many records were deleted."""
+        """Apply retention (age, then count) now; returns how many log records were deleted. Day-old taken
+        commands go too (agents that get no new commands would otherwise keep them)."""
         now = self._clock()
         self._appended_since_prune = 0
         self._last_prune = now
-        return self._db.write(lambda c: logs_sql.prune(c, now, self.log_max_records, self.log_max_age_s))
+
+        def prune(conn: sqlite3.Connection) -> int:
+            agents_sql.forget_taken_commands(conn, now)
+            return logs_sql.prune(conn, now, self.log_max_records, self.log_max_age_s)
+
+        return self._db.write(prune)
 
     # --- plan ------------------------------------------------------------------------------------------
 
@@ -315,15 +332,27 @@ class Store(AgentsApi):
         checkpoint_limit: int = 200,
     ) -> tuple[list[Agent], list[Phase], list[Task], list[Checkpoint]]:
         """Agents, phases, tasks and checkpoints as of one moment (one read transaction)."""
+        read = self.snapshot_read(thresholds, task_limit=task_limit, checkpoint_limit=checkpoint_limit)
+        return read.agents, read.phases, read.tasks, read.checkpoints
 
-        def read(conn: sqlite3.Connection) -> tuple[list[Agent], list[Phase], list[Task], list[Checkpoint]]:
+    def snapshot_read(
+        self,
+        thresholds: HealthThresholds = DEFAULT_THRESHOLDS,
+        *,
+        task_limit: int = 500,
+        checkpoint_limit: int = 200,
+    ) -> SnapshotRead:
+        """What :meth:`snapshot_parts` reads, plus the agents' records, from the same transaction: the
+        backend needs both, and reading the agents table twice was a third of a snapshot's cost."""
+
+        def read(conn: sqlite3.Connection) -> SnapshotRead:
             agents, records, rows, assignment = self._read_agents(conn, thresholds)
-            phases = build_phases(rows, records, assignment)
-            return (
-                agents,
-                phases,
-                work_sql.list_tasks(conn, task_limit),
-                work_sql.list_checkpoints(conn, checkpoint_limit),
+            return SnapshotRead(
+                agents=agents,
+                records=records,
+                phases=build_phases(rows, records, assignment),
+                tasks=work_sql.list_tasks(conn, task_limit),
+                checkpoints=work_sql.list_checkpoints(conn, checkpoint_limit),
             )
 
         return self._db.read(read)

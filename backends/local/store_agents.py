@@ -14,7 +14,7 @@ from backends.errors import Conflict, Invalid, NotFound
 from backends.model import AgentKind, AgentState
 
 from .store_db import dumps
-from .store_health import LIVE_STATES, AgentRecord, record_from_row
+from .store_health import AGENT_SELECT, LIVE_STATES, AgentRecord, record_from_row
 
 _NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 AGENT_KINDS: tuple[str, ...] = get_args(AgentKind)
@@ -62,18 +62,21 @@ def _check_report(progress: float | None, cpu_percent: float | None, rss_bytes: 
 
 
 def get(conn: sqlite3.Connection, agent_id: str) -> AgentRecord:
-    row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
+    row = conn.execute(f"{AGENT_SELECT} WHERE id = ?", (agent_id,)).fetchone()
     if row is None:
         raise not_found("agent", agent_id, known_ids(conn, "agents"))
     return record_from_row(row)
 
 
 def all_records(conn: sqlite3.Connection) -> list[AgentRecord]:
-    return [record_from_row(row) for row in conn.execute("SELECT * FROM agents ORDER BY id")]
+    return [record_from_row(row) for row in conn.execute(f"{AGENT_SELECT} ORDER BY id")]
 
 
 def error_counts(conn: sqlite3.Connection, since: float) -> dict[str, int]:
-    """Error and critical log lines per source since ``since`` (served by the index on ts)."""
+    """Error and critical log lines per source since ``since``.
+
+    Served by the partial index logs_errors (schema v2), which SQLite uses only while this WHERE clause
+    names the levels exactly as the index does."""
     rows = conn.execute(
         "SELECT source, COUNT(*) FROM logs WHERE ts >= ? AND level IN ('error', 'critical') GROUP BY source",
         (since,),
@@ -283,6 +286,18 @@ def enqueue_command(
     return int(cursor.lastrowid or 0)
 
 
+def has_pending_commands(conn: sqlite3.Connection, agent_id: str) -> bool:
+    """Whether the agent has untaken commands (NotFound for an unknown agent, as take_commands)."""
+    row = conn.execute(
+        """SELECT EXISTS (SELECT 1 FROM agents WHERE id = ?),
+                  EXISTS (SELECT 1 FROM commands WHERE agent_id = ? AND taken_at IS NULL)""",
+        (agent_id, agent_id),
+    ).fetchone()
+    if not row[0]:
+        raise not_found("agent", agent_id, known_ids(conn, "agents"))
+    return bool(row[1])
+
+
 def take_commands(conn: sqlite3.Connection, now: float, agent_id: str) -> list[tuple[int, str]]:
     """The agent's untaken commands, oldest first, marked taken in the same write transaction."""
     if conn.execute("SELECT 1 FROM agents WHERE id = ?", (agent_id,)).fetchone() is None:
@@ -295,8 +310,16 @@ def take_commands(conn: sqlite3.Connection, now: float, agent_id: str) -> list[t
             "UPDATE commands SET taken_at = ? WHERE agent_id = ? AND taken_at IS NULL AND id <= ?",
             (now, agent_id, rows[-1]["id"]),
         )
-    # Taken commands are history only a day long: the audit trail is where actions are remembered.
-    conn.execute(
-        "DELETE FROM commands WHERE agent_id = ? AND taken_at < ?", (agent_id, now - COMMAND_HISTORY_S)
-    )
+    forget_taken_commands(conn, now, agent_id)
     return [(int(row["id"]), str(row["command"])) for row in rows]
+
+
+def forget_taken_commands(conn: sqlite3.Connection, now: float, agent_id: str | None = None) -> None:
+    """Taken commands are history only a day long: the audit trail is where actions are remembered.
+    Done when an agent takes commands, and for every agent with the store's log retention."""
+    if agent_id is None:
+        conn.execute("DELETE FROM commands WHERE taken_at < ?", (now - COMMAND_HISTORY_S,))
+    else:
+        conn.execute(
+            "DELETE FROM commands WHERE agent_id = ? AND taken_at < ?", (agent_id, now - COMMAND_HISTORY_S)
+        )

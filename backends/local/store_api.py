@@ -158,6 +158,12 @@ class AgentsApi:
         )
 
     def take_commands(self, agent_id: str) -> list[tuple[int, str]]:
+        """The agent's untaken commands, oldest first, now marked taken.
+
+        Agents ask at every heartbeat and almost always there are none: a read (which never waits for a
+        writer) finds that out, and only pending commands cost a write transaction."""
+        if not self._db.read(lambda c: agents_sql.has_pending_commands(c, agent_id)):
+            return []
         now = self._clock()
         return self._db.write(lambda c: agents_sql.take_commands(c, now, agent_id))
 

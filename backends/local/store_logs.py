@@ -72,23 +72,27 @@ def oldest_seq(conn: sqlite3.Connection) -> int | None:
     return int(row[0]) if row is not None and row[0] is not None else None
 
 
+_LOG_SELECT = "SELECT seq, ts, level, source, message, fields FROM logs"
+
+
 def since(conn: sqlite3.Connection, seq: int, limit: int, source: str | None) -> list[LogRecord]:
     if source is None:
-        cursor = conn.execute("SELECT * FROM logs WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        cursor = conn.execute(f"{_LOG_SELECT} WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
     else:
         cursor = conn.execute(
-            "SELECT * FROM logs WHERE source = ? AND seq > ? ORDER BY seq LIMIT ?", (source, seq, limit)
+            f"{_LOG_SELECT} WHERE source = ? AND seq > ? ORDER BY seq LIMIT ?", (source, seq, limit)
         )
+    # Columns by position: a name lookup in an sqlite3.Row compares it with every column name.
     return [
         LogRecord(
-            seq=row["seq"],
-            ts=row["ts"],
-            level=row["level"],
-            source=row["source"],
-            message=row["message"],
-            fields=loads(row["fields"], {}),
+            seq=row_seq,
+            ts=ts,
+            level=level,
+            source=row_source,
+            message=message,
+            fields=loads(fields, {}),
         )
-        for row in cursor
+        for row_seq, ts, level, row_source, message, fields in cursor
     ]
 
 

@@ -15,7 +15,7 @@ from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
-from widgets.steady import update_steady
+from widgets.steady import set_border_subtitle, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .base import FleetDeckScreen
@@ -100,7 +100,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
             link.name, link.environment, link.snapshot, link.read_only, kind, text
         )
         for panel in self.query(".panel"):
-            panel.border_subtitle = text
+            set_border_subtitle(panel, text)
         snap = link.snapshot
         agent = next((a for a in snap.agents if a.id == self.agent_id), None) if snap else None
         detail = self.query_one("#detail", Static)

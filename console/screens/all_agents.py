@@ -21,7 +21,7 @@ from textual.widgets import Footer, Input, Static
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
-from widgets.steady import update_steady
+from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .base import FleetDeckScreen
@@ -110,7 +110,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         if table.filter_text:
             title.append(f" · {table.shown_count} shown")
         update_steady(self.query_one("#all-agents-title", Static), title)
-        self.query_one("#all-agents-panel").border_title = f"Agents · {table.sort_description}"
+        set_border_title(self.query_one("#all-agents-panel"), f"Agents · {table.sort_description}")
         self._show_target()
 
     # --- what the keys act on --------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
             parts.append(f"keys act on {link.name}{production}{' (read-only)' if link.read_only else ''}")
         elif nodes:
             parts.append(f"marked on {len(nodes)} nodes: act on one at a time")
-        self.query_one("#all-agents-panel").border_subtitle = " · ".join(parts)
+        set_border_subtitle(self.query_one("#all-agents-panel"), " · ".join(parts))
         rights = (link.read_only, link.backend.capabilities) if link is not None else None
         if (nodes, rights) != self._acting_on:
             self._acting_on = (nodes, rights)

@@ -13,6 +13,7 @@ from textual.widgets import Static
 from console.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
 from widgets.attention import AttentionList, AttentionRow
 from widgets.format import fmt_duration
+from widgets.steady import set_border_title
 
 if TYPE_CHECKING:
     from console.app import FleetDeckApp
@@ -71,7 +72,7 @@ def fill_attention(
     empty = not rows
     panel.query_one(f".{EMPTY_CLASS}", Static).display = empty
     attention.display = not empty
-    panel.border_title = attention_title(book, now, node, label)
+    set_border_title(panel, attention_title(book, now, node, label))
 
 
 def subject_tab(subject: str) -> str | None:

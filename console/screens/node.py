@@ -22,6 +22,7 @@ from widgets.host_panel import HostPanel
 from widgets.log_view import LogView
 from widgets.node_header import NodeHeader
 from widgets.phase_board import PhaseBoard
+from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
@@ -194,7 +195,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         snap = link.snapshot
         self.query_one(NodeHeader).show(link.name, link.environment, snap, link.read_only, kind, text)
         for panel in self.query(".panel"):
-            panel.border_subtitle = text
+            set_border_subtitle(panel, text)
         self.refresh_attention()  # before the snapshot check: an unreachable node has alerts too
         if snap is None:
             return
@@ -204,14 +205,15 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             empty = self.query_one("#agents-empty", Static)
             empty.set_class(not snap.agents, "-shown")
             if not snap.agents:  # a remote node says what it serves only once connected
-                empty.update(empty_node_hint(link))
+                update_steady(empty, empty_node_hint(link))
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
             shown = f" · {table.shown_count} shown" if self.filter_text else ""
-            self.query_one(
-                "#agents-panel"
-            ).border_title = f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}"
+            set_border_title(
+                self.query_one("#agents-panel"),
+                f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}",
+            )
         if self._visible("gpus"):
             gpus = self.query_one(GpuPanel)
             gpus.temp_levels = self.deck.threshold("gpu_temp_c")
@@ -253,10 +255,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         view = self.query_one(LogView)
         view.write_records(self.link.name, self.link.logs_since(view.last_seq.get(self.link.name, 0)))
         follow = "following" if view.follow else "paused (f to follow)"
-        title = f"Logs · {view.filter.describe()} · {follow}"
-        panel = self.query_one("#logs-panel")
-        if panel.border_title != title:  # ten times a second: an unchanged title must not repaint the panel
-            panel.border_title = title
+        set_border_title(self.query_one("#logs-panel"), f"Logs · {view.filter.describe()} · {follow}")
 
     # --- actions ---------------------------------------------------------------------------------------
 
