@@ -5,8 +5,10 @@
     python -m benchmarks --only log_flood,startup --runs 5
 
 Writes the figures (median, min and max over the runs, every run's value) with the machine to a JSON file
-and the same as a Markdown table beside it, and prints the table. The exit status is 1 when a run failed,
-never because a target was missed: a benchmark measures, it does not judge.
+and the same as a Markdown table beside it, and prints the table. With ``--only``, the scenarios named
+replace theirs in an existing report of the same mode and the others are kept, each with the commit and
+time it was measured at. The exit status is 1 when a run failed, never because a target was missed: a
+benchmark measures, it does not judge.
 """
 
 from __future__ import annotations
@@ -76,6 +78,20 @@ def summarise(name: str, runs: list[dict[str, Any]], errors: list[str]) -> dict[
     return {"title": module.TITLE, "figures": figures, "targets": targets, "notes": notes, "errors": errors}
 
 
+def _kept(out: Path, fresh: dict[str, Any]) -> dict[str, Any]:
+    """The report at ``out`` to update, if it was made in the same mode on this machine; else ``fresh``."""
+    try:
+        old = json.loads(out.read_text())
+    except (OSError, ValueError):
+        return fresh
+    same_machine = {k: v for k, v in old.get("machine", {}).items() if k != "commit"} == {
+        k: v for k, v in fresh["machine"].items() if k != "commit"
+    }
+    if old.get("quick") != fresh["quick"] or old.get("runs") != fresh["runs"] or not same_machine:
+        return fresh
+    return {**old, "machine": fresh["machine"], "scenarios": old.get("scenarios", {})}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
@@ -88,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         load(name)  # an unknown name fails before anything runs
     runs = args.runs or (1 if args.quick else 3)
     out = args.out or HERE / ("results-quick.json" if args.quick else "results.json")
+    machine = describe_machine()
     report: dict[str, Any] = {
-        "machine": describe_machine(),
+        "machine": machine,
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "quick": args.quick,
         "runs": runs,
         "scenarios": {},
     }
+    if args.only:
+        report = _kept(out, report)
     failed = False
     for name in names:
         results, errors = [], []
@@ -107,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
                 errors.append(error)
                 print(f"{name}: run {index + 1} failed: {error}", file=sys.stderr, flush=True)
         failed = failed or bool(errors)
-        report["scenarios"][name] = summarise(name, results, errors)
+        summary = summarise(name, results, errors)
+        summary["measured"] = {"at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "commit": machine["commit"]}
+        report["scenarios"][name] = summary
+        report["scenarios"] = {n: report["scenarios"][n] for n in SCENARIOS if n in report["scenarios"]}
         out.write_text(json.dumps(report, indent=2))  # after every scenario: a long run keeps what it has
     table = markdown_table(report)
     out.with_suffix(".md").write_text(table)

@@ -39,6 +39,10 @@ def markdown_table(report: dict[str, Any]) -> str:
         for key, target in targets.items():
             if key not in scenario["figures"]:
                 lines.append(f"| {name} | {key} | n/a | | {target['label']} | **no** |")
+        measured = scenario.get("measured", {})
+        if measured and measured.get("commit") != machine["commit"]:
+            when = f"measured at fleetdeck {measured['commit']}, {measured['at']}"
+            lines.append(f"| {name} | note | | | {when} | |")
         for note in scenario["notes"]:
             lines.append(f"| {name} | note | | | {note} | |")
         for error in scenario["errors"]:

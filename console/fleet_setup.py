@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from backends.errors import BackendError
 from backends.registry import resolve
 from console.config import Config, NodeConfig
-from console.node_link import NodeLink
+from console.node_link import LOG_CAPACITY, NodeLink, fleet_log_capacity
 
 
 class SetupError(Exception):
@@ -20,8 +20,11 @@ def demo_links(
     from backends.demo import demo_fleet
 
     reason = read_only_reason(read_only, False, False)
+    capacity = fleet_log_capacity(nodes)
     return [
-        NodeLink(b.info.name, b, clock=clock, read_only=read_only, read_only_reason=reason)
+        NodeLink(
+            b.info.name, b, clock=clock, read_only=read_only, read_only_reason=reason, log_capacity=capacity
+        )
         for b in demo_fleet(seed=seed, nodes=nodes, agents=agents, clock=clock)
     ]
 
@@ -37,10 +40,17 @@ def configured_links(
             configured = ", ".join(sorted(known)) or "none"
             raise SetupError(f"no node named {missing[0]!r} in the config (configured: {configured})")
         nodes = [n for n in nodes if n.name in only]
-    return [_link(node, config, clock, read_only) for node in nodes]
+    capacity = fleet_log_capacity(len(nodes))
+    return [_link(node, config, clock, read_only, capacity) for node in nodes]
 
 
-def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_only: bool) -> NodeLink:
+def _link(
+    node: NodeConfig,
+    config: Config,
+    clock: Callable[[], float],
+    read_only: bool,
+    log_capacity: int = LOG_CAPACITY,
+) -> NodeLink:
     try:
         backend_class = resolve(node.backend)
         backend = backend_class.from_config(node, clock=clock, thresholds=config.thresholds)
@@ -53,6 +63,7 @@ def _link(node: NodeConfig, config: Config, clock: Callable[[], float], read_onl
         environment=node.environment,
         read_only=read_only or config.read_only or node.read_only,
         read_only_reason=read_only_reason(read_only, config.read_only, node.read_only),
+        log_capacity=log_capacity,
     )
 
 

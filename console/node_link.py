@@ -18,7 +18,18 @@ from backends.model import LogRecord, ModelError, NodeSnapshot
 from console.audit_trail import AuditTrail
 
 HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
-LOG_CAPACITY = 10_000
+LOG_CAPACITY = 10_000  # lines kept per node (a second of a 10,000 lines/s flood, several minutes of most)
+# Lines kept across the whole fleet: a hundred nodes keep 1,000 each rather than a million lines in all
+# (a line with its fields is about 400 bytes; the log buffers were most of a big fleet's memory).
+FLEET_LOG_BUDGET = 100_000
+MIN_LOG_CAPACITY = 1_000
+
+
+def fleet_log_capacity(nodes: int) -> int:
+    """Lines to keep per node when ``nodes`` nodes are watched."""
+    return max(MIN_LOG_CAPACITY, min(LOG_CAPACITY, FLEET_LOG_BUDGET // max(nodes, 1)))
+
+
 ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "production": 2}
 
 

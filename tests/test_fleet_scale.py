@@ -11,6 +11,7 @@ from backends.errors import Unreachable
 from console.app import GC_YOUNG_THRESHOLD, FleetDeckApp
 from console.config import Config
 from console.fleet_setup import demo_links
+from console.node_link import fleet_log_capacity
 from console.screens.all_agents import AllAgentsScreen
 from console.snapshot import screen_text
 
@@ -71,3 +72,11 @@ async def test_an_app_in_a_test_run_leaves_the_collector_alone() -> None:
         await pilot.pause(0.8)
         assert all(link.snapshot is not None for link in links)
         assert (gc.get_threshold(), gc.get_freeze_count()) == (before_threshold, before_frozen)
+
+
+def test_a_big_fleet_keeps_fewer_log_lines_per_node() -> None:
+    assert [fleet_log_capacity(n) for n in (1, 10, 20, 100, 1000)] == [10_000, 10_000, 5_000, 1_000, 1_000]
+    big = demo_links(seed=7, nodes=100, agents=200, clock=time.time)
+    assert {link.logs.maxlen for link in big} == {1_000}  # a hundred nodes: 100,000 lines in all
+    small = demo_links(seed=7, nodes=3, agents=30, clock=time.time)
+    assert {link.logs.maxlen for link in small} == {10_000}

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.style import Style
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
@@ -128,30 +127,13 @@ def agent_matches(agent: Agent, needle: str, node: str = "") -> bool:
     return all(word in hay for word in needle.lower().split())
 
 
-def _node_cell(key: str, node: str, freshness: str | None) -> _KeyedCell:
+def _node_cell(node: str, freshness: str | None) -> str | Text:
     # The symbol sits in a gutter every row has, so the column's width (measured when rows are added, not
     # when a cell is patched) never changes with a node's freshness.
     if freshness is None:
-        return _KeyedCell(key, f"  {node}")
+        return f"  {node}"
     symbol, style = FRESHNESS_STYLE.get(freshness, ("?", "dim"))
-    return _KeyedCell(key, f"{symbol} {node}", style=style)
-
-
-class _KeyedCell(Text):
-    """A row's first cell, carrying the row key: DataTable.sort hands its key function only the row's values,
-    and this is how a reorder finds each row's new place."""
-
-    def __init__(self, row_key: str, text: str, style: str | Style = "") -> None:
-        super().__init__(text, style=style)
-        self.row_key = row_key
-
-
-def _keyed(key: str, cell: str | Text) -> _KeyedCell:
-    if isinstance(cell, str):
-        return _KeyedCell(key, cell)
-    keyed = _KeyedCell(key, cell.plain, style=cell.style)
-    keyed.spans = list(cell.spans)
-    return keyed
+    return Text(f"{symbol} {node}", style=style)
 
 
 def _dimmed(cell: str | Text) -> Text:
@@ -295,12 +277,8 @@ class AgentsTable(SyncedTable[str | Text]):
             if (before.health_reason, before.message) == (agent.health_reason, agent.message):
                 cells[_MESSAGE] = old_cells[_MESSAGE + self.node_column]
         if self.node_column:
-            first = old_cells[0] if old_cells is not None else _node_cell(key, self._node_of[key], state)
+            first = old_cells[0] if old_cells is not None else _node_cell(self._node_of[key], state)
             return (first, *cells)
-        if old is not None and old_cells is not None and old[0].name == agent.name:
-            cells[0] = old_cells[0]
-        else:
-            cells[0] = _keyed(key, cells[0])
         return tuple(cells)
 
     def _redraw(self) -> None:
@@ -335,14 +313,9 @@ class AgentsTable(SyncedTable[str | Text]):
             return
         if order != self._order:  # the same rows in a new order: move them
             selected = self.key_at_cursor()
-            self._order = order
-            place = {key: index for index, key in enumerate(order)}
-            self.sort(key=lambda values: place[values[0].row_key])
-            # DataTable.sort leaves `rows` in the order rows were added; keep it in display order, as a
-            # rebuild would, for whoever reads the table row by row.
-            self.rows = {row.key: row for row in self.ordered_rows}
+            self.move_rows(order)
             if selected is not None:
-                self.move_cursor(row=place[selected], animate=False)
+                self.move_cursor(row=order.index(selected), animate=False)
         self._patch_visible()
 
     def _patch_visible(self) -> None:
@@ -374,7 +347,7 @@ class AgentsTable(SyncedTable[str | Text]):
     def _mark_name(self, key: str, cells: tuple[str | Text, ...]) -> tuple[str | Text, ...]:
         at = 1 if self.node_column else 0
         name = Text(f"✓ {cells[at]}", style="bold reverse")
-        return (*cells[:at], _keyed(key, name) if at == 0 else name, *cells[at + 1 :])
+        return (*cells[:at], name, *cells[at + 1 :])
 
     def toggle_mark(self) -> None:
         """Mark or unmark the agent under the cursor, then move down (k9s-style multi-select)."""

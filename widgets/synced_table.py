@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from textual.cache import LRUCache
 from textual.widgets import DataTable
+from textual.widgets._data_table import TwoWayDict  # the row-place map DataTable keeps (textual<9)
 
 CellT = TypeVar("CellT")
 SCREENFUL_LINES = 256  # a tall terminal's rows
@@ -89,15 +90,28 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
         self._row_versions[row] = self._cell_versions[(row, column)] = self._edits
         self._line_cache.clear()  # keyed by screen line, not row: cheap to rebuild from the cached rows
 
+    def move_rows(self, order: list[str]) -> None:
+        """Show the same rows in a new ``order`` (row keys): a reorder, without DataTable.sort's key
+        function over every row's values."""
+        keys = {row_key.value: row_key for row_key in self.rows}
+        self._row_locations = TwoWayDict({keys[key]: index for index, key in enumerate(order)})
+        self.rows = {keys[key]: self.rows[keys[key]] for key in order}  # in display order, as a rebuild
+        self._order = order
+        self._moved()
+
     def sort(self, *columns: Any, key: Any = None, reverse: bool = False) -> SyncedTable[CellT]:
         count = self._update_count
         super().sort(*columns, key=key, reverse=reverse)
         self._update_count = count
+        self._moved()
+        return self
+
+    def _moved(self) -> None:
         # these know rows by their place, and places changed
         self._line_cache.clear()
         self._offset_cache.clear()
         self._ordered_row_cache.clear()
-        return self
+        self.refresh()
 
     def clear(self, columns: bool = False) -> SyncedTable[CellT]:
         self._row_versions.clear()
