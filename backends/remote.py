@@ -1,15 +1,50 @@
 """What the backends that reach a node over HTTP share (the http and ray backends): checking the
-configured URL and building the pooled client. Not a backend itself, so both may import it."""
+configured URL, reading the token, and building the pooled client. Not a backend itself, so both may
+import it."""
 
 from __future__ import annotations
 
+import os
 import ssl
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from .errors import Invalid
+
+
+def read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:
+    """The bearer token a node's config points at (``token_env`` or ``token_file``) and where it came from,
+    said without the token; ``(None, "no token configured")`` when neither is set."""
+    if token_env and token_file:
+        raise Invalid(f"node {name}: token_env and token_file are both set; keep one")
+    if token_env:
+        value = os.environ.get(str(token_env))
+        if value is None:
+            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is not set")
+        token, source = value.strip(), f"${token_env}"
+    elif token_file:
+        path = Path(token_file).expanduser()
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise Invalid(f"node {name}: token file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or str(exc)
+            raise Invalid(f"node {name}: token file {path} cannot be read ({why})") from None
+        source = f"token file {path}"
+    else:
+        return None, "no token configured"
+    if not token:
+        raise Invalid(f"node {name}: the token from {source} is empty")
+    # A token goes into a header: a pasted newline or non-ASCII character would fail every request later.
+    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
+        raise Invalid(
+            f"node {name}: the token from {source} holds spaces or characters a header cannot carry"
+        )
+    return token, source
 
 
 def checked_url(name: str, url: Any, *, needs: str, example: str) -> str:

@@ -10,14 +10,13 @@ TLS certificates are verified by default, against the system's CAs or the entry'
 
 from __future__ import annotations
 
-import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends.errors import Invalid
-from backends.remote import checked_url
+from backends.remote import checked_url, read_token
 
 from .retry import RetryPolicy
 
@@ -75,7 +74,7 @@ def settings_from_config(node: Any) -> HttpSettings:
     name = str(getattr(node, "name", "") or "http")
     url = _checked_url(name, getattr(node, "url", None))
     options = _checked_options(name, dict(getattr(node, "options", None) or {}))
-    token, source = _read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
+    token, source = read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
     ca_bundle = getattr(node, "ca_bundle", None)
     ca_path = Path(ca_bundle).expanduser() if ca_bundle is not None else None
     if ca_path is not None and options["insecure"]:
@@ -134,36 +133,3 @@ def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
             raise Invalid(f"node {name}: option {key!r} must be a number of seconds above 0, not {value!r}")
     return merged
-
-
-def _read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:
-    if token_env and token_file:
-        raise Invalid(f"node {name}: token_env and token_file are both set; keep one")
-    if token_env:
-        value = os.environ.get(str(token_env))
-        if value is None:
-            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is not set")
-        token, source = value.strip(), f"${token_env}"
-        if not token:
-            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is empty")
-    elif token_file:
-        path = Path(token_file).expanduser()
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise Invalid(f"node {name}: token file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise Invalid(f"node {name}: token file {path} cannot be read ({why})") from None
-        source = f"token file {path}"
-        if not token:
-            raise Invalid(f"node {name}: token file {path} is empty")
-    else:
-        return None, "no token configured"
-    # A token goes into a header: a pasted newline or non-ASCII character would fail every request later,
-    # with an error far from its cause.
-    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
-        raise Invalid(
-            f"node {name}: the token from {source} holds spaces or characters a header cannot carry"
-        )
-    return token, source

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import Invalid
-from backends.remote import checked_url
+from backends.remote import checked_url, read_token
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "connect_timeout_s": 3.0,
@@ -75,7 +75,7 @@ def settings_from_config(node: Any) -> RaySettings:
     name = str(getattr(node, "name", "") or "ray")
     url = _checked_url(name, getattr(node, "url", None))
     options = _checked_options(name, dict(getattr(node, "options", None) or {}))
-    token, source = _read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
+    token, source = read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
     ca_bundle = getattr(node, "ca_bundle", None)
     state_dir = getattr(node, "state_dir", None) or options["state_dir"]
     settings = RaySettings(
@@ -128,33 +128,3 @@ def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if merged["state_dir"] is not None and not isinstance(merged["state_dir"], str):
         raise Invalid(f"node {name}: option 'state_dir' must be a path, not {merged['state_dir']!r}")
     return merged
-
-
-def _read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:
-    if token_env and token_file:
-        raise Invalid(f"node {name}: token_env and token_file are both set; keep one")
-    if token_env:
-        value = os.environ.get(str(token_env))
-        if value is None:
-            raise Invalid(f"node {name}: environment variable ${token_env} (token_env) is not set")
-        token, source = value.strip(), f"${token_env}"
-    elif token_file:
-        path = Path(token_file).expanduser()
-        try:
-            token = path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise Invalid(f"node {name}: token file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            why = getattr(exc, "strerror", None) or str(exc)
-            raise Invalid(f"node {name}: token file {path} cannot be read ({why})") from None
-        source = f"token file {path}"
-    else:
-        return None, "no token configured"
-    if not token:
-        raise Invalid(f"node {name}: the token from {source} is empty")
-    # A token goes into a header: a pasted newline or non-ASCII character would fail every request later.
-    if not (token.isascii() and token.isprintable()) or any(c.isspace() for c in token):
-        raise Invalid(
-            f"node {name}: the token from {source} holds spaces or characters a header cannot carry"
-        )
-    return token, source
