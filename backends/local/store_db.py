@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from . import freeze
 from .schema import StoreError, corrupt_message, migrate, quick_check, refuse_unusable
 
 T = TypeVar("T")
@@ -32,18 +33,26 @@ RETRY_FOR_S = 30.0
 WAL_AUTOCHECKPOINT_PAGES = 8000
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_UNDECODABLE = "a row holds bytes that do not decode: the file is damaged"
 
 
 class Database:
     """One SQLite connection, used by one thread at a time, each call one short transaction."""
 
-    def __init__(self, state_dir: Path, *, verify: bool = True, retry_for_s: float | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        verify: bool = True,
+        retry_for_s: float | None = None,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = state_dir / DB_FILENAME
         self._retry_for_s = RETRY_FOR_S if retry_for_s is None else retry_for_s
         # Store methods run in worker threads (asyncio.to_thread); one lock keeps their transactions apart.
         self._lock = threading.Lock()
         _prepare_file(state_dir, self.path)
-        self._conn = self._retry(lambda: _connect(self.path))
+        self._conn = self._retry(lambda: _connect(self.path, busy_timeout_s))
         try:
             self._retry(lambda: refuse_unusable(self._conn, self.path))
             self._retry(lambda: _use_wal(self._conn))
@@ -55,7 +64,8 @@ class Database:
             raise
 
     def close(self) -> None:
-        with self._lock:
+        # the last connection to close checkpoints the WAL, which takes the lock like a write does
+        with self._lock, freeze.writing():
             self._conn.close()
 
     def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -88,8 +98,13 @@ class Database:
         delay = 0.002
         while True:
             try:
-                return operation()
+                # Held only while SQLite may hold a lock, never across the sleep below: a freeze of this
+                # process's agent waits for it, so the agent is never stopped inside a transaction.
+                with freeze.writing():
+                    return operation()
             except sqlite3.OperationalError as exc:
+                if "could not decode" in str(exc).lower():
+                    raise StoreError(corrupt_message(self.path, _UNDECODABLE)) from None
                 if not _is_busy(exc):
                     raise StoreError(f"the store {self.path} failed: {exc}") from None
                 if time.monotonic() >= deadline:
@@ -103,6 +118,10 @@ class Database:
                 if type(exc) is not sqlite3.DatabaseError:
                     raise
                 raise StoreError(corrupt_message(self.path, str(exc))) from None
+            except (UnicodeDecodeError, msgspec.DecodeError):
+                # Damage inside a row rather than in the file's structure: a text or JSON column that no
+                # longer decodes. Named here, once, rather than as a traceback from whichever reader met it.
+                raise StoreError(corrupt_message(self.path, _UNDECODABLE)) from None
             # Jitter so that processes which collided once do not collide again in lockstep.
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 0.25)
@@ -132,9 +151,9 @@ def _prepare_file(state_dir: Path, path: Path) -> None:
         raise StoreError(corrupt_message(path, "not an SQLite file"))
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, busy_timeout_s: float) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves (Python's implicit BEGIN is DEFERRED).
-    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     try:
         conn.execute("PRAGMA foreign_keys = ON")

@@ -80,6 +80,16 @@ class AgentRecord:
         )
 
 
+#: how a supervisor starts the message of what it found wrong around its agent, and how bad each is: the
+#: message is the one field a supervisor writes that a judge of the row can read
+HEALTH_CHECK_FAILED = "health check failed"
+STORE_OUTAGE_NOTE = "the store was unavailable"
+_SUPERVISOR_FINDINGS: tuple[tuple[str, Health], ...] = (
+    (HEALTH_CHECK_FAILED, "unhealthy"),
+    (STORE_OUTAGE_NOTE, "degraded"),
+)
+
+
 def compute_health(
     record: AgentRecord,
     now: float,
@@ -104,6 +114,12 @@ def compute_health(
     findings: list[tuple[Health, str]] = []
     if supervisor_alive is False and record.supervisor_pid is not None:
         findings.append(("unhealthy", f"supervisor gone (pid {record.supervisor_pid})"))
+    elif record.kind == "process" and record.message:
+        findings += [
+            (health, record.message)
+            for prefix, health in _SUPERVISOR_FINDINGS
+            if record.message.startswith(prefix)
+        ]
     reference = record.last_heartbeat if record.last_heartbeat is not None else record.started_at
     if reference is None:
         reference = record.registered_at
@@ -136,7 +152,10 @@ def judges_supervisor(record: AgentRecord) -> bool:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine (signal 0 probes without sending)."""
+    """Whether a process with this pid runs on this machine (signal 0 probes without sending).
+
+    A zombie does not count: it has exited and holds nothing, and only its parent's wait() is missing. A
+    supervisor killed under a parent that has not reaped it yet is gone all the same."""
     if pid <= 0:
         return False
     try:
@@ -144,10 +163,20 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # it exists, it just belongs to someone else
+        return not _is_zombie(pid)  # it exists, it just belongs to someone else
     except OSError:
         return False
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return False  # no /proc (not Linux) or already gone: signal 0 had the last word
+    # the state follows the command name, which is in parentheses and may itself contain ") "
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 #: the ``agents`` columns :func:`record_from_row` reads, in its order (select them with AGENT_SELECT)

@@ -3,7 +3,9 @@
 The supervisor is the agent's link to the store: it records pid and exit code, turns each stdout/stderr
 line into a log record, measures CPU and RSS (children included), probes a health URL, restarts with
 backoff when asked, and carries out the operator commands queued for the agent in the store:
-pause = SIGSTOP to the group, resume = SIGCONT, stop = SIGTERM, then SIGKILL after a grace period.
+pause = SIGSTOP to the group (through the freeze gate, so never inside a store transaction: freeze.py),
+resume = SIGCONT, stop = SIGTERM, then SIGKILL after a grace period. A busy, locked, full or unreadable store
+never takes the agent down: every write goes through a StoreLink that keeps the output and retries.
 
 It needs no daemon: it is the process that ``fleetdeck run`` (or a dispatch) starts, and it can be started
 detached so it outlives the console that asked for it. If the supervisor itself dies, the store still names
@@ -26,9 +28,12 @@ from typing import IO, Any
 
 from backends.model import LogLevel
 
+from . import freeze
 from .loglines import parse_line
 from .metrics import ProcessSampler
 from .store import Store
+from .store_health import HEALTH_CHECK_FAILED
+from .store_link import StoreLink
 
 TICK_S = 0.25  # how often commands are taken and logs are flushed
 HEARTBEAT_S = 2.0  # how often the agent's usage and liveness are written
@@ -36,6 +41,7 @@ PROBE_S = 5.0
 BACKOFF_S = (1.0, 60.0)
 STABLE_S = 30.0  # a run this long resets the restart backoff
 READ_TAIL_S = 2.0  # after an exit, how long the last lines still in the pipes are waited for
+MAX_QUEUED_LINES = 100_000  # read but not yet handed to the link: only grows while a store call blocks
 
 
 @dataclass(frozen=True)
@@ -54,8 +60,14 @@ class Supervisor:
         self.store = store
         self.spec = spec
         self.clock = clock
+        self.link = StoreLink(store, spec.name, clock)
+        self.gate = freeze.gate_path(store.path.parent, spec.name)
         self.sampler = ProcessSampler()
-        self.lines: queue.SimpleQueue[tuple[float, str, str]] = queue.SimpleQueue()
+        # The readers never block on it: an agent must not stall on its own stdout because the store is slow.
+        self.lines: queue.Queue[tuple[float, str, str]] = queue.Queue(MAX_QUEUED_LINES)
+        self.unqueued = 0  # lines the readers could not queue: counted, then reported as dropped
+        self._unqueued_lock = threading.Lock()
+        self._showing_note = False
         self.process: subprocess.Popen[bytes] | None = None
         self.readers: list[threading.Thread] = []
         self.paused = False
@@ -78,32 +90,29 @@ class Supervisor:
                 self._start()
             except OSError as exc:
                 self._system_log("error", f"cannot start {self.spec.command[0]!r}: {exc.strerror or exc}")
-                self.store.set_agent_state(self.spec.name, "failed", exit_code=127, message=str(exc))
+                self.link.close_state("failed", exit_code=127, message=str(exc))
                 return 127
             exit_code = self._watch()
             self._finish_reading()
             self._drain_lines()
             if self.stop_requested:
-                self.store.set_agent_state(self.spec.name, "stopped", exit_code=exit_code, message="stopped")
+                self.link.close_state("stopped", exit_code=exit_code, message="stopped")
                 return exit_code
             if exit_code == 0 or self.spec.restart != "on-failure":
                 state = "stopped" if exit_code == 0 else "failed"
-                self.store.set_agent_state(
-                    self.spec.name, state, exit_code=exit_code, message=describe_exit(exit_code)
-                )
+                self.link.close_state(state, exit_code=exit_code, message=describe_exit(exit_code))
                 return exit_code
             if self.clock() - started > STABLE_S:
                 backoff = BACKOFF_S[0]
             self._system_log("warning", f"{describe_exit(exit_code)}; restarting in {backoff:.0f} s")
-            self.store.set_agent_state(
-                self.spec.name,
+            self.link.set_state(
                 "starting",
                 exit_code=exit_code,
                 message=f"{describe_exit(exit_code)}; restarting",
                 restarts_increment=True,
             )
             if self._sleep_unless_stopped(backoff):
-                self.store.set_agent_state(self.spec.name, "stopped", exit_code=exit_code, message="stopped")
+                self.link.close_state("stopped", exit_code=exit_code, message="stopped")
                 return exit_code
             backoff = min(backoff * 2, BACKOFF_S[1])
 
@@ -116,6 +125,8 @@ class Supervisor:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: signals reach its children too
+            # every store write of the group is bracketed by its freeze gate (see freeze.py)
+            env={**os.environ, **freeze.gate_env(self.store.path.parent, spec.name)},
         )
         self.paused = False
         self.readers = []
@@ -124,8 +135,7 @@ class Supervisor:
             reader = threading.Thread(target=self._read, args=(stream, pipe), daemon=True)
             reader.start()
             self.readers.append(reader)
-        self.store.register_agent(
-            spec.name,
+        self.link.register(
             kind="process",
             pid=self.process.pid,
             supervisor_pid=os.getpid(),
@@ -135,7 +145,7 @@ class Supervisor:
             restart=spec.restart,
             health_url=spec.health_url,
         )
-        self.store.set_agent_state(spec.name, "running", message=f"pid {self.process.pid}")
+        self.link.set_state("running", message=f"pid {self.process.pid}")
         self._system_log("info", f"started pid {self.process.pid}: {' '.join(spec.command)}")
 
     def _watch(self) -> int:
@@ -164,9 +174,12 @@ class Supervisor:
         assert self.process is not None
         usage = self.sampler.sample(self.process.pid)
         state = "paused" if self.paused else "running"
-        message = f"health check failed: {self.health_error}" if self.health_error else None
-        self.store.heartbeat(
-            self.spec.name,
+        note = self.link.current_note()
+        message = f"{HEALTH_CHECK_FAILED}: {self.health_error}" if self.health_error else note
+        if message is None and self._showing_note:
+            message = f"pid {self.process.pid}"  # the outage note has had its time: back to the usual
+        self._showing_note = message is not None and message == note
+        self.link.heartbeat(
             state=state,
             pid=self.process.pid,
             cpu_percent=usage.cpu_percent,
@@ -177,26 +190,35 @@ class Supervisor:
     # --- operator commands ---------------------------------------------------------------------------
 
     def _take_commands(self) -> None:
-        for _, command in self.store.take_commands(self.spec.name):
+        for _, command in self.link.take_commands():
             if command == "pause":
-                self._signal(signal.SIGSTOP)
-                self.paused = True
-                self.store.set_agent_state(self.spec.name, "paused", message="paused by operator")
-                self._system_log("info", "paused (SIGSTOP to the process group)")
+                self._pause()
             elif command == "resume":
                 self._signal(signal.SIGCONT)
                 self.paused = False
-                self.store.set_agent_state(self.spec.name, "running", message="resumed")
+                self.link.set_state("running", message="resumed")
                 self._system_log("info", "resumed (SIGCONT to the process group)")
             elif command == "stop":
                 self.stop()
+
+    def _pause(self) -> None:
+        assert self.process is not None
+        try:
+            freeze.freeze_group(self.process.pid, self.gate)
+        except freeze.FreezeError as exc:
+            self.link.set_state("running", message=f"pause failed: {exc}")
+            self._system_log("warning", f"pause failed: {exc}")
+            return
+        self.paused = True
+        self.link.set_state("paused", message="paused by operator")
+        self._system_log("info", "paused (SIGSTOP to the process group, outside any store write)")
 
     def stop(self) -> None:
         """SIGTERM to the group (continued first, so a paused agent can act on it), SIGKILL after grace."""
         self.stop_requested = True
         if self.process is None or self.process.poll() is not None:
             return
-        self.store.set_agent_state(self.spec.name, "stopping", message="stopping")
+        self.link.set_state("stopping", message="stopping")
         self._signal(signal.SIGTERM)
         self._signal(signal.SIGCONT)
         try:
@@ -226,7 +248,7 @@ class Supervisor:
     def _sleep_unless_stopped(self, seconds: float) -> bool:
         deadline = self.clock() + seconds
         while self.clock() < deadline:
-            for _, command in self.store.take_commands(self.spec.name):
+            for _, command in self.link.take_commands():
                 if command == "stop":
                     self.stop_requested = True
             if self.stop_requested or self.signalled:
@@ -238,7 +260,11 @@ class Supervisor:
 
     def _read(self, stream: str, pipe: IO[bytes]) -> None:
         for raw in iter(pipe.readline, b""):
-            self.lines.put((self.clock(), stream, raw.decode("utf-8", errors="replace")))
+            try:
+                self.lines.put_nowait((self.clock(), stream, raw.decode("utf-8", errors="replace")))
+            except queue.Full:
+                with self._unqueued_lock:
+                    self.unqueued += 1
         pipe.close()
 
     def _finish_reading(self) -> None:
@@ -257,13 +283,14 @@ class Supervisor:
                 break
             level, message, fields = parse_line(line, stream)
             batch.append((ts, level, self.spec.name, message, fields))
-        if batch:
-            self.store.append_logs(batch)
+        if self.unqueued:
+            with self._unqueued_lock:
+                lost, self.unqueued = self.unqueued, 0
+            self.link.dropped += lost
+        self.link.log(batch)  # also retries what an outage kept, when there is nothing new
 
     def _system_log(self, level: LogLevel, message: str) -> None:
-        self.store.append_logs(
-            [(self.clock(), level, self.spec.name, f"[fleetdeck] {message}", {"supervisor": True})]
-        )
+        self.link.log([(self.clock(), level, self.spec.name, f"[fleetdeck] {message}", {"supervisor": True})])
 
 
 def describe_exit(code: int) -> str:
@@ -305,4 +332,7 @@ def spawn_detached(state_dir: Path, spec: AgentSpec, python: str) -> int:
         start_new_session=True,
         cwd=spec.workspace or None,
     )
+    # A long-lived dispatcher (the node server, the console) must reap what it started, or every ended
+    # supervisor stays a zombie until it exits. One small thread per supervisor waits for it.
+    threading.Thread(target=process.wait, name=f"reap-{spec.name}", daemon=True).start()
     return process.pid
