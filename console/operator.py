@@ -53,11 +53,14 @@ class Operator:
         return None
 
     def _allowed(self, link: NodeLink, capability: str) -> bool:
+        return not self.explain_refusal(link, capability)
+
+    def explain_refusal(self, link: NodeLink, capability: str) -> bool:
+        """Say in a notification why ``capability`` is off on ``link``; False when it is not off."""
         reason = self.refusal(link, capability)
         if reason is not None:
             self.app.notify(f"{capability} is disabled: {reason}", severity="warning", timeout=5)
-            return False
-        return True
+        return reason is not None
 
     # --- the flows -------------------------------------------------------------------------------------
 

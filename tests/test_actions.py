@@ -102,6 +102,18 @@ async def test_read_only_makes_no_backend_call_and_says_why() -> None:
         assert not spies["stop"].calls
 
 
+async def test_an_action_key_on_a_read_only_node_says_why_it_is_off() -> None:
+    app = await node_app(node=1, read_only=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        for key, capability in (("p", "pause"), ("s", "stop"), ("d", "dispatch"), ("c", "checkpoint")):
+            app.clear_notifications()
+            await pilot.press(key)
+            await pilot.pause()
+            said = [n.message for n in app._notifications]
+            assert said == [f"{capability} is disabled: read-only mode (--read-only)"], (key, said)
+
+
 async def test_stop_previews_and_enter_alone_cancels() -> None:
     app = await node_app(node=1)
     async with app.run_test(size=(120, 40)) as pilot:

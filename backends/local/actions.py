@@ -20,7 +20,7 @@ from pathlib import Path
 from backends.errors import BackendError, Conflict, Forbidden, NotFound
 from backends.model import Checkpoint, DispatchRequest, Target, Task
 
-from . import gitsnap
+from . import freeze, gitsnap
 from .store import Store
 from .store_agents import validate_name
 from .store_health import AgentRecord, pid_alive
@@ -30,6 +30,22 @@ CONFIRM_TIMEOUT_S = 5.0
 WANTED_STATE = {"pause": "paused", "resume": "running", "stop": "stopped"}
 PHASE_OVERRIDE = {"pause": "paused", "resume": None, "stop": "blocked"}
 TASK_STATUS = {"pause": "paused", "resume": "queued", "stop": "cancelled"}
+#: the states each action is a no-op in, and the states it can act on; any other state is refused
+ALREADY = {
+    "pause": {"paused"},
+    "resume": {"running", "starting", "idle", "waiting"},
+    "stop": {"stopped", "stopping"},
+}
+ACCEPTS = {
+    "pause": {"starting", "running", "idle", "waiting", "unknown"},
+    "resume": {"paused"},
+    "stop": {"starting", "running", "idle", "waiting", "paused", "unknown"},
+}
+REFUSAL = {
+    "pause": "only a live agent can be paused",
+    "resume": "resume continues a paused agent; start a stopped or failed one again with fleetdeck run",
+    "stop": "it has already ended",
+}
 
 
 class Actions:
@@ -126,28 +142,27 @@ class Actions:
     ) -> str:
         wanted = WANTED_STATE[action]
         state = record.state
-        already = (
-            (action == "pause" and state == "paused")
-            or (action == "resume" and state in ("running", "starting", "idle"))
-            or (action == "stop" and state in ("stopped", "failed"))
-        )
-        if already:
+        if state in ALREADY[action]:
             if strict:
                 raise Conflict(f"agent {record.id} is already {state}")
             return f"{record.id} already {state}"
-        if action == "resume" and state in ("stopped", "failed"):
+        if state not in ACCEPTS[action]:
+            raise Conflict(f"agent {record.id} is {state}; {REFUSAL[action]}; nothing was changed")
+        supervised = record.kind == "process" and _supervised(record)
+        process_alive = record.pid is not None and pid_alive(record.pid)
+        if record.kind == "process" and not supervised and not process_alive and action != "stop":
             raise Conflict(
-                f"agent {record.id} is {state}; start it again with fleetdeck run (resume continues "
-                "a paused agent)"
+                f"agent {record.id} has no process left (its supervisor is gone); nothing to {action}; "
+                "stop it to clear it, or start it again with fleetdeck run"
             )
-        if record.kind == "process" and _supervised(record):
+        if supervised:
             self.store.enqueue_command(record.id, action, operator=operator, reason=reason)
             if self._await_state(record.id, {wanted} | ({"failed"} if action == "stop" else set())):
                 return f"{record.id} {wanted}"
             return f"{record.id}: {action} queued; the supervisor has not confirmed yet"
-        if record.kind == "process" and record.pid is not None and pid_alive(record.pid):
+        if record.kind == "process" and record.pid is not None and process_alive:
             # no supervisor left: act on the process group ourselves so the operator is not stuck
-            _signal_group(record.pid, action)
+            _signal_group(self.state_dir, record, action)
         self.store.enqueue_command(
             record.id, action, operator=operator, reason=reason
         )  # a reporter polls these
@@ -161,10 +176,16 @@ class Actions:
             raise NotFound(f"no phase {phase_id!r} on node {self.node} (known: {known})")
         agents, *_ = self.store.snapshot_parts()
         members = [a.id for a in agents if a.phase_id == phase_id]
-        results = [
-            self._control_agent(action, self.store.agent_record(agent_id), operator, reason, strict=False)
-            for agent_id in members
-        ]
+        results = []
+        for agent_id in members:
+            try:
+                results.append(
+                    self._control_agent(
+                        action, self.store.agent_record(agent_id), operator, reason, strict=False
+                    )
+                )
+            except Conflict as exc:  # one agent that cannot take it does not stop the rest of the phase
+                results.append(str(exc))
         self.store.set_phase_status(phase_id, PHASE_OVERRIDE[action])
         return f"phase {phase_id}: {len(members)} agent(s)" + (f" ({'; '.join(results)})" if results else "")
 
@@ -268,10 +289,24 @@ def _supervised(record: AgentRecord) -> bool:
     return record.supervisor_pid is not None and pid_alive(record.supervisor_pid)
 
 
-def _signal_group(pid: int, action: str) -> None:
-    signum = {"pause": signal.SIGSTOP, "resume": signal.SIGCONT, "stop": signal.SIGTERM}[action]
+def _signal_group(state_dir: Path, record: AgentRecord, action: str) -> None:
+    """Act on an unsupervised process's group: a pause freezes it through its gate, as a supervisor would."""
+    assert record.pid is not None
+    try:
+        group = os.getpgid(record.pid)
+    except ProcessLookupError:
+        return
+    if action == "pause":
+        try:
+            freeze.freeze_group(group, freeze.gate_path(state_dir, record.id))
+        except freeze.FreezeError as exc:
+            raise Conflict(f"agent {record.id}: {exc}") from None
+        return
+    signum = {"resume": signal.SIGCONT, "stop": signal.SIGTERM}[action]
     with suppress(ProcessLookupError, PermissionError):
-        os.killpg(os.getpgid(pid), signum)
+        os.killpg(group, signum)
+        if action == "stop":
+            os.killpg(group, signal.SIGCONT)  # a frozen group must run to act on its SIGTERM
 
 
 def _derive_name(program: str) -> str:

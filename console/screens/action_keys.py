@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+from textual import events
 from textual.binding import Binding
 
 from backends.model import Agent
@@ -67,6 +68,16 @@ class ActionKeys:
             return True
         # None: shown, but disabled (dimmed) - the operator sees the key exists and is off
         return None if self._actions.refusal(self.link, capability) else True
+
+    def on_key(self, event: events.Key) -> None:
+        """A disabled action key is not silent: it says why it is off (the binding itself never runs)."""
+        active = cast(Any, self).app.active_bindings.get(event.key)
+        if active is None or active.enabled:
+            return
+        capability = ACTION_CAPABILITY.get(active.binding.action)
+        if capability is not None and self._actions.refusal(self.link, capability) is not None:
+            event.stop()
+            self._actions.explain_refusal(self.link, capability)
 
     def action_dispatch(self) -> None:
         chosen = self.chosen_agents()
