@@ -5,8 +5,9 @@ ones, staged or not — kept under ``refs/fleetdeck/checkpoints/<id>``. Its pare
 unborn branch) and it is on no branch. The ref is what keeps it: ``git gc`` will not prune it, and
 ``git branch``/``git log`` do not show it.
 
-Every tree is built in a throw-away index (``GIT_INDEX_FILE`` pointing into a temporary directory), never
-the user's, so ``HEAD``, the branch, the real index and the stash are never touched, neither by
+Every tree is built in a throw-away index (``GIT_INDEX_FILE`` pointing into a scratch directory under the
+git dir, see git_scratch, so that one a killed process left behind is found and removed), never the user's,
+so ``HEAD``, the branch, the real index and the stash are never touched, neither by
 ``snapshot`` nor by ``restore``. That index starts as a copy of the one the previous snapshot of the
 workspace left behind (kept as ``fleetdeck-index`` in the git dir, our file alone): git then re-hashes only
 the files whose stat data changed since, instead of every file of the tree on every checkpoint and twice
@@ -32,52 +33,20 @@ must use distinct checkpoint ids; ``snapshot`` refuses an id that already exists
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import stat
-import subprocess
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from backends.errors import BackendError
+from . import git_scratch
+from .gitcmd import IDENTITY, RAW, GitSnapError, git, split_z
+
+__all__ = ["GitSnapError"]  # raised by every call here; tests and callers catch it from this module
 
 REF_PREFIX = "refs/fleetdeck/checkpoints/"
 
 #: the stat cache of the working tree, per work tree (``git rev-parse --git-path`` resolves it)
 INDEX_CACHE = "fleetdeck-index"
-
-#: generous: hashing a large working tree into a fresh index reads every file
-GIT_TIMEOUT_S = 300.0
-
-# Checkpoint commits must be possible on a machine with no git identity configured, and should say who
-# made them; this also keeps their metadata independent of whoever runs the console.
-_IDENTITY = {
-    "GIT_AUTHOR_NAME": "fleetdeck",
-    "GIT_AUTHOR_EMAIL": "fleetdeck@localhost",
-    "GIT_COMMITTER_NAME": "fleetdeck",
-    "GIT_COMMITTER_EMAIL": "fleetdeck@localhost",
-}
-
-# Inherited from a parent git process (a hook, `git rebase --exec`), these would point our calls at another
-# repository, index, object store or ref namespace than the workspace's own.
-_REDIRECTING_VARS = frozenset(
-    {
-        "GIT_DIR",
-        "GIT_WORK_TREE",
-        "GIT_INDEX_FILE",
-        "GIT_OBJECT_DIRECTORY",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-        "GIT_COMMON_DIR",
-        "GIT_NAMESPACE",
-        "GIT_PREFIX",
-    }
-)
-
-# Our trees must hold the files' bytes as they are, not as autocrlf would normalise them, and a mixed-
-# line-ending file must not make `git add` die under core.safecrlf.
-_RAW = ("-c", "core.autocrlf=false", "-c", "core.safecrlf=false")
 
 # Marker (relative to the git dir, resolved with `git rev-parse --git-path`) → why a rollback must wait.
 # Order matters: rebase-apply is also used by `git am`, told apart by its "applying" file.
@@ -94,77 +63,10 @@ _MARKERS: tuple[tuple[str, str], ...] = (
 )
 
 
-class GitSnapError(BackendError):
-    """A git checkpoint operation failed or was refused; the message names the workspace and the reason."""
-
-    def __init__(self, message: str, returncode: int | None = None) -> None:
-        super().__init__(message)
-        #: git's exit status when git itself failed, else None
-        self.returncode = returncode
-
-
-def _git(
-    workspace: Path,
-    *args: str,
-    env: Mapping[str, str] | None = None,
-    input: str | bytes | None = None,
-) -> str:
-    """Run ``git *args`` in ``workspace``; its stdout, or GitSnapError carrying git's own complaint."""
-    full_env = {k: v for k, v in os.environ.items() if k not in _REDIRECTING_VARS}
-    full_env["GIT_TERMINAL_PROMPT"] = "0"  # nobody is there to answer a prompt
-    if env:
-        full_env.update(env)
-    data = input.encode("utf-8", "surrogateescape") if isinstance(input, str) else input
-    command = next((a for a in args if not a.startswith("-") and "=" not in a), "")
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=workspace,
-            env=full_env,
-            input=data,
-            capture_output=True,
-            timeout=GIT_TIMEOUT_S,
-            check=True,
-        )
-    except FileNotFoundError as exc:
-        # Popen reports a missing cwd the same way as a missing executable.
-        if not Path(workspace).is_dir():
-            raise GitSnapError(f"{workspace}: no such directory") from exc
-        raise GitSnapError("git is not installed") from exc
-    except NotADirectoryError as exc:
-        raise GitSnapError(f"{workspace}: not a directory") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise GitSnapError(f"git {command} timed out after {GIT_TIMEOUT_S:.0f}s in {workspace}") from exc
-    except subprocess.CalledProcessError as exc:
-        lines = [ln.strip() for ln in _decode(exc.stderr or b"").splitlines() if ln.strip()]
-        # fatal:/error: lines say why; the last one is usually the summary an operator needs
-        detail = next((ln for ln in reversed(lines) if ln.startswith(("fatal:", "error:"))), "")
-        detail = detail or (lines[-1] if lines else f"exit status {exc.returncode}")
-        raise GitSnapError(f"git {command} failed in {workspace}: {detail}", exc.returncode) from exc
-    return _decode(proc.stdout)
-
-
-def _decode(raw: bytes) -> str:
-    # Paths are bytes to git; surrogateescape lets a non-UTF-8 name survive the round trip to the filesystem.
-    return raw.decode("utf-8", "surrogateescape")
-
-
-def _split_z(out: str) -> list[str]:
-    return [p for p in out.split("\0") if p]
-
-
-@contextmanager
-def _temp_index() -> Iterator[dict[str, str]]:
-    """Env that points git at a fresh, private index, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="fleetdeck-gitsnap-") as tmp:
-        # The file must not exist yet: git reads a missing index as empty, but an empty file as corrupt.
-        yield {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
-
-
 def _toplevel(workspace: Path | str) -> Path:
     """The workspace, checked to be the top of a git work tree."""
     ws = Path(workspace)
-    top = _git(ws, "rev-parse", "--show-toplevel").strip()
+    top = git(ws, "rev-parse", "--show-toplevel").strip()
     # A checkpoint covers a whole work tree; taken from a subdirectory it would capture, and a rollback
     # would rewrite, siblings that belong to someone else.
     if not top or not os.path.samefile(top, ws):
@@ -175,7 +77,7 @@ def _toplevel(workspace: Path | str) -> Path:
 def _ref(workspace: Path, checkpoint_id: str) -> str:
     ref = REF_PREFIX + checkpoint_id
     try:
-        _git(workspace, "check-ref-format", ref)
+        git(workspace, "check-ref-format", ref)
     except GitSnapError as exc:
         if exc.returncode != 1:
             raise
@@ -186,7 +88,7 @@ def _ref(workspace: Path, checkpoint_id: str) -> str:
 def _rev(workspace: Path, rev: str) -> str | None:
     """The commit ``rev`` names, or None where it does not exist (missing ref, unborn branch)."""
     try:
-        return _git(workspace, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}").strip()
+        return git(workspace, "rev-parse", "--verify", "-q", f"{rev}^{{commit}}").strip()
     except GitSnapError as exc:
         if exc.returncode == 1:
             return None
@@ -200,21 +102,33 @@ def _checkpoint(workspace: Path, checkpoint_id: str, doing: str) -> str:
     return sha
 
 
+def _git_paths(workspace: Path) -> tuple[Path, Path]:
+    """The workspace's stat cache and the directory its scratch indexes live in (both in its git dir)."""
+    out = git(workspace, "rev-parse", "--git-path", INDEX_CACHE, "--git-path", git_scratch.SCRATCH_DIR)
+    cache, scratch = out.splitlines()
+    return workspace / cache, workspace / scratch
+
+
+def clean_scratch(workspace: Path) -> list[str]:
+    """Remove the scratch indexes that processes killed mid-operation left in the workspace; their names."""
+    return git_scratch.clean(_git_paths(_toplevel(workspace))[1])
+
+
 def _worktree_tree(workspace: Path) -> str:
     """Write the working tree (tracked + untracked, not ignored) as a tree object; its sha."""
-    cache = workspace / _git(workspace, "rev-parse", "--git-path", INDEX_CACHE).strip()
+    cache, scratch = _git_paths(workspace)
     if not cache.is_file():
-        return _tree_in_index(workspace, seed=None, cache=cache)
+        return _tree_in_index(workspace, seed=None, cache=cache, scratch=scratch)
     try:
-        return _tree_in_index(workspace, seed=cache, cache=cache)
+        return _tree_in_index(workspace, seed=cache, cache=cache, scratch=scratch)
     except GitSnapError:
         # Only a cache: one git cannot read (a torn copy, another git's index version) must not stop a
         # checkpoint. A real failure fails again below, with git's complaint.
-        return _tree_in_index(workspace, seed=None, cache=cache)
+        return _tree_in_index(workspace, seed=None, cache=cache, scratch=scratch)
 
 
-def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path) -> str:
-    with _temp_index() as env:
+def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path, scratch: Path) -> str:
+    with git_scratch.scratch_index(scratch) as (directory, env):
         index = env["GIT_INDEX_FILE"]
         if seed is not None:
             try:
@@ -225,16 +139,16 @@ def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path) -> str:
         if seed is not None and _repos_moved(workspace, env):
             os.unlink(index)
             seed = None
-        _git(workspace, *_RAW, "add", "-A", env=env)
+        git(workspace, *RAW, "add", "-A", env=env)
         # The user's index says which tracked files match an ignore pattern: a fresh index knows nothing
         # tracked, so `add -A` skips those, and a seeded one may hold files that have become ignored
         # since, which `add -A` keeps.
-        tracked_ignored = set(_split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard")))
+        tracked_ignored = set(split_z(git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard")))
         if seed is not None:
-            ours = _split_z(_git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard", env=env))
+            ours = split_z(git(workspace, "ls-files", "-z", "-c", "-i", "--exclude-standard", env=env))
             stale = [p for p in dict.fromkeys(ours) if p not in tracked_ignored]
             if stale:
-                _git(
+                git(
                     workspace,
                     "update-index",
                     "--force-remove",
@@ -246,9 +160,9 @@ def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path) -> str:
         present = [p for p in sorted(tracked_ignored) if _is_file_or_link(workspace / p)]
         if present:
             literal = {**env, "GIT_LITERAL_PATHSPECS": "1"}  # a name with * or ? is a name, not a glob
-            _git(
+            git(
                 workspace,
-                *_RAW,
+                *RAW,
                 "add",
                 "-f",
                 "--pathspec-from-file=-",
@@ -256,8 +170,8 @@ def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path) -> str:
                 env=literal,
                 input="\0".join(present),
             )
-        tree = _git(workspace, "write-tree", env=env).strip()
-        _keep_cache(index, cache)
+        tree = git(workspace, "write-tree", env=env).strip()
+        _keep_cache(index, cache, directory)
         return tree
 
 
@@ -269,7 +183,7 @@ def _repos_moved(workspace: Path, env: Mapping[str, str]) -> bool:
     fresh index records the repository's commit, or the plain files. Rare, so then we start afresh.
     """
     directories: set[str] = set()
-    for entry in _split_z(_git(workspace, "ls-files", "-z", "-s", env=env)):
+    for entry in split_z(git(workspace, "ls-files", "-z", "-s", env=env)):
         mode, path = entry.partition(" ")[0], entry.split("\t", 1)[1]
         if mode == "160000" and not os.path.lexists(workspace / path / ".git"):
             return True
@@ -280,16 +194,16 @@ def _repos_moved(workspace: Path, env: Mapping[str, str]) -> bool:
     return any(os.path.lexists(workspace / d / ".git") for d in directories)
 
 
-def _keep_cache(index: str, cache: Path) -> None:
+def _keep_cache(index: str, cache: Path, directory: Path) -> None:
     """Put ``index`` in place as the workspace's stat cache, atomically; a failure only costs speed."""
-    partial = cache.with_name(f"{cache.name}.{os.getpid()}-{secrets.token_hex(4)}")
+    # The copy is made in our scratch directory, so a copy cut short by a kill is cleaned with it.
+    partial = directory / "cache"
     try:
         shutil.copy2(index, partial)
         # Two snapshots at once each replace the whole file: the last one wins, and both are valid.
         os.replace(partial, cache)
     except OSError:
-        with suppress(OSError):
-            os.unlink(partial)
+        pass
 
 
 def _is_file_or_link(path: Path) -> bool:
@@ -302,7 +216,7 @@ def _is_file_or_link(path: Path) -> bool:
 def _diff(workspace: Path, old_tree: str, new_tree: str) -> list[tuple[str, str]]:
     """(status, path) for every path that differs; status is git's A/D/M/T going from old to new."""
     # diff-tree is plumbing: no user diff config (renames, external drivers) changes its output.
-    out = _git(workspace, "diff-tree", "-r", "-z", "--no-renames", "--name-status", old_tree, new_tree)
+    out = git(workspace, "diff-tree", "-r", "-z", "--no-renames", "--name-status", old_tree, new_tree)
     fields = out.split("\0")
     return [(fields[i], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
@@ -334,9 +248,9 @@ def snapshot(workspace: Path, checkpoint_id: str, message: str) -> str:
     parents = ["-p", head] if head else []  # an unborn branch has nothing to hang the checkpoint on
     body = message.strip() or f"fleetdeck checkpoint {checkpoint_id}"
     # commit-tree runs no hooks; --no-gpg-sign because a signing prompt or agent must not block us.
-    sha = _git(ws, "commit-tree", "--no-gpg-sign", tree, *parents, env=_IDENTITY, input=body + "\n").strip()
+    sha = git(ws, "commit-tree", "--no-gpg-sign", tree, *parents, env=IDENTITY, input=body + "\n").strip()
     # The empty old value makes git refuse if the ref appeared meanwhile (linked worktrees share refs).
-    _git(ws, "update-ref", "-m", f"fleetdeck checkpoint {checkpoint_id}", ref, sha, "")
+    git(ws, "update-ref", "-m", f"fleetdeck checkpoint {checkpoint_id}", ref, sha, "")
     return sha
 
 
@@ -354,14 +268,14 @@ def conflicting_operation(workspace: Path) -> str | None:
     """Why the workspace's git state forbids a rollback now (a rebase, merge, ... in progress), or None."""
     ws = Path(workspace)
     args = [a for marker, _ in _MARKERS for a in ("--git-path", marker)]
-    paths = _git(ws, "rev-parse", *args).splitlines()
+    paths = git(ws, "rev-parse", *args).splitlines()
     for (_, reason), path in zip(_MARKERS, paths, strict=True):
         if os.path.lexists(ws / path):  # relative paths are relative to our cwd, the workspace
             return reason
     return None
 
 
-def restore(workspace: Path, checkpoint_id: str) -> list[str]:
+def restore(workspace: Path, checkpoint_id: str, *, previous: str | None = None) -> list[str]:
     """Make the working tree equal to the checkpoint; the paths it changed (sorted).
 
     Files in the checkpoint are written (content and mode); tracked or untracked files that are not in
@@ -377,8 +291,14 @@ def restore(workspace: Path, checkpoint_id: str) -> list[str]:
     ``git status`` show the restored working tree against that same index. To make the index match
     as well, the operator can ``git add -A`` (or ``git reset``) afterwards; it is theirs to decide.
 
-    Not atomic: if git fails half-way, some files are restored and some not. Take a checkpoint first
-    (the console's safety checkpoint) so that a failed or unwanted rollback can itself be undone.
+    Not atomic, but re-runnable: a restore stopped anywhere (git failed, the process was killed) leaves
+    some files restored and some not, and restoring again to the same checkpoint then gives exactly its
+    tree, because every run compares what is on disk now (a file cut short mid-write included) with the
+    checkpoint and writes only the difference. A directory the stopped run had emptied but not yet removed
+    is invisible to that comparison (git records no directories): name the checkpoint the tree was
+    restored from as ``previous`` and the directories its files had are removed too, once empty. Take a
+    checkpoint first (the console's safety checkpoint) so that a failed or unwanted rollback can itself be
+    undone.
     """
     ws = _toplevel(workspace)
     reason = conflicting_operation(ws)
@@ -389,14 +309,16 @@ def restore(workspace: Path, checkpoint_id: str) -> list[str]:
     # Removals go first: where a file becomes a directory, or a directory a file, the old one must be
     # out of the way before git writes the new.
     _remove(ws, [path for status, path in changes if status == "D"])
+    if previous is not None:
+        before = _checkpoint(ws, previous, "rollback of")
+        gone = [path for status, path in _diff(ws, f"{before}^{{tree}}", f"{sha}^{{tree}}") if status == "D"]
+        _prune_parents(ws, gone)
     to_write = [path for status, path in changes if status != "D"]
     if to_write:
-        with _temp_index() as env:
-            _git(ws, "read-tree", sha, env=env)
+        with git_scratch.scratch_index(_git_paths(ws)[1]) as (_, env):
+            git(ws, "read-tree", sha, env=env)
             # Only the differing paths: checkout-index -a would rewrite (and re-date) every file.
-            _git(
-                ws, *_RAW, "checkout-index", "-f", "-z", "--stdin", env=env, input="\0".join(to_write) + "\0"
-            )
+            git(ws, *RAW, "checkout-index", "-f", "-z", "--stdin", env=env, input="\0".join(to_write) + "\0")
     return sorted(path for _, path in changes)
 
 
@@ -420,6 +342,14 @@ def _remove(workspace: Path, paths: list[str]) -> None:
         _prune_empty_dirs(root, parent)
 
 
+def _prune_parents(workspace: Path, paths: Iterable[str]) -> None:
+    """Remove the directories that held ``paths`` where they are empty now; never a file."""
+    root = os.path.realpath(workspace)
+    for directory in sorted({os.path.dirname(os.path.join(root, rel)) for rel in paths}, reverse=True):
+        if os.path.realpath(directory) == directory:  # never through a symlink out of the tree
+            _prune_empty_dirs(root, directory)
+
+
 def _prune_empty_dirs(root: str, directory: str) -> None:
     while directory != root and directory.startswith(root + os.sep):
         try:
@@ -432,14 +362,12 @@ def _prune_empty_dirs(root: str, directory: str) -> None:
 def delete(workspace: Path, checkpoint_id: str) -> None:
     """Drop the checkpoint's ref (git gc may then prune its commit); a missing one is a no-op."""
     ws = _toplevel(workspace)
-    _git(ws, "update-ref", "-d", _ref(ws, checkpoint_id))
+    git(ws, "update-ref", "-d", _ref(ws, checkpoint_id))
 
 
 def list_checkpoints(workspace: Path) -> list[str]:
     """The workspace's checkpoint ids, oldest first (ties by id)."""
     ws = _toplevel(workspace)
     # The last --sort key is the primary one.
-    out = _git(
-        ws, "for-each-ref", "--sort=refname", "--sort=committerdate", "--format=%(refname)", REF_PREFIX
-    )
+    out = git(ws, "for-each-ref", "--sort=refname", "--sort=committerdate", "--format=%(refname)", REF_PREFIX)
     return [line[len(REF_PREFIX) :] for line in out.splitlines() if line.startswith(REF_PREFIX)]
