@@ -129,3 +129,24 @@ def test_a_damaged_store_gives_one_line_and_is_left_untouched(node: LocalNode, d
                 line,
             )
     assert digest(path) == before, "reading a damaged store must not change it"
+
+
+# --- what a dispatcher starts, it reaps ---------------------------------------------------------------------
+
+
+def test_dispatched_supervisors_are_reaped_by_the_process_that_started_them(node: LocalNode) -> None:
+    """The console and the node server are long-lived: each ended supervisor must not stay a zombie."""
+    from backends.model import DispatchRequest
+
+    from .agents.local_node import proc_state, wait_for
+
+    with Store(node.state_dir) as store:
+        actions = Actions(store, node.state_dir, node="local", read_only=False, python=sys.executable)
+        pids = []
+        for i in range(5):
+            request = DispatchRequest(command=(sys.executable, "-c", "pass"), name=f"short-{i}")
+            task = actions.dispatch(request, "tester", None)
+            pids.append(task.result["supervisor_pid"])
+        for i in range(5):
+            wait_for(lambda i=i: store.agent_record(f"short-{i}").state == "stopped", f"short-{i} to end")
+        wait_for(lambda: all(proc_state(pid) is None for pid in pids), "every supervisor to be reaped", 10)
