@@ -5,7 +5,7 @@ the mapping between backend errors and HTTP statuses are written once. Responses
 itself (``backends.model``); errors are RFC 9457 problem+json bodies (:class:`Problem`).
 
     GET  /healthz                       HealthReport (no token needed)
-    GET  /metrics                       Prometheus text exposition (viewer)
+    GET  /metrics                       Prometheus text exposition (viewer; a token like every route)
     GET  /openapi.json                  this API as OpenAPI 3.1 (no token needed)
     GET  /v1/info                       NodeInfo
     GET  /v1/whoami                     Whoami: the caller's token name and role
@@ -22,14 +22,19 @@ itself (``backends.model``); errors are RFC 9457 problem+json bodies (:class:`Pr
     POST /v1/actions/checkpoint         CheckpointBody -> Checkpoint (201)
     POST /v1/actions/rollback           RollbackBody -> Checkpoint (the safety checkpoint taken first)
 
+Every route but /healthz and /openapi.json needs ``Authorization: Bearer <token>``: a token from the
+server's tokens file (``--tokens``), or, on a node served without one (loopback only), the owner's local
+operator token (``backends/local_token.py``). The operator the audit trail names is the credential's: the
+token's name, or the server's OS user. No header a caller sets can name it.
+
 Every POST accepts an ``Idempotency-Key`` header: a retry with the same key (and the same body) gets the
-first answer back, marked ``Idempotency-Replayed: true``, and the action is not done twice.
+first answer back, marked ``Idempotency-Replayed: true``, and the action is not done twice - also after
+the server restarted (the keys are kept in a file beside the node's state for 24 hours).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import quote, unquote
 
 import msgspec
 from msgspec import Meta, Struct
@@ -51,10 +56,6 @@ PREFIX = "/v1"
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_REPLAYED_HEADER = "Idempotency-Replayed"
-# Who is at the keyboard, for the audit trail when the server runs without tokens (loopback only);
-# with tokens, the token's name is the operator and this header is ignored. Percent-encoded UTF-8
-# (encode_operator / decode_operator), since header values are ASCII.
-OPERATOR_HEADER = "X-Fleetdeck-Operator"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
 SSE_LOG_EVENT = "log"
@@ -121,7 +122,9 @@ class Whoami(Struct, frozen=True, kw_only=True):
 
     name: str
     role: Literal["viewer", "operator"]
-    authenticated: bool  # False when the server runs without a tokens file (loopback only)
+    # True whenever a credential was checked (every route but the public ones); False only for the
+    # anonymous caller of /healthz and /openapi.json
+    authenticated: bool
 
 
 class LogGap(Struct, frozen=True, kw_only=True):
@@ -175,6 +178,7 @@ _TITLES = {
     "invalid": "Invalid request",
     "unsupported": "Not supported by this node",
     "unavailable": "Node unavailable",
+    "request-timeout": "Request timeout",
     "too-large": "Request body too large",
     "bad-request": "Bad request",
     "method-not-allowed": "Method not allowed",
@@ -207,19 +211,6 @@ def error_for_problem(status: int, detail: str) -> BackendError:
     if cls is None:
         cls = Unreachable if status >= 500 else Invalid
     return cls(detail)
-
-
-# printable ASCII but "%", which marks an encoded byte
-_OPERATOR_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
-
-
-def encode_operator(name: str) -> str:
-    """An operator's name as an ASCII header value; ``decode_operator`` gives it back exactly."""
-    return quote(name, safe=_OPERATOR_SAFE)
-
-
-def decode_operator(value: str) -> str:
-    return unquote(value, errors="strict")
 
 
 def decode_problem(content: bytes) -> Problem | None:

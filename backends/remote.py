@@ -72,13 +72,17 @@ def pooled_client(
     connect_timeout_s: float,
     read_timeout_s: float,
     verify: ssl.SSLContext | bool,
+    auth: httpx.Auth | None = None,
 ) -> httpx.AsyncClient:
+    """``token``: a fixed bearer token; ``auth``: one that is worked out per request (the http backend's
+    local operator token)."""
     headers = {"User-Agent": user_agent, "Accept": "application/json"}
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return httpx.AsyncClient(
         base_url=url,
         headers=headers,
+        auth=auth,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s, pool=connect_timeout_s),
         verify=verify,
         follow_redirects=False,  # a redirect would carry the token somewhere the config did not name

@@ -178,16 +178,7 @@ class HttpBackend(Backend):
         """POST one action. Its Idempotency-Key is made here, once, and every retry of it carries the same
         key, so a dispatch whose answer was lost is not done twice."""
         await self.open()
-        headers = {
-            node_api.IDEMPOTENCY_KEY_HEADER: str(uuid.uuid4()),
-            node_api.OPERATOR_HEADER: operator_header(operator),
-        }
+        # ``operator`` is not sent: the node audits under the name its credential proves (the token's, or
+        # the serving user's), never under a name a client claims (node_api.py)
+        headers = {node_api.IDEMPOTENCY_KEY_HEADER: str(uuid.uuid4())}
         return await self._client.post(node_api.ACTION_PATHS[action], body, type_, headers=headers)
-
-
-def operator_header(operator: str) -> str:
-    """The operator's name as a header value (see ``node_api.encode_operator``)."""
-    name = operator.strip()
-    if not name or not name.isprintable():
-        raise Invalid(f"operator name {operator!r} cannot be sent: it is empty or holds control characters")
-    return node_api.encode_operator(name)

@@ -52,6 +52,7 @@ class NodeClient:
         self._client = pooled_client(
             s.url,
             token=s.token,
+            auth=s.local_auth,
             user_agent="fleetdeck-http-backend",
             connect_timeout_s=s.connect_timeout_s,
             read_timeout_s=s.read_timeout_s,

@@ -100,9 +100,11 @@ def error_for_response(response: httpx.Response, settings: HttpSettings) -> Back
 
 def auth_failed(settings: HttpSettings, detail: str) -> AuthFailed:
     if settings.token is None:
+        # a loopback node: say what became of the local operator token too (sent, missing, withheld)
+        note = settings.local_auth.note if settings.local_auth is not None else ""
         return AuthFailed(
             f"node {settings.node_name} wants a token, and none is configured "
-            f"(set token_env or token_file): {detail}"
+            f"(set token_env or token_file){'; ' + note if note else ''}: {detail}"
         )
     return AuthFailed(f"node {settings.node_name} rejected the token from {settings.token_source}: {detail}")
 

@@ -4,6 +4,9 @@ A bad entry is an :class:`~backends.errors.Invalid` naming the key, variable or 
 when the console starts rather than at the first poll. The token is read here and never put in a
 message: messages name where it came from (``$FLEETDECK_TOKEN_GPU01``, ``token file /etc/...``).
 
+A loopback node with no token configured gets the local operator token of the user running the console
+(``local_auth.py``): a node served without ``--tokens`` answers only its owner.
+
 TLS certificates are verified by default, against the system's CAs or the entry's ``ca_bundle``.
 ``options = {insecure = true}`` turns verification off; the backend then says so in its info labels.
 """
@@ -14,10 +17,14 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from backends.errors import Invalid
+from backends.local_token import token_path
+from backends.loopback import is_loopback
 from backends.remote import checked_url, read_token
 
+from .local_auth import LocalOperatorAuth
 from .retry import RetryPolicy
 
 # option name -> default; every option is a number of seconds but ``insecure`` and ``attempts``
@@ -47,6 +54,17 @@ class HttpSettings:
     read_timeout_s: float = 10.0
     stream_timeout_s: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # the owner's local operator token, for a loopback node with no token configured (made here: every
+    # way of building settings gets it); None for any other node
+    local_auth: LocalOperatorAuth | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.token is None and self.local_auth is None:
+            local = _local_auth(self.url)
+            if local is not None:
+                object.__setattr__(self, "local_auth", local)
+                if self.token_source == "no token configured":
+                    object.__setattr__(self, "token_source", f"the local operator token {local.path}")
 
     @property
     def is_https(self) -> bool:
@@ -98,6 +116,15 @@ def settings_from_config(node: Any) -> HttpSettings:
     if settings.is_https:
         settings.verify()  # a missing or broken CA file is a config error, reported at start
     return settings
+
+
+def _local_auth(url: str) -> LocalOperatorAuth | None:
+    """The local operator token, for a node on this host (only there can it be this user's own node)."""
+    parts = urlsplit(url)
+    if not parts.hostname or not is_loopback(parts.hostname):
+        return None
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return LocalOperatorAuth(token_path(), port)
 
 
 def ssl_context_for(ca_bundle: Path) -> ssl.SSLContext:

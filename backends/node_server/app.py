@@ -1,12 +1,14 @@
 """``create_app(backend)``: any Backend as the node HTTP API of ``backends/node_api.py``.
 
     app = create_app(LocalBackend(state_dir=...), tokens=load_tokens("tokens.toml"))
+    app = create_app(backend)   # no tokens: only the owner's local operator token is let in
     uvicorn.run(app)            # or backends.node_server.server.serve(...), as `fleetdeck node serve` does
 
 Starlette rather than FastAPI: the wire model is msgspec, and the bodies, errors and OpenAPI document are
-built from it directly. Middleware, outermost first: ProblemGuard (a bug becomes a 500 problem) and
-AuthMiddleware (401, or the caller on ``request.state``); then Starlette's exception handling turns
-ProblemError, BackendError and routing errors (404/405) into problem+json answers.
+built from it directly. Middleware, outermost first: AccessLog (one line per request, no credential in
+it), ProblemGuard (a bug becomes a 500 problem) and AuthMiddleware (401, or the caller on
+``request.state``); then Starlette's exception handling turns ProblemError, BackendError and routing
+errors (404/405) into problem+json answers.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from backends.base import Backend
+from backends.local_token import ensure_token, os_user, token_path
 from backends.node_api import ACTION_PATHS, PREFIX
 
 from . import reads
+from .access_log import AccessLog, RouteNames
 from .actions import ACTIONS, action_route
-from .auth import AuthMiddleware
+from .auth import AuthMiddleware, LocalOperator
 from .bodies import DEFAULT_MAX_BODY
 from .idempotency import IdempotencyStore
 from .log_stream import KEEPALIVE_S
@@ -42,16 +46,20 @@ def create_app(
     backend: Backend,
     *,
     tokens: TokenBook | None = None,
+    local: LocalOperator | None = None,
     max_body: int = DEFAULT_MAX_BODY,
     snapshot_ttl_s: float = DEFAULT_TTL_S,
     keepalive_s: float = KEEPALIVE_S,
     idempotency: IdempotencyStore | None = None,
     open_backend: bool = True,
 ) -> Starlette:
-    """The app serving ``backend``. ``tokens`` None: no auth, every caller an operator (loopback only -
-    the serve command enforces that, and the auth middleware refuses non-loopback clients too).
+    """The app serving ``backend``. With ``tokens``, bearer tokens from that file; without, only the
+    owner's local operator token (``local``, by default this user's, made when missing) - loopback only:
+    the serve command enforces that, and the auth middleware refuses non-loopback clients too.
     ``open_backend``: open and close the backend with the app's lifespan (the serve command opens it
     itself first, so a broken store is one line, not a traceback in uvicorn's log)."""
+    if tokens is None and local is None:
+        local = LocalOperator(ensure_token(), os_user(), str(token_path()))
     node = NodeService(
         backend=backend,
         cache=SnapshotCache(backend, ttl_s=snapshot_ttl_s),
@@ -73,9 +81,15 @@ def create_app(
             if open_backend:
                 await backend.close()
 
+    table = routes()
+    names = RouteNames(((r.path, r.path_regex) for r in table), QUERY_PARAMS)
     app = Starlette(
-        routes=routes(),
-        middleware=[Middleware(ProblemGuard), Middleware(AuthMiddleware, tokens=tokens)],
+        routes=table,
+        middleware=[
+            Middleware(AccessLog, names=names),
+            Middleware(ProblemGuard),
+            Middleware(AuthMiddleware, tokens=tokens, local=local),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -1,53 +1,73 @@
-"""Who is calling: bearer tokens from the tokens file, or (without one) whoever is at this loopback host.
+"""Who is calling: a bearer token from the tokens file, or (without one) the owner's local operator token.
 
-With a tokens file every request but ``/healthz`` and ``/openapi.json`` needs ``Authorization: Bearer``;
-the token's name is the caller (and the audit trail's operator), its role says whether it may act.
-Without one the server listens on loopback only (the serve command refuses anything else) and every
-caller is an operator named by the ``X-Fleetdeck-Operator`` header, as a local console would be. Tokens
-are never logged, echoed in a problem, or kept after the check.
+Every request but ``/healthz`` and ``/openapi.json`` needs ``Authorization: Bearer``, in both modes:
+
+- with ``--tokens``, the token's name is the caller (and the audit trail's operator), its role says
+  whether it may act;
+- without, the server listens on loopback only and admits the one token in the owner's private file
+  (``backends.local_token``): the caller is the server's OS user, an operator. Another local user cannot
+  read that file, so cannot call.
+
+Who the audit names comes from the credential only. ``X-Fleetdeck-Operator``, which once let a caller name
+the operator, is ignored: an audit trail that records a name anyone can type is worse than none. Tokens
+are never logged, echoed in a problem, or kept after the check; comparisons are constant-time.
 """
 
 from __future__ import annotations
 
-import ipaddress
+from dataclasses import dataclass
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backends.node_api import OPERATOR_HEADER, decode_operator, problem
+from backends.local_token import matches
+from backends.loopback import is_loopback
+from backends.node_api import problem
 
 from .problems import ProblemError, problem_response
 from .tokens import Caller, TokenBook
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
 ANONYMOUS = "anonymous"
-MAX_OPERATOR_NAME = 100
 _CHALLENGE = 'Bearer realm="fleetdeck"'
+
+__all__ = ["PUBLIC_PATHS", "AuthMiddleware", "LocalOperator", "caller_of", "is_loopback", "require_operator"]
+
+
+@dataclass(frozen=True)
+class LocalOperator:
+    """The no-tokens mode's one credential: the owner's local operator token, and the owner's name."""
+
+    token: str
+    user: str
+    file: str = "~/.local/state/fleetdeck/local-operator.token"  # where the owner's clients find it
+
+    def __repr__(self) -> str:  # never the token, whoever prints this
+        return f"LocalOperator(user={self.user!r})"
 
 
 class AuthMiddleware:
     """Sets ``request.state.caller`` or answers 401; the role check is the action routes'
-    (:func:`require_operator`)."""
+    (:func:`require_operator`). Give exactly one of ``tokens`` and ``local``."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenBook | None) -> None:
+    def __init__(self, app: ASGIApp, tokens: TokenBook | None, local: LocalOperator | None) -> None:
+        if (tokens is None) == (local is None):
+            raise ValueError("AuthMiddleware needs exactly one of a tokens file and a local operator token")
         self.app = app
         self.tokens = tokens
+        self.local = local
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        public = scope["path"] in PUBLIC_PATHS
-        claimed, refusal = _operator_header(headers)
-        if refusal is not None:
-            caller = None
-        elif self.tokens is None:
-            caller, refusal = _loopback_caller(scope, claimed)
+        if self.local is not None:
+            caller, refusal = _local_caller(self.local, scope)
         else:
-            caller, refusal = _token_caller(self.tokens, headers)
-        if caller is None and not public:
+            assert self.tokens is not None
+            caller, refusal = _token_caller(self.tokens, Headers(scope=scope))
+        if caller is None and scope["path"] not in PUBLIC_PATHS:
             assert refusal is not None
             await refusal(scope, receive, send)
             return
@@ -55,56 +75,48 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
-def _token_caller(tokens: TokenBook, headers: Headers) -> tuple[Caller | None, ASGIApp | None]:
+def _bearer(headers: Headers) -> str | None:
     scheme, _, token = headers.get("authorization", "").strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        detail = "this node needs a token: send Authorization: Bearer <token>"
-        return None, problem_response(problem(401, "unauthorized", detail), {"WWW-Authenticate": _CHALLENGE})
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _missing(detail: str) -> ASGIApp:
+    return problem_response(problem(401, "unauthorized", detail), {"WWW-Authenticate": _CHALLENGE})
+
+
+def _invalid(detail: str) -> ASGIApp:
+    return problem_response(
+        problem(401, "unauthorized", detail), {"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'}
+    )
+
+
+def _token_caller(tokens: TokenBook, headers: Headers) -> tuple[Caller | None, ASGIApp | None]:
+    token = _bearer(headers)
+    if token is None:
+        return None, _missing("this node needs a token: send Authorization: Bearer <token>")
     caller = tokens.check(token)
     if caller is None:
-        return None, problem_response(
-            problem(401, "unauthorized", "the bearer token is not known to this node"),
-            {"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
-        )
+        return None, _invalid("the bearer token is not known to this node")
     return caller, None
 
 
-def _operator_header(headers: Headers) -> tuple[str, ASGIApp | None]:
-    """The name ``X-Fleetdeck-Operator`` claims (or anonymous). Checked in both modes - with tokens it is
-    ignored, but a malformed header is a client bug worth a 400 either way."""
-    try:
-        name = decode_operator(headers.get(OPERATOR_HEADER, "")).strip() or ANONYMOUS
-    except UnicodeDecodeError:
-        name = "\x00"  # refused below, as any other malformed name
-    if len(name) > MAX_OPERATOR_NAME or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
-        detail = f"{OPERATOR_HEADER} must be 1 to {MAX_OPERATOR_NAME} printable characters"
-        return name, problem_response(problem(400, "bad-request", detail, field=OPERATOR_HEADER))
-    return name, None
-
-
-def _loopback_caller(scope: Scope, name: str) -> tuple[Caller | None, ASGIApp | None]:
+def _local_caller(local: LocalOperator, scope: Scope) -> tuple[Caller | None, ASGIApp | None]:
     # Defence in depth: the serve command only binds loopback without tokens, but an app mounted some other
-    # way must not hand operator rights to the network.
+    # way must not take the owner's token over a network in plain text.
     client = scope.get("client")
     if client is not None and not is_loopback(str(client[0])):
         detail = "this node has no tokens file and only answers callers on its own host"
         return None, problem_response(problem(403, "forbidden", detail))
-    return Caller(name, "operator", False), None
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 (and ::ffff:127.x) or the name localhost."""
-    host = host.strip("[]")
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
+    token = _bearer(Headers(scope=scope))
+    if token is None:
+        return None, _missing(
+            f"this node answers only its owner: send the local operator token ({local.file}) as "
+            "Authorization: Bearer <token>"
+        )
+    if not matches(local.token, token):
+        return None, _invalid("the bearer token is not this node's local operator token")
+    return Caller(local.user, "operator", True), None
 
 
 def caller_of(request: Request) -> Caller:

@@ -18,7 +18,6 @@ from backends.node_api import (
     API_VERSION,
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_REPLAYED_HEADER,
-    OPERATOR_HEADER,
     PREFIX,
     PROBLEM_CONTENT_TYPE,
     SSE_ERROR_EVENT,
@@ -173,7 +172,7 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         body_type, answer_type, status = bodies[name]
         paths[path] = {
             "post": {
-                "summary": f"{name} (needs role operator; audited under the caller's name)",
+                "summary": f"{name} (needs role operator; audited under the credential's name)",
                 "parameters": [
                     {
                         "name": IDEMPOTENCY_KEY_HEADER,
@@ -185,12 +184,6 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
                             "maxLength": MAX_KEY_LENGTH,
                             "pattern": "^[!-~]+$",
                         },
-                    },
-                    {
-                        "name": OPERATOR_HEADER,
-                        "in": "header",
-                        "description": "who acts, when the node has no tokens file (loopback only)",
-                        "schema": {"type": "string", "maxLength": 100, "pattern": "^[^\\x00-\\x1f\\x7f]*$"},
                     },
                 ],
                 "requestBody": {
@@ -210,7 +203,15 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token from the node's tokens file; on a node served without one, the "
+                    "owner's local operator token ($XDG_STATE_HOME/fleetdeck/local-operator.token). The "
+                    "audit trail names the token's name, or the server's OS user.",
+                }
+            },
         },
         "security": [{"bearer": []}],
     }

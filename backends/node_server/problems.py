@@ -21,6 +21,8 @@ from backends.errors import BackendError
 from backends.model import to_json
 from backends.node_api import PROBLEM_CONTENT_TYPE, Problem, problem, problem_for_error
 
+from .access_log import DESCRIPTION_KEY
+
 log = logging.getLogger("fleetdeck.node_server")
 
 
@@ -123,7 +125,8 @@ class ProblemGuard:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            log.exception("unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            # the request as the access log shows it: never the path or query as sent (they may hold secrets)
+            log.exception("unexpected error answering %s", scope.get(DESCRIPTION_KEY, "a request"))
             if started:
                 return  # too late for a problem body: the client sees the stream end
             body = to_json(problem(500, "internal", "the node server failed; the error is in its log"))

@@ -11,6 +11,10 @@
     token = "a-literal-token"      # allowed, but then the file itself is a secret
 
 ``fleetdeck node token NAME --role ROLE --tokens FILE`` appends an entry with a fresh token's sha256.
+
+The file decides who may act, so one that another user owns, or that group or others may write, is
+refused. One that others may read is fine while it holds only sha256 digests of generated 256-bit tokens
+(nothing in it helps whoever reads it); with plain ``token`` entries it is warned about at start.
 A token is checked against every entry with ``hmac.compare_digest`` and no early exit, so the time taken
 tells nothing about which entry (or how much of one) matched.
 """
@@ -29,6 +33,8 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, Struct
+
+from backends.private_files import PrivateFileError, mode_text, read_checked, readable_by_others
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
@@ -79,6 +85,8 @@ class TokenBook:
 
     def __init__(self, entries: list[TokenEntry], source: str = "<memory>") -> None:
         self.source = source
+        self.has_plain_tokens = any(e.token is not None for e in entries)
+        self.warnings: list[str] = []  # said once at start by the serve command
         self._known = [
             _Known(
                 e.name,
@@ -109,14 +117,23 @@ def load_tokens(path: Path | str) -> TokenBook:
     """Read and validate a tokens file; raise :class:`TokensError` naming the file and the key at fault."""
     file = Path(path)
     try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        text, info = read_checked(file, "tokens file", others_may_read=True)
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise TokensError(f"tokens file {file}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except PrivateFileError as exc:
+        raise TokensError(str(exc)) from None
+    except OSError as exc:
         raise TokensError(f"tokens file {file}: cannot read it: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise TokensError(f"tokens file {file}: not valid TOML: {exc}") from None
-    return parse_tokens(data, str(file))
+    book = parse_tokens(data, str(file))
+    if book.has_plain_tokens and readable_by_others(info):
+        book.warnings.append(
+            f"tokens file {file} holds plain tokens and can be read by others ({mode_text(info.st_mode)}): "
+            f"chmod 600 {file}, or keep only sha256 entries (`fleetdeck node token` writes those)"
+        )
+    return book
 
 
 def parse_tokens(data: object, source: str) -> TokenBook:
@@ -177,7 +194,7 @@ def add_token(path: Path | str, name: str, role: Role) -> str:
     digest = hashlib.sha256(token.encode()).hexdigest()
     entry = f'\n[[tokens]]\nname = {_toml_string(name)}\nrole = "{role}"\nsha256 = "{digest}"\n'
     file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "a", encoding="utf-8") as out:
         out.write(entry)
     return token
