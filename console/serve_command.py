@@ -8,6 +8,7 @@ uvicorn and prometheus-client are needed only once a server really starts.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -29,8 +30,9 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "serve",
         help="serve this machine's node (or --node NAME, or --demo) as the fleetdeck HTTP API",
         description="Serve a node as the fleetdeck HTTP API (see backends/node_api.py). Without --tokens the "
-        "server listens on loopback only and every caller is an operator; with --tokens each caller needs "
-        "a bearer token, whose name the audit trail records.",
+        "server listens on loopback only and answers only its owner, who sends the local operator token "
+        "($XDG_STATE_HOME/fleetdeck/local-operator.token, made on the first start; the console and CLI "
+        "read it); with --tokens each caller needs a bearer token, whose name the audit trail records.",
     )
     serve.add_argument(
         "--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT", help=f"default {DEFAULT_LISTEN}; port 0: any"
@@ -38,6 +40,16 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--tokens", metavar="FILE", help="tokens file (TOML [[tokens]]: name, role, sha256)")
     serve.add_argument("--certfile", metavar="FILE", help="TLS certificate (PEM); needs --keyfile")
     serve.add_argument("--keyfile", metavar="FILE", help="TLS private key (PEM); needs --certfile")
+    serve.add_argument(
+        "--allow-plain-http",
+        action="store_true",
+        help="with --tokens on a non-loopback address: serve without TLS anyway (tokens cross the network "
+        "in clear text)",
+    )
+    serve.add_argument(
+        "--header-timeout", type=_positive(float, 1, 600), default=10.0, metavar="SECONDS",
+        help="close a connection whose request headers (or TLS handshake) take longer (default 10)",
+    )  # fmt: skip
     serve.add_argument("--state-dir", help="the local node's state directory (default: as `fleetdeck run`)")
     serve.add_argument("--node", metavar="NAME", help="serve this configured node instead of the local one")
     serve.add_argument("--demo", action="store_true", help="serve one node of the seeded demo fleet")
@@ -85,7 +97,9 @@ def serve(args: argparse.Namespace) -> int:
     import asyncio
 
     from backends.errors import BackendError
-    from backends.node_server.auth import is_loopback
+    from backends.local_token import LocalTokenError, ensure_token, os_user, token_path
+    from backends.node_server.auth import LocalOperator, is_loopback
+    from backends.node_server.idempotency import IdempotencyFileError
     from backends.node_server.server import ServeError, check_tls, parse_listen
     from backends.node_server.tokens import TokensError, load_tokens
 
@@ -98,32 +112,59 @@ def serve(args: argparse.Namespace) -> int:
                 "operator; make a tokens file with `fleetdeck node token` or listen on 127.0.0.1"
             )
         check_tls(args.certfile, args.keyfile)
+        plain_http = args.certfile is None and not args.allow_plain_http
+        if tokens is not None and not is_loopback(listen.host) and plain_http:
+            raise ServeError(
+                f"refusing to serve tokens on {listen} without TLS: they would cross the network in "
+                "clear text; give --certfile and --keyfile, or --allow-plain-http if the network is "
+                "yours (a VPN, a tunnel)"
+            )
+        for warning in tokens.warnings if tokens is not None else ():
+            print(f"fleetdeck node serve: warning: {warning}", file=sys.stderr, flush=True)
+        local = None if tokens is not None else LocalOperator(ensure_token(), os_user(), str(token_path()))
         backend = _backend(args)
-        asyncio.run(_serve(args, listen, tokens, backend))
-    except (ServeError, TokensError) as exc:
+        asyncio.run(_serve(args, listen, tokens, local, backend))
+    except (ServeError, TokensError, LocalTokenError, IdempotencyFileError) as exc:
         raise CliError(str(exc), getattr(exc, "exit_code", EXIT_USAGE)) from None
     except BackendError as exc:
         raise CliError(f"cannot serve the node: {exc}", exc.exit_code) from None
     return EXIT_OK
 
 
-async def _serve(args: argparse.Namespace, listen: object, tokens: object, backend: Backend) -> None:
+async def _serve(
+    args: argparse.Namespace, listen: object, tokens: object, local: object, backend: Backend
+) -> None:
     from backends.node_server.app import create_app
+    from backends.node_server.idempotency import IdempotencyStore, idempotency_file
     from backends.node_server.server import bind, serve
 
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
     try:
         await backend.open()
         try:
-            app = create_app(backend, tokens=tokens, max_body=args.max_body, open_backend=False)  # type: ignore[arg-type]
-            await serve(
-                app,
-                sock,
-                name=backend.info.name,
-                certfile=args.certfile,
-                keyfile=args.keyfile,
-                access_log=not args.no_access_log,
-            )
+            # beside the node's state, so a retry after a restart is a replay (opened after the backend:
+            # a local node's state dir exists by then)
+            idempotency = IdempotencyStore(idempotency_file(backend))
+            try:
+                app = create_app(
+                    backend,
+                    tokens=tokens,  # type: ignore[arg-type]
+                    local=local,  # type: ignore[arg-type]
+                    max_body=args.max_body,
+                    idempotency=idempotency,
+                    open_backend=False,
+                )
+                await serve(
+                    app,
+                    sock,
+                    name=backend.info.name,
+                    certfile=args.certfile,
+                    keyfile=args.keyfile,
+                    access_log=not args.no_access_log,
+                    header_timeout_s=args.header_timeout,
+                )
+            finally:
+                idempotency.close()
         finally:
             await backend.close()
     finally:

@@ -8,6 +8,10 @@ log, and the port actually bound (``--listen 127.0.0.1:0`` picks a free one) is 
 printed to stdout (flushed) once uvicorn is accepting - tests and scripts wait for exactly this line.
 SIGTERM and ctrl-c stop the server cleanly: open log streams end first (they would otherwise hold the
 shutdown until the graceful timeout), then uvicorn closes connections and the caller closes the backend.
+
+Under hostile load (``protocol.py``, ``connections.py``): request headers must arrive within
+``header_timeout_s`` (also the TLS handshake's limit), a stalled body is cut after ``body_timeout_s``, the
+connection count stays below the fd limit (raised to the hard limit at start), and stderr is rate-limited.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import logging
+import functools
 import signal
 import socket
 import ssl
-import sys
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +30,18 @@ from typing import Any
 
 import uvicorn
 
+from . import log_limits
+from .connections import ConnectionGuard, connection_limit, raise_fd_limit
+from .protocol import guarded_protocol
 from .service import NodeService
 
 GRACEFUL_S = 5
-BACKLOG = 512
+# The listen backlog, which is also how many sockets asyncio accepts in one go before any is seen by the
+# connection guard: the guard keeps fds in reserve for it (connections.py). 128 queued connects is plenty
+# for a node's consoles and scrapers, and keeps the reserve small under a 1,024-fd limit.
+BACKLOG = 128
+HEADER_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 30.0
 
 
 class ServeError(Exception):
@@ -113,13 +124,31 @@ class _Server(uvicorn.Server):
     """uvicorn.Server that announces itself once accepting, ends log streams first on shutdown, and does
     not re-raise the signal that stopped it (uvicorn does, which would turn SIGTERM into exit -15)."""
 
-    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None], node: NodeService) -> None:
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        on_started: Callable[[], None],
+        node: NodeService,
+        handshake_timeout_s: float,
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._node = node
+        self._handshake_timeout_s = handshake_timeout_s
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
+        loop = asyncio.get_running_loop()
+        if self.config.ssl is not None:
+            # uvicorn passes no TLS handshake timeout, so asyncio's 60 s applies, and a connection still in
+            # its handshake is not yet seen by the connection guard: bound it like the headers. Shadowing the
+            # method on our own loop, for the one call uvicorn makes here, is the only way to pass it.
+            loop.create_server = functools.partial(  # type: ignore[method-assign]
+                loop.create_server, ssl_handshake_timeout=self._handshake_timeout_s
+            )
+        try:
+            await super().startup(sockets=sockets)
+        finally:
+            vars(loop).pop("create_server", None)
         if self.started and not self.should_exit:
             self._on_started()
 
@@ -146,48 +175,32 @@ async def serve(
     certfile: str | None = None,
     keyfile: str | None = None,
     access_log: bool = True,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> None:
     """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT; print the startup line when accepting."""
+    guard = ConnectionGuard(
+        connection_limit(raise_fd_limit(), BACKLOG),
+        header_timeout_s=header_timeout_s,
+        body_timeout_s=body_timeout_s,
+    )
     config = uvicorn.Config(
         app,
-        log_config=_log_config(),
-        log_level="warning",  # uvicorn's own chatter; the access log is turned back on below
-        access_log=access_log,
+        http=guarded_protocol(guard),
+        log_config=None,  # log_limits.configure below: rate-limited errors, our own access log
+        log_level="warning",
+        access_log=False,  # uvicorn's would log the query string as sent (access_log.py writes ours)
         ssl_certfile=certfile,
         ssl_keyfile=keyfile,
         lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_S,
         server_header=False,
+        backlog=BACKLOG,
     )
-    if access_log:
-        # uvicorn's access format is client, request line, status: no headers, so no tokens
-        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
-    _log_to_stderr()
+    log_limits.configure(access_log)
     line = startup_line(name, sock, certfile is not None)
     node = app.state.node
-    server = _Server(config, lambda: print(line, flush=True), node)
+    server = _Server(config, lambda: print(line, flush=True), node, header_timeout_s)
     await server.serve(sockets=[sock])
     if not server.started:
         raise ServeError("the node server did not start (see the lines above)", exit_code=1)
-
-
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, but with the access log on stderr too: stdout carries the startup line only."""
-    import copy
-
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["handlers"]["access"]["stream"] = "ext://sys.stderr"
-    return config
-
-
-def _log_to_stderr() -> None:
-    """Our own warnings and errors (a 500's traceback) to stderr, in uvicorn's plain style."""
-    logger = logging.getLogger("fleetdeck")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
