@@ -74,7 +74,8 @@ def get_ok(client: httpx.AsyncClient, path: str) -> Request:
 
 def dispatch(client: httpx.AsyncClient, agent_ids: Sequence[str]) -> Request:
     """A request for :func:`open_loop`: what the console's dispatch sends (``HttpBackend.dispatch``): the
-    body, a fresh Idempotency-Key and the operator header, answered by the queued Task (201)."""
+    body and a fresh Idempotency-Key (the client's credential names the operator), answered by the queued
+    Task (201)."""
 
     async def request(index: int) -> None:
         body = node_api.DispatchBody(
@@ -83,7 +84,6 @@ def dispatch(client: httpx.AsyncClient, agent_ids: Sequence[str]) -> Request:
         )
         headers = {
             node_api.IDEMPOTENCY_KEY_HEADER: str(uuid.uuid4()),
-            node_api.OPERATOR_HEADER: node_api.encode_operator("bench"),
             "content-type": "application/json",
         }
         response = await client.post(

@@ -8,8 +8,9 @@ node with 1,000 registered agents, driven by real httpx from this process.
   local store (``AgentReporter.log``), each line carrying the time of its write; a follower on
   ``GET /v1/logs?follow=1`` takes receive time minus write time.
 - Dispatch round trip: ``POST /v1/actions/dispatch`` as the console sends it (body, Idempotency-Key,
-  operator) to the acknowledged answer (the queued Task, 201), 10 a second while the snapshot load goes on
-  (each action empties the snapshot cache, as it must: the next read shows what was done).
+  the owner's local operator token) to the acknowledged answer (the queued Task, 201), 10 a second while
+  the snapshot load goes on (each action empties the snapshot cache, as it must: the next read shows what
+  was done).
 
 The node is live throughout: a separate process heartbeats every agent once every 10 s through the store.
 A second row serves the demo node (``node serve --demo --agents 1000``): the same snapshot and dispatch
@@ -79,7 +80,7 @@ async def local_node(node: ServedNode, state_dir: Path, names: list[str], quick:
     dispatches = 10 if quick else 300
     ctx = multiprocessing.get_context("spawn")
     figures: dict[str, Any] = {}
-    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as client:
+    async with httpx.AsyncClient(base_url=node.url, headers=node.auth(), timeout=30.0) as client:
         figures["agents"] = float(await agent_count(client))
 
         # snapshot load, with a log writer and an SSE follower beside it
@@ -124,7 +125,7 @@ async def local_node(node: ServedNode, state_dir: Path, names: list[str], quick:
 async def demo_node(node: ServedNode, quick: bool) -> dict[str, float]:
     seconds = 1.0 if quick else 10.0
     dispatches = 5 if quick else 100
-    async with httpx.AsyncClient(base_url=node.url, timeout=30.0) as client:
+    async with httpx.AsyncClient(base_url=node.url, headers=node.auth(), timeout=30.0) as client:
         response = await client.get(SNAPSHOT_PATH)
         response.raise_for_status()
         ids = [agent["id"] for agent in response.json()["agents"]]

@@ -96,6 +96,11 @@ class ServedNode:
         times = psutil.Process(self.pid).cpu_times()
         return float(times.user + times.system)
 
+    def auth(self) -> dict[str, str]:
+        """The owner's credential (a server without --tokens admits only its local operator token)."""
+        token_file = Path(self.env["XDG_STATE_HOME"]) / "fleetdeck" / "local-operator.token"
+        return {"Authorization": f"Bearer {token_file.read_text().strip()}"}
+
     def stderr_text(self) -> str:
         if self._stderr is None or self._stderr.closed:
             return ""

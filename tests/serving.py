@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
+import httpx
 import uvicorn
 
 # The one line ``fleetdeck node serve`` prints to stdout once its socket is bound (IPv6 hosts in brackets).
@@ -54,19 +55,17 @@ class ServedNode:
         env: Mapping[str, str],
         cwd: str | Path | None = None,
         timeout: float = STARTUP_TIMEOUT_S,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
-        if (
-            not any(key in env for key in ("XDG_STATE_HOME", "FLEETDECK_STATE_DIR"))
-            and "--state-dir" not in args
-        ):
-            # a test must never serve (or write into) the state of the machine running it
-            raise ValueError(
-                "ServedNode needs env with XDG_STATE_HOME (e.g. the cli_env fixture) or --state-dir"
-            )
+        if "XDG_STATE_HOME" not in env:
+            # a test must never serve (or write into) the state of the machine running it: the node's
+            # store, and the local operator token the server keeps in the state home
+            raise ValueError("ServedNode needs env with XDG_STATE_HOME (e.g. the cli_env fixture)")
         self.args: tuple[str, ...] = args
         self.env = dict(env)
         self.cwd = str(cwd) if cwd is not None else None
         self.timeout = timeout
+        self.preexec_fn = preexec_fn  # runs in the child before exec (e.g. to lower its fd limit)
         self.process: subprocess.Popen[str] | None = None
         self.name = ""
         self.url = ""
@@ -94,6 +93,7 @@ class ServedNode:
             stderr=self._stderr,
             text=True,
             bufsize=1,
+            preexec_fn=self.preexec_fn,
         )
         line = self._read_startup_line(self.process)
         match = STARTUP_LINE.match(line) if line is not None else None
@@ -182,6 +182,19 @@ class ServedNode:
             self._stderr_chunks.append(_read_all(self._stderr))
             self._stderr.close()
             self._stderr = None
+
+    @property
+    def local_token_file(self) -> Path:
+        """Where a server without --tokens keeps the owner's local operator token (README: Remote nodes)."""
+        return Path(self.env["XDG_STATE_HOME"]) / "fleetdeck" / "local-operator.token"
+
+    def auth(self) -> dict[str, str]:
+        """The owner's credential for a server without --tokens: its local operator token ({}: none yet)."""
+        try:
+            token = self.local_token_file.read_text().strip()
+        except FileNotFoundError:
+            return {}
+        return {"Authorization": f"Bearer {token}"}
 
     @property
     def running(self) -> bool:
@@ -296,6 +309,50 @@ class _HookedServer(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
+# --- the owner's credential, for apps made in the test without tokens ---------------------------------------
+
+
+def owner_auth() -> dict[str, str]:
+    """What ``create_app(backend)`` without tokens admits: this user's local operator token, from the test's
+    isolated state home (the ``isolated_dirs`` fixture), made if the app has not made it yet."""
+    from backends.local_token import ensure_token
+
+    return {"Authorization": f"Bearer {ensure_token()}"}
+
+
+def same_state_home(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` (e.g. ``cli_env``) with this test process's state home, so a server started with it makes
+    the local operator token where this process's http backend looks for it: the same user, as in life."""
+    import os
+
+    return {**env, "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"]}
+
+
+def _as_owner(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**kwargs, "headers": {**owner_auth(), **dict(kwargs.get("headers") or {})}}
+
+
+class _AsOwner:
+    """httpx's request functions, sending :func:`owner_auth` besides any headers given (the owner's CLI)."""
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(url, **_as_owner(kwargs))
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(url, **_as_owner(kwargs))
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return httpx.delete(url, **_as_owner(kwargs))
+
+    def stream(
+        self, method: str, url: str, **kwargs: Any
+    ) -> contextlib.AbstractContextManager[httpx.Response]:
+        return httpx.stream(method, url, **_as_owner(kwargs))
+
+
+as_owner = _AsOwner()
+
+
 def free_port() -> int:
     """A port that was free a moment ago (for tests that need a number before anything listens)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -303,4 +360,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-__all__ = ["STARTUP_LINE", "ServedNode", "ServerStartError", "free_port", "serve_asgi"]
+__all__ = [
+    "STARTUP_LINE",
+    "ServedNode",
+    "ServerStartError",
+    "as_owner",
+    "free_port",
+    "owner_auth",
+    "same_state_home",
+    "serve_asgi",
+]

@@ -21,7 +21,7 @@ from console.fleet_setup import configured_links
 from console.screens.help import HelpScreen
 from console.snapshot import screen_text
 from tests.agents.local_node import LocalNode
-from tests.serving import ServedNode, serve_asgi
+from tests.serving import ServedNode, same_state_home, serve_asgi
 
 REFRESH_S = 0.3
 
@@ -79,8 +79,13 @@ async def test_a_killed_node_goes_offline_and_comes_back_without_losing_a_line(
     for node, agent in ((east_node, "ticker-east"), (west_node, "ticker-west")):
         node.start_python(agent, "ticker.py", "0.05")
         node.wait_running(agent)
-    east = ServedNode("--listen", "127.0.0.1:0", env=east_node.env, cwd=east_node.tmp_path).start()
-    west = ServedNode("--listen", "127.0.0.1:0", env=west_node.env, cwd=west_node.tmp_path).start()
+    # served with this process's state home: the console here finds the owner's local operator token
+    east = ServedNode(
+        "--listen", "127.0.0.1:0", env=same_state_home(east_node.env), cwd=east_node.tmp_path
+    ).start()
+    west = ServedNode(
+        "--listen", "127.0.0.1:0", env=same_state_home(west_node.env), cwd=west_node.tmp_path
+    ).start()
     try:
         app = console_on({"east": east.url, "west": west.url})
         async with app.run_test(size=(160, 48)) as pilot:
@@ -94,7 +99,8 @@ async def test_a_killed_node_goes_offline_and_comes_back_without_losing_a_line(
 
             east.kill()
             await until(pilot, lambda: kind(app, "east") == "offline", "east shown offline")
-            assert "offline" in screen_text(app)
+            # painted a moment after the link learns it (a busy machine may take a frame or two)
+            await until(pilot, lambda: "offline" in screen_text(app), "the screen to say east is offline")
             west_seen = app.links["west"].received_at
             west_ticks = len(ticks(app, "west", "ticker-west"))
             await until(
@@ -220,7 +226,16 @@ async def test_a_node_answering_garbage_is_marked_and_the_others_carry_on() -> N
 def three_demo_servers(cli_env: dict[str, str]) -> Iterator[dict[str, str]]:
     """The demo fleet's three nodes, each served by its own `fleetdeck node serve --demo` process."""
     servers = [
-        ServedNode("--demo", "--demo-node", str(i), "--agents", "6", "--listen", "127.0.0.1:0", env=cli_env)
+        ServedNode(
+            "--demo",
+            "--demo-node",
+            str(i),
+            "--agents",
+            "6",
+            "--listen",
+            "127.0.0.1:0",
+            env=same_state_home(cli_env),
+        )
         for i in (1, 2, 3)
     ]
     try:

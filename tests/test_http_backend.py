@@ -11,6 +11,7 @@ import pytest
 from backends.demo import DemoBackend
 from backends.errors import AuthFailed, Forbidden, NotFound
 from backends.http import HttpBackend
+from backends.local_token import os_user
 from backends.model import ALL_CAPABILITIES, DispatchRequest, Target
 from backends.node_api import IDEMPOTENCY_KEY_HEADER, PREFIX
 from backends.node_server.app import create_app
@@ -126,7 +127,8 @@ async def test_no_token_on_a_node_that_needs_one(served_demo: str) -> None:
 async def test_every_action_works_and_is_audited_with_the_operator(
     demo: DemoBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with serve_asgi(create_app(demo)) as url:  # no tokens: the operator header names who acts
+    # no tokens: the owner's local operator token is sent, and the node audits under the serving user
+    with serve_asgi(create_app(demo)) as url:
         async with backend_for(url) as backend:
             before = await backend.audit()
             agent = (await backend.snapshot()).agents[0]
@@ -142,20 +144,24 @@ async def test_every_action_works_and_is_audited_with_the_operator(
             safety = await backend.rollback(checkpoint.id, operator="carol", reason="undo the stop")
             after = await backend.audit(since_seq=before[-1].seq if before else 0)
             remote_tasks = (await backend.snapshot()).tasks
-    assert task.payload == {"job": 1} and task.submitted_by == "carol"
+    owner = os_user()  # whatever name the console passes: the credential names who acts
+    assert task.payload == {"job": 1} and task.submitted_by == owner
     assert task.id in {t.id for t in remote_tasks}
     assert checkpoint.label == "before stop" and safety.id != checkpoint.id
     done = [(e.action, e.operator, e.outcome) for e in after]
     for action in ("dispatch", "pause", "resume", "checkpoint", "stop", "rollback"):
-        assert (action, "carol", "ok") in done, (action, done)
+        assert (action, owner, "ok") in done, (action, done)
     assert {e.reason for e in after} >= {"r1", "r2", "undo the stop"}
     assert after == [e for e in await demo.audit() if e.seq in {a.seq for a in after}]
 
 
-async def test_a_non_ascii_operator_reaches_the_audit_trail_exactly(demo: DemoBackend) -> None:
-    with serve_asgi(create_app(demo)) as url:
-        async with backend_for(url) as backend:
-            await backend.checkpoint("accents", operator="José Núñez 100%")
+async def test_a_tokens_non_ascii_name_reaches_the_audit_trail_exactly(
+    demo: DemoBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book = TokenBook([TokenEntry(name="José Núñez 100%", role="operator", token=OPERATOR_TOKEN)])
+    with serve_asgi(create_app(demo, tokens=book)) as url:
+        async with with_token(url, monkeypatch, OPERATOR_TOKEN) as backend:
+            await backend.checkpoint("accents", operator="mallory")
             entries = await backend.audit()
     assert entries[-1].action == "checkpoint" and entries[-1].operator == "José Núñez 100%"
 

@@ -10,7 +10,6 @@ import pytest
 
 from backends.errors import Invalid
 from backends.http import HttpBackend
-from backends.http.backend import operator_header
 from backends.http.retry import RetryPolicy, parse_retry_after
 from backends.model import ALL_CAPABILITIES
 from backends.registry import resolve
@@ -137,12 +136,20 @@ def test_backoff_grows_with_jitter_under_the_cap() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
 
 
-def test_operator_header_is_ascii_and_reversible() -> None:
-    from urllib.parse import unquote
+def test_a_loopback_node_without_a_token_uses_the_local_operator_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from backends.http.settings import settings_from_config
+    from backends.local_token import token_path
 
-    assert operator_header("alice") == "alice"
-    for name in ("José Núñez", "100% ops", "a b"):
-        encoded = operator_header(name)
-        assert encoded.isascii() and unquote(encoded) == name
-    with pytest.raises(Invalid):
-        operator_header("evil\r\nX-Injected: 1")
+    local = settings_from_config(NodeConfig(name="here", backend="http", url="http://127.0.0.1:8765"))
+    assert local.token is None and local.local_auth is not None
+    assert local.local_auth.path == token_path() and local.local_auth.port == 8765
+    assert str(token_path()) in local.token_source
+    remote = settings_from_config(NodeConfig(name="gpu", backend="http", url="https://gpu-01.example:8765"))
+    assert remote.local_auth is None  # the owner's token never leaves this host
+    monkeypatch.setenv("FLEETDECK_TOKEN_HERE", SECRET)
+    configured = settings_from_config(
+        NodeConfig(name="here", backend="http", url="http://127.0.0.1:8765", token_env="FLEETDECK_TOKEN_HERE")
+    )
+    assert configured.token == SECRET and configured.local_auth is None

@@ -24,7 +24,7 @@ from backends.model import LogRecord, to_json
 from backends.node_api import PREFIX, LogGap
 from backends.node_server.app import create_app
 
-from .serving import ServedNode, serve_asgi
+from .serving import ServedNode, same_state_home, serve_asgi
 from .test_http_backend_support import FakeNode, backend_for, in_turn, reply, sse_reply
 
 LOGS = f"{PREFIX}/logs"
@@ -226,7 +226,9 @@ async def test_a_node_killed_and_restarted_mid_stream_loses_and_doubles_nothing(
             reporter.log("info", f"{batch} {i}")
 
     write("before", 50)
-    served = ServedNode("--state-dir", str(state), "--listen", "127.0.0.1:0", "--no-access-log", env=cli_env)
+    served = ServedNode(
+        "--state-dir", str(state), "--listen", "127.0.0.1:0", "--no-access-log", env=same_state_home(cli_env)
+    )
     await asyncio.to_thread(served.start)
     try:
         async with backend_for(served.url, options={"stream_reconnect_s": 60}) as backend:
@@ -254,7 +256,9 @@ async def test_the_caller_can_resume_after_giving_up(tmp_path: Path, cli_env: di
     reporter = AgentReporter("writer", state_dir=state)
     for i in range(10):
         reporter.log("info", f"line {i}")
-    served = ServedNode("--state-dir", str(state), "--listen", "127.0.0.1:0", "--no-access-log", env=cli_env)
+    served = ServedNode(
+        "--state-dir", str(state), "--listen", "127.0.0.1:0", "--no-access-log", env=same_state_home(cli_env)
+    )
     await asyncio.to_thread(served.start)
     try:
         async with backend_for(served.url, options={"stream_reconnect_s": 0.5}) as backend:

@@ -11,7 +11,7 @@ import trustme
 
 from backends.errors import Unreachable
 
-from .serving import ServedNode
+from .serving import ServedNode, same_state_home
 from .test_http_backend_support import backend_for
 
 
@@ -24,7 +24,7 @@ def tls_node(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[tuple[ServedNo
     cert.private_key_pem.write_to_path(str(keyfile))
     ca.cert_pem.write_to_path(str(ca_file))
     args = ("--demo", "--listen", "127.0.0.1:0", "--certfile", str(certfile), "--keyfile", str(keyfile))
-    with ServedNode(*args, "--no-access-log", env=cli_env) as node:
+    with ServedNode(*args, "--no-access-log", env=same_state_home(cli_env)) as node:
         assert node.url.startswith("https://")
         yield node, ca_file
 

@@ -12,12 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backends.demo import demo_fleet
 from backends.demo.backend import DemoBackend
+from backends.local_token import os_user
 from backends.model import Agent, AuditEntry, DispatchRequest, NodeSnapshot, Task, from_json
 from backends.node_api import (
     ACTION_PATHS,
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_REPLAYED_HEADER,
-    OPERATOR_HEADER,
     PROBLEM_CONTENT_TYPE,
     Problem,
     Whoami,
@@ -26,7 +26,7 @@ from backends.node_server.app import create_app
 from backends.node_server.tokens import TokenBook, parse_tokens
 from console.clock import FrozenClock
 from tests.conftest import T0
-from tests.serving import serve_asgi
+from tests.serving import as_owner, owner_auth, serve_asgi
 
 VIEWER_TOKEN = "viewer-token-0123456789"
 OPERATOR_TOKEN = "operator-token-0123456789"
@@ -80,7 +80,8 @@ def secured_url(demo: DemoBackend) -> Iterator[str]:
 
 
 def first_agent(url: str, headers: dict[str, str] | None = None) -> Agent:
-    agents = from_json(httpx.get(f"{url}/v1/agents", headers=headers).content, list[Agent])
+    """The node's first agent, read with ``headers`` (default: the owner's, for a node without tokens)."""
+    agents = from_json(httpx.get(f"{url}/v1/agents", headers=headers or owner_auth()).content, list[Agent])
     return agents[0]
 
 
@@ -88,30 +89,30 @@ def first_agent(url: str, headers: dict[str, str] | None = None) -> Agent:
 
 
 def test_reads_return_the_wire_model(open_url: str, demo: DemoBackend) -> None:
-    snap = httpx.get(f"{open_url}/v1/snapshot")
+    snap = as_owner.get(f"{open_url}/v1/snapshot")
     assert snap.status_code == 200 and snap.headers["content-type"] == "application/json"
     snapshot = from_json(snap.content, NodeSnapshot)
     assert snapshot.node.name == demo.info.name and snapshot.agents
-    agents = from_json(httpx.get(f"{open_url}/v1/agents").content, list[Agent])
+    agents = from_json(as_owner.get(f"{open_url}/v1/agents").content, list[Agent])
     assert [a.id for a in agents] == [a.id for a in snapshot.agents]
-    one = httpx.get(f"{open_url}/v1/agents/{agents[0].id}")
+    one = as_owner.get(f"{open_url}/v1/agents/{agents[0].id}")
     assert from_json(one.content, Agent) == agents[0]
     for name in ("phases", "tasks", "checkpoints"):
-        listed = httpx.get(f"{open_url}/v1/{name}").json()
+        listed = as_owner.get(f"{open_url}/v1/{name}").json()
         assert listed == json.loads(snap.content)[name]
-    health = httpx.get(f"{open_url}/healthz").json()
+    health = as_owner.get(f"{open_url}/healthz").json()
     assert health["node"] == demo.info.name and health["status"] == "ok"
-    whoami = from_json(httpx.get(f"{open_url}/v1/whoami", headers={OPERATOR_HEADER: "bob"}).content, Whoami)
-    assert whoami == Whoami(name="bob", role="operator", authenticated=False)
+    whoami = from_json(as_owner.get(f"{open_url}/v1/whoami").content, Whoami)
+    assert whoami == Whoami(name=os_user(), role="operator", authenticated=True)
 
 
 def test_unknown_agent_route_and_method_are_problems(open_url: str) -> None:
-    assert problem_of(httpx.get(f"{open_url}/v1/agents/no-such-agent")).status == 404
-    missing = problem_of(httpx.get(f"{open_url}/v1/nothing-here"))
+    assert problem_of(as_owner.get(f"{open_url}/v1/agents/no-such-agent")).status == 404
+    missing = problem_of(as_owner.get(f"{open_url}/v1/nothing-here"))
     assert missing.status == 404 and "/v1/nothing-here" in missing.detail
-    wrong = httpx.delete(f"{open_url}/v1/snapshot")
+    wrong = as_owner.delete(f"{open_url}/v1/snapshot")
     assert problem_of(wrong).status == 405 and "GET" in wrong.headers["allow"]
-    assert problem_of(httpx.get(f"{open_url}/v1/actions/pause")).status == 405
+    assert problem_of(as_owner.get(f"{open_url}/v1/actions/pause")).status == 405
 
 
 # --- auth --------------------------------------------------------------------------------------------------
@@ -141,7 +142,7 @@ def test_auth_matrix(secured_url: str) -> None:
     detail = problem_of(denied).detail
     assert denied.status_code == 403 and "grace" in detail and "viewer" in detail and "operator" in detail
     # an operator acts, and the audit trail names the token's name, whatever header claims otherwise
-    headers = {**bearer(OPERATOR_TOKEN), OPERATOR_HEADER: "mallory"}
+    headers = {**bearer(OPERATOR_TOKEN), "X-Fleetdeck-Operator": "mallory"}
     done = httpx.post(
         f"{url}{ACTION_PATHS['pause']}", json={"target": agent.id, "reason": "test"}, headers=headers
     )
@@ -157,17 +158,20 @@ def test_auth_matrix(secured_url: str) -> None:
     assert not any(e.operator == "grace" for e in audit)
 
 
-def test_without_tokens_the_operator_header_names_the_caller(open_url: str) -> None:
+def test_without_tokens_only_the_owners_token_is_let_in_and_it_names_the_operator(open_url: str) -> None:
     agent = first_agent(open_url)
-    done = httpx.post(
-        f"{open_url}{ACTION_PATHS['pause']}", json={"target": agent.id}, headers={OPERATOR_HEADER: "dana"}
-    )
+    path = f"{open_url}{ACTION_PATHS['pause']}"
+    for headers in ({}, bearer("not-the-local-operator-token-0123456789"), {"X-Fleetdeck-Operator": "dana"}):
+        refused = httpx.post(path, json={"target": agent.id}, headers=headers)
+        assert problem_of(refused).status == 401 and refused.headers["www-authenticate"].startswith("Bearer")
+        assert problem_of(httpx.get(f"{open_url}/v1/snapshot", headers=headers)).status == 401
+    assert httpx.get(f"{open_url}/healthz").status_code == 200  # public in both modes
+    # the operator is whoever the credential proves, not who a header claims to be
+    done = as_owner.post(path, json={"target": agent.id}, headers={"X-Fleetdeck-Operator": "dana"})
     assert done.status_code == 200
-    audit = from_json(httpx.get(f"{open_url}/v1/audit").content, list[AuditEntry])
-    assert audit[-1].operator == "dana" and audit[-1].action == "pause"
-    anonymous = httpx.post(f"{open_url}{ACTION_PATHS['resume']}", json={"target": agent.id})
-    assert anonymous.status_code == 200
-    assert from_json(httpx.get(f"{open_url}/v1/audit").content, list[AuditEntry])[-1].operator == "anonymous"
+    audit = from_json(as_owner.get(f"{open_url}/v1/audit").content, list[AuditEntry])
+    assert audit[-1].operator == os_user() and audit[-1].action == "pause"
+    assert "dana" not in {e.operator for e in audit}
 
 
 # --- bodies ------------------------------------------------------------------------------------------------
@@ -175,7 +179,7 @@ def test_without_tokens_the_operator_header_names_the_caller(open_url: str) -> N
 
 def test_body_too_large_is_413(open_url: str) -> None:
     big = {"target": "x" * 10_000}
-    declared = httpx.post(f"{open_url}{ACTION_PATHS['pause']}", json=big)
+    declared = as_owner.post(f"{open_url}{ACTION_PATHS['pause']}", json=big)
     assert problem_of(declared).status == 413
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the server must count what it receives
@@ -184,7 +188,7 @@ def test_body_too_large_is_413(open_url: str) -> None:
             yield b"y" * 1000
         yield b'"}'
 
-    streamed = httpx.post(
+    streamed = as_owner.post(
         f"{open_url}{ACTION_PATHS['pause']}", content=chunks(), headers={"Content-Type": "application/json"}
     )
     assert "content-length" not in streamed.request.headers
@@ -193,23 +197,23 @@ def test_body_too_large_is_413(open_url: str) -> None:
 
 def test_malformed_json_is_400_and_wrong_types_422_naming_the_field(open_url: str) -> None:
     path = f"{open_url}{ACTION_PATHS['pause']}"
-    broken = httpx.post(path, content=b'{"target": ', headers={"Content-Type": "application/json"})
+    broken = as_owner.post(path, content=b'{"target": ', headers={"Content-Type": "application/json"})
     assert problem_of(broken).status == 400
-    typed = problem_of(httpx.post(path, json={"target": 42}))
+    typed = problem_of(as_owner.post(path, json={"target": 42}))
     assert (typed.status, typed.field) == (422, "$.target")
-    unknown = problem_of(httpx.post(path, json={"target": "a", "tagret": "b"}))
+    unknown = problem_of(as_owner.post(path, json={"target": "a", "tagret": "b"}))
     assert (unknown.status, unknown.field) == (422, "$.tagret")
-    missing = problem_of(httpx.post(path, json={}))
+    missing = problem_of(as_owner.post(path, json={}))
     assert (missing.status, missing.field) == (422, "$.target")
     nested = problem_of(
-        httpx.post(f"{open_url}{ACTION_PATHS['dispatch']}", json={"request": {"agent_id": 3}})
+        as_owner.post(f"{open_url}{ACTION_PATHS['dispatch']}", json={"request": {"agent_id": 3}})
     )
     assert (nested.status, nested.field) == (422, "$.request.agent_id")
-    bad_target = problem_of(httpx.post(path, json={"target": "robot:1"}))
+    bad_target = problem_of(as_owner.post(path, json={"target": "robot:1"}))
     assert (bad_target.status, bad_target.field) == (422, "$.target")
-    text = httpx.post(path, content=b'{"target": "a"}', headers={"Content-Type": "text/plain"})
+    text = as_owner.post(path, content=b'{"target": "a"}', headers={"Content-Type": "text/plain"})
     assert problem_of(text).status == 415
-    assert problem_of(httpx.get(f"{open_url}/v1/audit?since_seq=abc")).field == "since_seq"
+    assert problem_of(as_owner.get(f"{open_url}/v1/audit?since_seq=abc")).field == "since_seq"
 
 
 # --- idempotency -------------------------------------------------------------------------------------------
@@ -220,19 +224,19 @@ def test_idempotent_retry_of_a_dispatch_acts_once(open_url: str) -> None:
     path = f"{open_url}{ACTION_PATHS['dispatch']}"
     body = {"request": {"agent_id": agent.id, "payload": {"job": "reindex"}}, "reason": "retry test"}
     headers = {IDEMPOTENCY_KEY_HEADER: "dispatch-0001"}
-    first = httpx.post(path, json=body, headers=headers)
+    first = as_owner.post(path, json=body, headers=headers)
     assert first.status_code == 201 and IDEMPOTENCY_REPLAYED_HEADER not in first.headers
-    retry = httpx.post(path, json=body, headers=headers)
+    retry = as_owner.post(path, json=body, headers=headers)
     assert retry.status_code == 201 and retry.headers[IDEMPOTENCY_REPLAYED_HEADER] == "true"
     assert from_json(retry.content, Task).id == from_json(first.content, Task).id
-    reused = httpx.post(path, json={**body, "reason": "another"}, headers=headers)
+    reused = as_owner.post(path, json={**body, "reason": "another"}, headers=headers)
     assert problem_of(reused).status == 422 and problem_of(reused).field == IDEMPOTENCY_KEY_HEADER
-    tasks = from_json(httpx.get(f"{open_url}/v1/tasks").content, list[Task])
+    tasks = from_json(as_owner.get(f"{open_url}/v1/tasks").content, list[Task])
     assert [t.id for t in tasks].count(from_json(first.content, Task).id) == 1
-    audit = from_json(httpx.get(f"{open_url}/v1/audit").content, list[AuditEntry])
+    audit = from_json(as_owner.get(f"{open_url}/v1/audit").content, list[AuditEntry])
     assert [e.reason for e in audit if e.action == "dispatch"].count("retry test") == 1
     # a new key is new work
-    again = httpx.post(path, json=body, headers={IDEMPOTENCY_KEY_HEADER: "dispatch-0002"})
+    again = as_owner.post(path, json=body, headers={IDEMPOTENCY_KEY_HEADER: "dispatch-0002"})
     assert again.status_code == 201 and from_json(again.content, Task).id != from_json(first.content, Task).id
 
 
@@ -241,7 +245,7 @@ def test_concurrent_requests_with_one_key_dispatch_once(open_url: str) -> None:
     body = {"request": {"agent_id": agent.id, "payload": {"n": 1}}, "reason": "concurrent"}
 
     def post(_: int) -> httpx.Response:
-        return httpx.post(
+        return as_owner.post(
             f"{open_url}{ACTION_PATHS['dispatch']}", json=body, headers={IDEMPOTENCY_KEY_HEADER: "same-key"}
         )
 
@@ -250,7 +254,7 @@ def test_concurrent_requests_with_one_key_dispatch_once(open_url: str) -> None:
     assert {a.status_code for a in answers} == {201}
     assert len({from_json(a.content, Task).id for a in answers}) == 1
     assert sum(1 for a in answers if IDEMPOTENCY_REPLAYED_HEADER not in a.headers) == 1
-    audit = from_json(httpx.get(f"{open_url}/v1/audit").content, list[AuditEntry])
+    audit = from_json(as_owner.get(f"{open_url}/v1/audit").content, list[AuditEntry])
     assert [e.reason for e in audit].count("concurrent") == 1
 
 
@@ -272,10 +276,10 @@ def test_refusals_are_replayed_but_keys_are_per_caller(secured_url: str) -> None
 
 
 def test_metrics_parse_and_match_the_snapshot(open_url: str) -> None:
-    response = httpx.get(f"{open_url}/metrics")
+    response = as_owner.get(f"{open_url}/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
-    snapshot = from_json(httpx.get(f"{open_url}/v1/snapshot").content, NodeSnapshot)
+    snapshot = from_json(as_owner.get(f"{open_url}/v1/snapshot").content, NodeSnapshot)
 
     def samples(name: str) -> list[tuple[dict[str, str], float]]:
         return [(s.labels, s.value) for s in families[f"fleetdeck_{name}"].samples]
@@ -320,15 +324,15 @@ def test_concurrent_reads_share_one_backend_snapshot(demo: DemoBackend) -> None:
 
         def read(i: int) -> int:
             path = ("/v1/snapshot", "/metrics", "/v1/agents")[i % 3]
-            return httpx.get(f"{url}{path}").status_code
+            return as_owner.get(f"{url}{path}").status_code
 
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             assert set(pool.map(read, range(60))) == {200}
         assert app.state.node.cache.backend_calls == 1
         # an action invalidates it: the actor's next read sees what it did
         agent = first_agent(url)
-        httpx.post(f"{url}{ACTION_PATHS['pause']}", json={"target": agent.id})
-        paused = from_json(httpx.get(f"{url}/v1/agents/{agent.id}").content, Agent)
+        as_owner.post(f"{url}{ACTION_PATHS['pause']}", json={"target": agent.id})
+        paused = from_json(as_owner.get(f"{url}/v1/agents/{agent.id}").content, Agent)
         assert paused.state == "paused"
         assert app.state.node.cache.backend_calls == 2
 
@@ -344,7 +348,7 @@ class _BrokenBackend(DemoBackend):
 def test_an_unexpected_error_is_a_500_problem_without_a_traceback(caplog: pytest.LogCaptureFixture) -> None:
     backend = _BrokenBackend(seed=7, clock=FrozenClock(T0))
     with serve_asgi(create_app(backend)) as url:
-        response = httpx.get(f"{url}/v1/snapshot")
+        response = as_owner.get(f"{url}/v1/snapshot")
     body = problem_of(response)
     assert body.status == 500 and "secret" not in response.text and "Traceback" not in response.text
     assert any("secret internal detail" in str(r.exc_info) for r in caplog.records if r.exc_info)
@@ -354,17 +358,17 @@ def test_backend_errors_map_to_their_status(demo: DemoBackend) -> None:
     read_only = demo_fleet(seed=7, nodes=1, clock=FrozenClock(T0), read_only=True)[0]
     with serve_asgi(create_app(read_only)) as url:
         agent = first_agent(url)
-        refused = httpx.post(f"{url}{ACTION_PATHS['stop']}", json={"target": agent.id})
+        refused = as_owner.post(f"{url}{ACTION_PATHS['stop']}", json={"target": agent.id})
         assert problem_of(refused).status == 403 and "read-only" in problem_of(refused).detail
-        missing = httpx.post(f"{url}{ACTION_PATHS['rollback']}", json={"checkpoint_id": "nope"})
+        missing = as_owner.post(f"{url}{ACTION_PATHS['rollback']}", json={"checkpoint_id": "nope"})
         assert problem_of(missing).status in (403, 404)
 
 
 def test_unknown_query_parameters_are_refused(open_url: str) -> None:
-    typo = problem_of(httpx.get(f"{open_url}/v1/audit", params={"sinceseq": "5"}))
+    typo = problem_of(as_owner.get(f"{open_url}/v1/audit", params={"sinceseq": "5"}))
     assert (typo.status, typo.field) == (422, "sinceseq")
-    assert problem_of(httpx.get(f"{open_url}/v1/snapshot", params={"x": "1"})).field == "x"
-    assert httpx.get(f"{open_url}/v1/audit", params={"since_seq": "1"}).status_code == 200
+    assert problem_of(as_owner.get(f"{open_url}/v1/snapshot", params={"x": "1"})).field == "x"
+    assert as_owner.get(f"{open_url}/v1/audit", params={"since_seq": "1"}).status_code == 200
 
 
 class _FlakyDemo(DemoBackend):
@@ -386,11 +390,11 @@ def test_a_failed_action_is_not_kept_so_its_retry_acts() -> None:
         body = {"request": {"agent_id": agent.id, "payload": {}}}
         headers = {IDEMPOTENCY_KEY_HEADER: "after-a-500"}
         path = f"{url}{ACTION_PATHS['dispatch']}"
-        failed = httpx.post(path, json=body, headers=headers)
+        failed = as_owner.post(path, json=body, headers=headers)
         assert problem_of(failed).status == 500 and "disk full" not in failed.text
-        retry = httpx.post(path, json=body, headers=headers)
+        retry = as_owner.post(path, json=body, headers=headers)
         assert retry.status_code == 201 and IDEMPOTENCY_REPLAYED_HEADER not in retry.headers
-        again = httpx.post(path, json=body, headers=headers)
+        again = as_owner.post(path, json=body, headers=headers)
         assert again.headers[IDEMPOTENCY_REPLAYED_HEADER] == "true"
         assert from_json(again.content, Task).id == from_json(retry.content, Task).id
 

@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from backends.model import Agent, AuditEntry, from_json
-from backends.node_api import ACTION_PATHS, OPERATOR_HEADER
+from backends.node_api import ACTION_PATHS
 from tests.conftest import one_line_error
 from tests.serving import STARTUP_LINE, ServedNode
 
@@ -91,7 +91,11 @@ def test_startup_line_and_clean_shutdown_on_sigterm(cli_env: dict[str, str], tmp
         assert match["name"] == "local" and match["scheme"] == "http" and match["host"] == "127.0.0.1"
         url = match["url"]
         assert httpx.get(f"{url}/healthz").json()["backend"] == "local"
-        assert httpx.get(f"{url}/v1/snapshot").status_code == 200
+        assert httpx.get(f"{url}/v1/snapshot").status_code == 401  # only the owner, with its token
+        token = (Path(cli_env["XDG_STATE_HOME"]) / "fleetdeck" / "local-operator.token").read_text().strip()
+        assert (
+            httpx.get(f"{url}/v1/snapshot", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        )
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     finally:
@@ -108,7 +112,7 @@ def test_a_configured_node_can_be_served(fleetdeck, cli_env: dict[str, str], tmp
     config.write_text('[[nodes]]\nname = "lab"\nbackend = "demo"\nseed = 3\n')
     with ServedNode("--node", "lab", "--listen", "127.0.0.1:0", env=cli_env) as node:
         assert node.name == "lab"
-        assert httpx.get(f"{node.url}/v1/info").json()["name"] == "lab"
+        assert httpx.get(f"{node.url}/v1/info", headers=node.auth()).json()["name"] == "lab"
     result = fleetdeck("node", "serve", "--node", "lab", "--demo", timeout=30)
     assert result.returncode == 2 and "cannot be combined" in one_line_error(result)
 
@@ -136,8 +140,9 @@ def test_served_with_tokens_end_to_end(fleetdeck, cli_env: dict[str, str], tmp_p
     tokens = tmp_path / "tokens.toml"
     alice = fleetdeck("node", "token", "alice", "--role", "operator", "--tokens", str(tokens)).stdout.strip()
     viewer = fleetdeck("node", "token", "dash", "--role", "viewer", "--tokens", str(tokens)).stdout.strip()
-    # with tokens, a non-loopback address is allowed
-    with ServedNode("--demo", "--tokens", str(tokens), "--listen", "0.0.0.0:0", env=cli_env) as node:
+    # with tokens, a non-loopback address is allowed (plain http only when asked for)
+    args = ("--demo", "--tokens", str(tokens), "--listen", "0.0.0.0:0", "--allow-plain-http")
+    with ServedNode(*args, env=cli_env) as node:
         url = f"http://127.0.0.1:{node.port}"
         assert httpx.get(f"{url}/v1/agents").status_code == 401
         agents = from_json(
@@ -148,7 +153,7 @@ def test_served_with_tokens_end_to_end(fleetdeck, cli_env: dict[str, str], tmp_p
             path, json={"target": agents[0].id}, headers={"Authorization": f"Bearer {viewer}"}
         )
         assert denied.status_code == 403 and "dash" in denied.json()["detail"]
-        headers = {"Authorization": f"Bearer {alice}", OPERATOR_HEADER: "someone-else"}
+        headers = {"Authorization": f"Bearer {alice}", "X-Fleetdeck-Operator": "someone-else"}
         assert httpx.post(path, json={"target": agents[0].id}, headers=headers).status_code == 200
         audit = from_json(httpx.get(f"{url}/v1/audit", headers=headers).content, list[AuditEntry])
         assert audit[-1].operator == "alice" and audit[-1].action == "pause"

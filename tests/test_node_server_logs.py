@@ -22,7 +22,7 @@ from backends.node_api import LogGap
 from backends.node_server.app import create_app
 from console.clock import FrozenClock
 from tests.conftest import T0
-from tests.serving import ServedNode, serve_asgi
+from tests.serving import ServedNode, as_owner, serve_asgi
 
 DEADLINE_S = 60.0  # a guard against hanging, never an assertion about speed
 
@@ -58,7 +58,7 @@ def events(response: httpx.Response) -> Iterator[Event]:
 def read_all(
     url: str, *, params: dict[str, str] | None = None, headers: dict[str, str] | None = None
 ) -> list[Event]:
-    with httpx.stream(
+    with as_owner.stream(
         "GET", f"{url}/v1/logs", params={"follow": "0", **(params or {})}, headers=headers
     ) as response:
         assert response.status_code == 200
@@ -94,9 +94,9 @@ def test_since_seq_and_last_event_id_resume_with_exactly_the_missing_records(dem
         assert records(resumed) == tail
         assert not [e for e in resumed if e.event == "gap"]  # the demo's seqs have holes: never a gap
         # bad cursors are problems, not streams
-        bad = httpx.get(f"{url}/v1/logs", params={"since_seq": "-1"})
+        bad = as_owner.get(f"{url}/v1/logs", params={"since_seq": "-1"})
         assert bad.status_code == 422 and bad.json()["field"] == "since_seq"
-        bad = httpx.get(f"{url}/v1/logs", headers={"Last-Event-ID": "x"})
+        bad = as_owner.get(f"{url}/v1/logs", headers={"Last-Event-ID": "x"})
         assert bad.status_code == 422 and bad.json()["field"] == "Last-Event-ID"
 
 
@@ -139,7 +139,7 @@ def test_follow_delivers_new_lines_and_keepalives(tmp_path: Path) -> None:
         seen: list[str] = []
         comments = 0
         with (
-            httpx.stream("GET", f"{url}/v1/logs", params={"follow": "1"}, timeout=DEADLINE_S) as response,
+            as_owner.stream("GET", f"{url}/v1/logs", params={"follow": "1"}, timeout=DEADLINE_S) as response,
             AgentReporter("follower-test", state_dir=state) as agent,
         ):
             for event in events(response):
@@ -177,7 +177,7 @@ def test_a_client_disconnect_ends_the_stream_and_closes_the_backend_generator() 
     backend = _CountingDemo(seed=7, clock=clock)
     backend.poll_interval_s = 0.05
     with serve_asgi(create_app(backend, keepalive_s=0.1)) as url:
-        with httpx.stream("GET", f"{url}/v1/logs", params={"follow": "1"}) as response:
+        with as_owner.stream("GET", f"{url}/v1/logs", params={"follow": "1"}) as response:
             for event in events(response):
                 if event.event == "log":
                     break
@@ -223,7 +223,7 @@ def test_resume_across_a_killed_and_restarted_node_loses_and_doubles_nothing(
         deadline = time.monotonic() + DEADLINE_S
         try:
             while time.monotonic() < deadline:
-                headers = {"Last-Event-ID": str(last)} if last else {}
+                headers = {**node.auth(), **({"Last-Event-ID": str(last)} if last else {})}
                 try:
                     with httpx.stream(
                         "GET", f"{node.url}/v1/logs", params={"follow": "1"}, headers=headers, timeout=5.0
