@@ -92,6 +92,16 @@ class Backend(abc.ABC):
         """Roll back to ``checkpoint_id``; returns the automatic safety checkpoint taken just before."""
         raise self._unsupported("roll back")
 
+    async def interrupted_rollback(self) -> str | None:
+        """One line for an operator when a rollback on this node was interrupted (killed half-way) and
+        waits for :meth:`recover_rollback`, naming the command that finishes it; None when none is."""
+        return None
+
+    async def recover_rollback(self, *, operator: str, reason: str | None = None) -> Checkpoint | None:
+        """Finish the rollback that was interrupted; returns its safety checkpoint (the undo), or None when
+        there was nothing to recover."""
+        raise self._unsupported("recover an interrupted rollback")
+
     async def rollback_preview(self, checkpoint_id: str) -> list[str]:
         """Lines saying what a rollback to ``checkpoint_id`` would change beyond what the checkpoint covers
         (e.g. files changed since in each git workspace); empty when the backend cannot tell."""

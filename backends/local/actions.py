@@ -20,7 +20,8 @@ from pathlib import Path
 from backends.errors import BackendError, Conflict, Forbidden, NotFound
 from backends.model import Checkpoint, DispatchRequest, Target, Task
 
-from . import freeze, gitsnap
+from . import freeze
+from .rollback import Rollbacks
 from .store import Store
 from .store_agents import validate_name
 from .store_health import AgentRecord, pid_alive
@@ -209,80 +210,30 @@ class Actions:
             time.sleep(0.05)
         return False
 
-    # --- checkpoint and rollback -----------------------------------------------------------------------
+    # --- checkpoint and rollback: rollback.py, crash-safe; pausing goes through _control_agent -------
+
+    @property
+    def rollbacks(self) -> Rollbacks:
+        return Rollbacks(
+            self.store, self.state_dir, node=self.node, read_only=self.read_only, control=self._control_agent
+        )
 
     def checkpoint(
         self, label: str, operator: str, reason: str | None, *, automatic: bool = False
     ) -> Checkpoint:
-        with self._audited(operator, "checkpoint", None, reason, label=label) as detail:
-            checkpoint = self._take_checkpoint(label, operator, automatic=automatic)
-            detail["text"] = f"{checkpoint.id}: {len(checkpoint.covers)} item(s)"
-            return checkpoint
-
-    def _take_checkpoint(self, label: str, operator: str, *, automatic: bool) -> Checkpoint:
-        records = self.store.agent_rows()
-        ref = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(3)}"
-        git_refs: dict[str, str] = {}
-        for workspace in sorted({r.workspace for r in records if r.workspace}):
-            if gitsnap.is_git_workspace(Path(workspace)):
-                gitsnap.snapshot(Path(workspace), ref, f"fleetdeck checkpoint: {label}")
-                git_refs[workspace] = ref
-        covers = [f"agent:{r.id}" for r in records]
-        covers += [f"phase:{p.id}" for p in self.store.phases()]
-        covers += [f"workspace:{w}" for w in git_refs]
-        return self.store.add_checkpoint(
-            label, operator, automatic=automatic, covers=covers, git_refs=git_refs
-        )
+        return self.rollbacks.checkpoint(label, operator, reason, automatic=automatic)
 
     def rollback_preview(self, checkpoint_id: str) -> list[str]:
-        record = self.store.checkpoint_record(checkpoint_id)
-        return [_changes(workspace, ref) for workspace, ref in sorted(record.git_refs.items())]
+        return self.rollbacks.preview(checkpoint_id)
 
     def rollback(self, checkpoint_id: str, operator: str, reason: str | None) -> Checkpoint:
-        with self._audited(operator, "rollback", f"checkpoint:{checkpoint_id}", reason) as detail:
-            record = self.store.checkpoint_record(checkpoint_id)
-            for workspace, ref in record.git_refs.items():
-                problem = _workspace_problem(Path(workspace), ref)
-                if problem:
-                    raise Conflict(f"cannot roll back {workspace}: {problem}; nothing was changed")
-            touched = [r for r in self.store.agent_rows() if r.workspace in record.git_refs]
-            held = [r for r in touched if r.state in ("running", "starting", "idle")]
-            for agent in held:
-                self._control_agent("pause", agent, operator, reason, strict=False)
-            safety = self._take_checkpoint(f"before rollback to {checkpoint_id}", operator, automatic=True)
-            restored = 0
-            for workspace, ref in record.git_refs.items():
-                restored += len(gitsnap.restore(Path(workspace), ref))
-            holds = self.store.restore_state(record.state)
-            for agent in held:
-                if holds.get(agent.id, "running") == "running":
-                    self._control_agent(
-                        "resume", self.store.agent_record(agent.id), operator, reason, strict=False
-                    )
-            detail["text"] = (
-                f"restored {len(record.git_refs)} workspace(s), {restored} file(s); undo: {safety.id}"
-            )
-            return safety
+        return self.rollbacks.rollback(checkpoint_id, operator, reason)
 
+    def recover_rollback(self, operator: str, reason: str | None) -> Checkpoint | None:
+        return self.rollbacks.recover(operator, reason)
 
-def _changes(workspace: str, ref: str) -> str:
-    problem = _workspace_problem(Path(workspace), ref)
-    if problem:
-        return f"workspace {workspace}: cannot roll back ({problem})"
-    changed = gitsnap.changed_since(Path(workspace), ref)
-    shown = ", ".join(changed[:6]) + (f" +{len(changed) - 6} more" if len(changed) > 6 else "")
-    return f"workspace {workspace}: {len(changed)} file(s) changed since" + (f" ({shown})" if changed else "")
-
-
-def _workspace_problem(workspace: Path, ref: str) -> str | None:
-    if not workspace.is_dir():
-        return "the workspace no longer exists"
-    operation = gitsnap.conflicting_operation(workspace)
-    if operation:
-        return operation
-    if ref not in gitsnap.list_checkpoints(workspace):
-        return f"its snapshot refs/fleetdeck/checkpoints/{ref} is missing"
-    return None
+    def interrupted_rollback(self) -> str | None:
+        return self.rollbacks.notice()
 
 
 def _supervised(record: AgentRecord) -> bool:

@@ -206,10 +206,18 @@ class LocalBackend(Backend):
         await self._run(lambda: self._ops().control("stop", target, operator, reason))
 
     async def checkpoint(self, label: str, *, operator: str, reason: str | None = None) -> Checkpoint:
+        if "\x00" in label:  # the label is each workspace's commit message, and git refuses a NUL there
+            raise Invalid("label: must not contain NUL (\\x00); any other text is kept as written")
         return await self._run(lambda: self._ops().checkpoint(label, operator, reason))
 
     async def rollback(self, checkpoint_id: str, *, operator: str, reason: str | None = None) -> Checkpoint:
         return await self._run(lambda: self._ops().rollback(checkpoint_id, operator, reason))
+
+    async def interrupted_rollback(self) -> str | None:
+        return await self._run(lambda: self._ops().interrupted_rollback())
+
+    async def recover_rollback(self, *, operator: str, reason: str | None = None) -> Checkpoint | None:
+        return await self._run(lambda: self._ops().recover_rollback(operator, reason))
 
 
 def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) -> list[Agent]:

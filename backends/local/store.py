@@ -322,6 +322,11 @@ class Store(AgentsApi):
     def audit_since(self, seq: int = 0, limit: int = 10_000) -> list[AuditEntry]:
         return self._db.read(lambda c: logs_sql.audit_since(c, seq, limit))
 
+    def last_audit_seq(self) -> int:
+        """The newest audit entry's seq (0 when there is none): where a later ``audit_since`` starts."""
+        newest = self._db.read(lambda c: c.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()[0])
+        return int(newest)
+
     # --- the snapshot ----------------------------------------------------------------------------------
 
     def snapshot_parts(

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from backends.model import LogLevel
 
-from . import freeze
+from . import freeze, rollback_journal
 from .loglines import parse_line
 from .metrics import ProcessSampler
 from .store import Store
@@ -62,6 +62,8 @@ class Supervisor:
         self.clock = clock
         self.link = StoreLink(store, spec.name, clock)
         self.gate = freeze.gate_path(store.path.parent, spec.name)
+        # An interrupted rollback may hold this agent paused: say so in its log, with what to run.
+        self.rollback_watch = rollback_journal.Watch(store.path.parent)
         self.sampler = ProcessSampler()
         # The readers never block on it: an agent must not stall on its own stdout because the store is slow.
         self.lines: queue.Queue[tuple[float, str, str]] = queue.Queue(MAX_QUEUED_LINES)
@@ -168,6 +170,8 @@ class Supervisor:
             if now >= next_beat:
                 self._heartbeat()
                 next_beat = now + HEARTBEAT_S
+            if notice := self.rollback_watch.poll():
+                self._system_log("warning", notice)
             time.sleep(TICK_S)
 
     def _heartbeat(self) -> None:
