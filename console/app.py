@@ -205,11 +205,13 @@ class FleetDeckApp(App[None]):
         await link.poll(timeout=max(2.0, 3 * self.refresh_s))
         self._node_updated(link)
         self._polled_once(link)
+        await self.actions.watch_rollback(link)
         await asyncio.sleep(spread_s)
         while True:
             await asyncio.sleep(self.refresh_s)
             await link.poll(timeout=max(2.0, 3 * self.refresh_s))
             self._node_updated(link)
+            await self.actions.watch_rollback(link)
 
     def _polled_once(self, link: NodeLink) -> None:
         self._first_polls_due.discard(link.name)
@@ -373,6 +375,12 @@ class FleetDeckApp(App[None]):
                 f"Undo the last rollback on {node}",
                 f"Back to {ops.undo[node].id}",
                 lambda: ops.undo_rollback(link),
+            )
+        if link.name in ops.interrupted:
+            yield SystemCommand(
+                f"Recover the interrupted rollback on {node}",
+                "Finish it and resume the agents it paused (asks to confirm)",
+                lambda: ops.recover_rollback(link),
             )
         for phase in sorted(link.snapshot.phases, key=lambda p: p.order):
             for action in ("pause", "resume", "stop"):

@@ -197,7 +197,12 @@ def _add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
     rollback = sub.add_parser("rollback", help="roll back to a checkpoint (takes a safety checkpoint first)")
     _node_options(rollback)
-    rollback.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint id")
+    rollback.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?", help="checkpoint id")
+    rollback.add_argument(
+        "--recover",
+        action="store_true",
+        help="finish a rollback that was interrupted (the safety checkpoint it prints undoes it)",
+    )
     rollback.add_argument("--reason", help="why, for the audit trail")
     rollback.add_argument("--yes", action="store_true", help="do not ask to confirm")
 

@@ -28,12 +28,17 @@ T = TypeVar("T")
 DESTRUCTIVE = {"stop", "rollback"}
 
 
-def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]]) -> T:
-    """Open the backend, run one call, close it; every failure becomes one line and an exit code."""
+def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]], *, warn: bool = True) -> T:
+    """Open the backend, run one call, close it; every failure becomes one line and an exit code. With
+    ``warn``, a rollback left unfinished on the node is pointed out first, on stderr."""
 
     async def go() -> T:
         try:
             await backend.open()
+            if warn:
+                from console.recover_command import warn_if_interrupted
+
+                await warn_if_interrupted(backend)
             return await call(backend)
         finally:
             await backend.close()
@@ -256,6 +261,10 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
         else:
             print(f"checkpoint {checkpoint.id} taken ({checkpoint.label})")
         return EXIT_OK
+    if action == "rollback" and (args.recover or not args.checkpoint):
+        from console.recover_command import recover
+
+        return recover(link, args, operator)
     if action == "rollback":
         confirm(link, "roll back to", args.checkpoint, args)
         safety = run_on_backend(

@@ -38,6 +38,7 @@ class Operator:
     def __init__(self, app: FleetDeckApp) -> None:
         self.app = app
         self.undo: dict[str, Checkpoint] = {}  # node -> the safety checkpoint of its last rollback
+        self.interrupted: dict[str, str] = {}  # node -> what its interrupted rollback is, in words
 
     # --- may we? ---------------------------------------------------------------------------------------
 
@@ -110,6 +111,30 @@ class Operator:
             self.app.notify(f"nothing to undo on {link.name}", timeout=4)
             return
         self.rollback(link, safety.id)
+
+    def recover_rollback(self, link: NodeLink) -> None:
+        if link.name not in self.interrupted:
+            self.app.notify(f"no interrupted rollback on {link.name}", timeout=4)
+        elif self._allowed(link, "rollback"):
+            self.app.run_worker(self._recover(link), group="actions")
+
+    async def watch_rollback(self, link: NodeLink) -> None:
+        """Notice (after each poll) a rollback on the node that was interrupted, and say so once."""
+        try:
+            notice = await link.backend.interrupted_rollback()
+        except Exception:  # a node that cannot tell is no reason to stop polling it
+            return
+        if notice is None:
+            self.interrupted.pop(link.name, None)
+            return
+        if self.interrupted.get(link.name) != notice:
+            self.interrupted[link.name] = notice
+            self.app.notify(
+                f"{notice}; or from the palette (ctrl+p): Recover the interrupted rollback on {link.name}",
+                title=f"rollback interrupted on {link.name}",
+                severity="error",
+                timeout=30,
+            )
 
     # --- workers ---------------------------------------------------------------------------------------
 
@@ -239,6 +264,34 @@ class Operator:
             self.undo[link.name] = safety
             self.app.notify(
                 f"rolled back to {checkpoint_id}; undo with ctrl+z (to {safety.id})",
+                title="rollback",
+                timeout=10,
+            )
+        await self._after(link)
+
+    async def _recover(self, link: NodeLink) -> None:
+        decided = await self.app.push_screen_wait(
+            ConfirmDialog(
+                f"Finish the interrupted rollback on {link.name}?",
+                [self.interrupted[link.name]],
+                node=link.name,
+                production=link.environment == "production",
+                verb="Recover",
+                note="It finishes the rollback and resumes the agents it paused; undo it then with ctrl+z.",
+            )
+        )
+        if decided is None:
+            return
+        safety = await self._call(
+            link,
+            "recovery",
+            lambda: link.backend.recover_rollback(operator=self.app.operator, reason=decided.reason),
+        )
+        if safety is not None:
+            self.undo[link.name] = safety
+            self.interrupted.pop(link.name, None)
+            self.app.notify(
+                f"recovered: the rollback is finished; undo with ctrl+z (to {safety.id})",
                 title="rollback",
                 timeout=10,
             )

@@ -141,6 +141,9 @@ async def _serve(
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
     try:
         await backend.open()
+        from console.recover_command import warn_if_interrupted
+
+        await warn_if_interrupted(backend)  # a rollback killed half-way: say so before serving
         try:
             # beside the node's state, so a retry after a restart is a replay (opened after the backend:
             # a local node's state dir exists by then)

@@ -105,6 +105,7 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
             nodes.append(NodeStatus(link.name, link.environment, "unreachable", error=link.error))
             continue
         alerts = node_alerts(snap, config.thresholds, now, error_counts, name=link.name)
+        alerts += await _interrupted_rollback(link)
         severities = {a.severity for a in alerts}
         state = "critical" if "critical" in severities else ("warning" if severities else "ok")
         nodes.append(
@@ -121,6 +122,15 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
     for link in links:
         await link.backend.close()
     return StatusReport(nodes)
+
+
+async def _interrupted_rollback(link: NodeLink) -> list[Alert]:
+    """A rollback left half-way is critical: workspaces may be half-restored and agents paused."""
+    try:
+        notice = await link.backend.interrupted_rollback()
+    except Exception:  # a node that cannot tell is judged on the rest
+        return []
+    return [Alert("critical", link.name, "node", notice, rule="rollback-interrupted")] if notice else []
 
 
 async def _recent_errors(link: NodeLink, now: float) -> dict[str, int] | None:

@@ -1,0 +1,53 @@
+"""``fleetdeck rollback --recover``: finish a rollback that was interrupted, and the warning every command
+on that node gives until it is.
+
+Recovery finishes the rollback (to the checkpoint the operator chose and confirmed), resumes the agents it
+had paused and prints the safety checkpoint, as a rollback does: undoing it is the ordinary
+``fleetdeck rollback SAFETY``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backends.base import Backend
+from console.cli import EXIT_OK, EXIT_USAGE, CliError
+from console.node_link import NodeLink
+
+
+async def warn_if_interrupted(backend: Backend) -> None:
+    """Say on stderr that a rollback on the node is unfinished, and what to run; never fails the command."""
+    try:
+        notice = await backend.interrupted_rollback()
+    except Exception:  # a warning must not stop the command it comes with
+        return
+    if notice:
+        print(f"fleetdeck: warning: {notice}", file=sys.stderr)
+
+
+def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
+    from console.node_commands import confirm, emit_json, run_on_backend
+
+    if not args.recover:
+        raise CliError("rollback needs a CHECKPOINT, or --recover to finish an interrupted one", EXIT_USAGE)
+    if args.checkpoint:
+        raise CliError("rollback --recover takes no CHECKPOINT: it finishes the one interrupted", EXIT_USAGE)
+    if not args.yes:
+        notice = run_on_backend(link.backend, lambda b: b.interrupted_rollback(), warn=False)
+        if notice is None:
+            print(f"nothing to recover on node {link.name}")
+            return EXIT_OK
+        print(notice, file=sys.stderr)
+        confirm(link, "finish", "the interrupted rollback", args)
+    reason = getattr(args, "reason", None)
+    safety = run_on_backend(
+        link.backend, lambda b: b.recover_rollback(operator=operator, reason=reason), warn=False
+    )
+    if args.json:
+        emit_json(safety)
+    elif safety is None:
+        print(f"nothing to recover on node {link.name}")
+    else:
+        print(f"recovered: finished the interrupted rollback; undo with: fleetdeck rollback {safety.id}")
+    return EXIT_OK
