@@ -273,7 +273,7 @@ class Operator:
         decided = await self.app.push_screen_wait(
             ConfirmDialog(
                 f"Finish the interrupted rollback on {link.name}?",
-                [self.interrupted[link.name]],
+                [self.interrupted.get(link.name, f"the interrupted rollback on {link.name}")],
                 node=link.name,
                 production=link.environment == "production",
                 verb="Recover",

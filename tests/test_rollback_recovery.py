@@ -22,9 +22,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from backends.errors import Conflict
+from backends.local.gitsnap import GitSnapError
 from backends.local.rollback_journal import JOURNAL
 from backends.local.store import Store
 
@@ -342,3 +345,73 @@ async def test_the_console_offers_recovery_through_the_confirm_dialog(node: Loca
         assert proc_state(scene.pid) != "T" and scene.store.agent_record("coder").state == "running"
     finally:
         scene.close()
+
+
+# --- a step that fails (git refuses, the disk is full) rather than a kill --------------------------------
+
+
+def _in_process_node(tmp_path: Path) -> tuple[Any, Store, Path]:
+    from backends.local.actions import Actions
+
+    repo = tmp_path / "repo"
+    make_workspace(repo, 30)
+    store = Store(tmp_path / "node")
+    store.register_agent("planner", kind="reporting", state="running", workspace=str(repo))
+    actions = Actions(store, tmp_path / "node", node="local", read_only=False, python=sys.executable)
+    return actions, store, repo
+
+
+def test_a_rollback_failing_before_any_file_changed_resumes_its_agents_and_forgets_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backends.local import gitsnap
+
+    actions, store, repo = _in_process_node(tmp_path)
+    checkpoint = actions.checkpoint("good", "alice", None)
+    change_workspace(repo, 30)
+    before = digest(repo)
+    real = gitsnap.snapshot
+    monkeypatch.setattr(gitsnap, "snapshot", lambda *a, **k: (_ for _ in ()).throw(GitSnapError("disk full")))
+    with pytest.raises(GitSnapError, match="disk full"):
+        actions.rollback(checkpoint.id, "alice", None)
+    monkeypatch.setattr(gitsnap, "snapshot", real)
+    assert digest(repo) == before
+    assert store.agent_record("planner").state == "running", "the pause it took is undone"
+    assert actions.interrupted_rollback() is None and not (tmp_path / "node" / JOURNAL).exists()
+    assert actions.rollback(checkpoint.id, "alice", None).automatic  # nothing is left in its way
+    store.close()
+
+
+def test_a_rollback_failing_half_way_keeps_its_journal_and_recovery_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backends.local import gitsnap
+
+    actions, store, repo = _in_process_node(tmp_path)
+    checkpoint = actions.checkpoint("good", "alice", None)
+    target = digest(repo)
+    change_workspace(repo, 30)
+    real = gitsnap.restore
+
+    def half(workspace: Path, checkpoint_id: str, **kwargs: Any) -> list[str]:
+        for path in sorted(gitsnap.changed_since(workspace, checkpoint_id))[::2]:
+            (workspace / path).unlink(missing_ok=True)  # some of the work done, then git fails
+        raise GitSnapError("checkout-index failed: No space left on device")
+
+    monkeypatch.setattr(gitsnap, "restore", half)
+    with pytest.raises(Conflict, match="fleetdeck rollback --recover"):
+        actions.rollback(checkpoint.id, "alice", "drill")
+    monkeypatch.setattr(gitsnap, "restore", real)
+    assert store.agent_record("planner").state == "paused", "not to work on a half-restored tree"
+    notice = actions.interrupted_rollback()
+    assert notice and checkpoint.id in notice
+    with pytest.raises(Conflict, match="--recover"):
+        actions.checkpoint("meanwhile", "alice", None)
+
+    safety = actions.recover_rollback("bob", None)
+    assert safety is not None and digest(repo) == target
+    assert store.agent_record("planner").state == "running"
+    trail = [(e.operator, e.outcome) for e in store.audit_since(0) if e.action == "rollback"]
+    assert trail == [("alice", "failed"), ("bob", "ok")], "failed half-way (said once), then recovered"
+    assert actions.recover_rollback("bob", None) is None
+    store.close()

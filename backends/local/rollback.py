@@ -346,8 +346,9 @@ class Rollbacks:
 
     def _refuse_if_interrupted(self) -> None:
         # Under the lock, any journal is one whose rollback is not running any more.
-        if journals.read(self.state_dir) is not None:
-            raise Conflict(journals.notice(self.state_dir, self.node) or "a rollback was interrupted")
+        journal = journals.read(self.state_dir)
+        if journal is not None:
+            raise Conflict(journals.advice(journal, self.node))
 
     def _audit_failure(
         self,

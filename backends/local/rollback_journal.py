@@ -113,6 +113,10 @@ def write(state_dir: Path, journal: Journal) -> None:
 
 
 def remove(state_dir: Path) -> None:
+    """Drop the journal, and any copy a writer killed before its rename left (only lock holders write)."""
+    for leftover in state_dir.glob(f".{JOURNAL}.*"):
+        with suppress(OSError):
+            os.unlink(leftover)
     with suppress(FileNotFoundError):
         os.unlink(path(state_dir))
     _sync_dir(state_dir)
@@ -188,8 +192,10 @@ def notice(state_dir: Path, node: str) -> str | None:
         journal = interrupted(state_dir)
     except Invalid as exc:
         return str(exc)
-    if journal is None:
-        return None
+    return None if journal is None else advice(journal, node)
+
+
+def advice(journal: Journal, node: str) -> str:
     where = "" if node == "local" else f" --node {node}"
     return (
         f"{journal.describe()}: it was interrupted and its agents may still be paused; "
@@ -216,6 +222,8 @@ class Watch:
         text: str | None
         try:
             journal = interrupted(self.state_dir)
+        except OSError:
+            return None  # cannot look now (the lock file is not ours to open?): look again later
         except Invalid as exc:
             journal, text = None, str(exc)
         else:
