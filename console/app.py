@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -26,6 +26,7 @@ from console.config import Config, normalised_keymap
 from console.keys import KeyHelp, key_help
 from console.node_link import NodeLink, describe_error
 from console.operator import Operator
+from console.safe_notify import SafeNotifyApp
 from console.screens.agent import AgentScreen
 from console.screens.all_agents import AllAgentsScreen
 from console.screens.audit import AuditScreen
@@ -36,13 +37,14 @@ from console.screens.logs import LogsScreen
 from console.screens.node import NodeScreen
 from themes import DEFAULT_THEME, fleetdeck_variables, load_themes
 from widgets.attention import AttentionList
+from widgets.safe import safe_markup
 
 LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped
 
 
-class FleetDeckApp(App[None]):
+class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, terminal-safe text
     TITLE = "fleetdeck"
     ENABLE_COMMAND_PALETTE = True
     COMMAND_PALETTE_BINDING = "ctrl+p"
@@ -337,12 +339,16 @@ class FleetDeckApp(App[None]):
         return key_help(binding_contexts(), self._keymap)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette's entries. It parses their titles and help as markup, so what a node named (its phases)
+        and what the config named (nodes, themes) goes in through ``safe_markup``."""
         yield SystemCommand("Help: keys", "Every key in force", self.action_help)
         if len(self.links) > 1:
             yield SystemCommand("Go to fleet", "All nodes at a glance", self._go_fleet)
         for link in self.links.values():
             yield SystemCommand(
-                f"Go to node {link.name}", f"{link.environment} node", lambda n=link: self.open_node(n)
+                f"Go to node {safe_markup(link.name)}",
+                f"{safe_markup(link.environment)} node",
+                lambda n=link: self.open_node(n),
             )
         yield SystemCommand("Agents: all nodes", "Every node's agents in one table", self.open_all_agents)
         yield SystemCommand("Logs: all nodes", "Every node's logs, merged", lambda: self.open_logs(None))
@@ -350,7 +356,7 @@ class FleetDeckApp(App[None]):
         yield from self._action_commands()
         for name in self.theme_cycle():
             yield SystemCommand(
-                f"Theme: {name}", "Switch the colour theme", lambda n=name: self._set_theme(n)
+                f"Theme: {safe_markup(name)}", "Switch the colour theme", lambda n=name: self._set_theme(n)
             )
         yield from super().get_system_commands(screen)
 
@@ -360,7 +366,7 @@ class FleetDeckApp(App[None]):
         if link is None or link.snapshot is None:
             return
         ops = self.actions
-        node = link.name
+        node = safe_markup(link.name)
         yield SystemCommand(
             f"Dispatch on {node}", "A task for an agent, or a new agent", lambda: ops.dispatch(link, None)
         )
@@ -370,10 +376,10 @@ class FleetDeckApp(App[None]):
         yield SystemCommand(
             f"Roll back {node}", "Pick a checkpoint (asks to confirm)", lambda: ops.rollback(link)
         )
-        if node in ops.undo:
+        if link.name in ops.undo:
             yield SystemCommand(
                 f"Undo the last rollback on {node}",
-                f"Back to {ops.undo[node].id}",
+                f"Back to {safe_markup(ops.undo[link.name].id)}",
                 lambda: ops.undo_rollback(link),
             )
         if link.name in ops.interrupted:
@@ -385,8 +391,8 @@ class FleetDeckApp(App[None]):
         for phase in sorted(link.snapshot.phases, key=lambda p: p.order):
             for action in ("pause", "resume", "stop"):
                 yield SystemCommand(
-                    f"{action.capitalize()} phase {phase.name}",
-                    f"{phase.id} ({phase.status}) and all its agents",
+                    f"{action.capitalize()} phase {safe_markup(phase.name)}",
+                    f"{safe_markup(phase.id)} ({safe_markup(phase.status)}) and all its agents",
                     lambda a=action, p=phase: ops.phase(link, a, p),
                 )
 

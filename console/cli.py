@@ -247,7 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except CliError as exc:
-        print(f"fleetdeck: {exc}", file=sys.stderr)
+        # the message may carry a node's error text, a label or a name: shown, never obeyed
+        print(f"fleetdeck: {_safe(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -259,10 +260,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("FLEETDECK_DEBUG"):
             raise
         print(
-            f"fleetdeck: internal error: {type(exc).__name__}: {exc} (FLEETDECK_DEBUG=1 shows more)",
+            f"fleetdeck: internal error: {type(exc).__name__}: {_safe(exc)} (FLEETDECK_DEBUG=1 shows more)",
             file=sys.stderr,
         )
         return EXIT_FAILED
+
+
+def _safe(exc: BaseException) -> str:
+    from backends.safe_text import terminal_safe
+
+    return terminal_safe(exc)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from backends.safe_text import terminal_safe
 from console.cli import EXIT_OK, EXIT_USAGE, CliError
 from console.clock import FrozenClock, SystemClock
 from console.config import (
@@ -112,8 +113,8 @@ def status(args: argparse.Namespace) -> int:
         json.dump(report.as_json(), sys.stdout, indent=2)
         print()
     else:
-        for line in report.lines():
-            print(line)
+        for line in report.lines():  # node names, error texts and alert reasons come from the nodes
+            print(terminal_safe(line))
     return report.exit_code
 
 
@@ -142,12 +143,12 @@ def config(args: argparse.Namespace) -> int:
     theme_names = {t.name for t in load_themes(paths.user_themes_dir())[0]}
     if loaded.theme not in theme_names:
         problems.append(f"theme: unknown theme {loaded.theme!r} (known: {', '.join(sorted(theme_names))})")
-    for problem in problems:
-        print(f"{path}: {problem}")
+    for problem in problems:  # a problem quotes the file's own text back
+        print(terminal_safe(f"{path}: {problem}"))
     if problems:
         return EXIT_USAGE
     exists = "" if path.exists() else " (no file: defaults)"
-    print(f"{path}: ok{exists} · {len(loaded.nodes)} node(s) · operator {loaded.operator}")
+    print(terminal_safe(f"{path}: ok{exists} · {len(loaded.nodes)} node(s) · operator {loaded.operator}"))
     return EXIT_OK
 
 

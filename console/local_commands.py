@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from backends.errors import BackendError
+from backends.safe_text import terminal_safe
 from console.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 
 
@@ -94,9 +95,9 @@ def plan(args: argparse.Namespace) -> int:
     except (StoreError, BackendError) as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
     if args.json:
-        json.dump(to_builtins(phases), sys.stdout, indent=2)
+        json.dump(to_builtins(phases), sys.stdout, indent=2)  # ASCII only: every control is escaped
         print()
     else:
         milestones = sum(len(p.milestones) for p in phases)
-        print(f"applied {args.file}: {len(phases)} phase(s), {milestones} milestone(s)")
+        print(terminal_safe(f"applied {args.file}: {len(phases)} phase(s), {milestones} milestone(s)"))
     return EXIT_OK

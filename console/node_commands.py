@@ -4,6 +4,9 @@ logs, dispatch, pause, resume, stop, checkpoint, rollback.
 They speak only the Backend protocol, so they work on every backend that has the capability. Output is an
 aligned table for people, or ``--json`` (the wire model's JSON) for scripts. Exit codes: 0 done, 1 the node
 refused or failed, 2 usage or config error, 3 unreachable.
+
+What a node says is untrusted (DESIGN.md §3): every line for people goes through ``terminal_safe`` (tables do
+it in text_table), and JSON through ``json_safe``, which keeps it the exact JSON of what the node holds.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TypeVar
 from backends.base import Backend
 from backends.errors import BackendError, Unreachable
 from backends.model import DispatchRequest, LogRecord, ModelError, Target, to_builtins
+from backends.safe_text import json_safe, json_safe_bytes, terminal_safe
 from console.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from console.node_link import NodeLink, describe_error
 from console.text_table import print_table
@@ -54,8 +58,12 @@ def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]], *,
 
 
 def emit_json(value: Any) -> None:
-    json.dump(to_builtins(value), sys.stdout, indent=2, ensure_ascii=False)
-    print()
+    print(json_safe(json.dumps(to_builtins(value), indent=2, ensure_ascii=False)))
+
+
+def say(line: str) -> None:
+    """One line for people, made terminal-safe: it names things the node chose (ids, labels, targets)."""
+    print(terminal_safe(line))
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -162,7 +170,8 @@ def show_audit(link: NodeLink, args: argparse.Namespace) -> int:
     if getattr(args, "jsonl", False):
         from console.audit_export import audit_lines
 
-        sys.stdout.buffer.writelines(audit_lines((link.name, e) for e in entries))
+        lines = audit_lines((link.name, e) for e in entries)
+        sys.stdout.buffer.writelines(json_safe_bytes(line) for line in lines)
         sys.stdout.flush()
         return EXIT_OK
     if args.json:
@@ -202,7 +211,7 @@ def stream_logs(link: NodeLink, args: argparse.Namespace) -> int:
             if not wanted(record):
                 continue
             if args.json:
-                print(json.dumps(to_builtins(record), ensure_ascii=False), flush=args.follow)
+                print(json_safe(json.dumps(to_builtins(record), ensure_ascii=False)), flush=args.follow)
             else:
                 print(format_log_line(record), flush=args.follow)
 
@@ -214,7 +223,9 @@ def format_log_line(record: LogRecord) -> str:
     import time
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.ts))
-    return f"{stamp} {record.level.upper():<8} {record.source}: {record.message}"
+    # one record, one line: a newline in the message is shown (␤), so `grep` and `tail` see whole records
+    source, message = terminal_safe(record.source), terminal_safe(record.message)
+    return f"{stamp} {record.level.upper():<8} {source}: {message}"
 
 
 # --- acting ----------------------------------------------------------------------------------------------
@@ -233,7 +244,7 @@ def confirm(link: NodeLink, action: str, what: str, args: argparse.Namespace) ->
         prompt += f" (PRODUCTION) — type the node name '{link.name}' to confirm: "
     else:
         prompt += "? type 'yes' to confirm: "
-    answer = input(prompt).strip()
+    answer = input(terminal_safe(prompt)).strip()
     if answer != expected:
         raise CliError(f"{action} cancelled", EXIT_FAILED)
 
@@ -250,7 +261,7 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
             confirm(link, action, str(target), args)
         method = getattr(link.backend, action)
         run_on_backend(link.backend, lambda b: method(target, operator=operator, reason=reason))
-        print(f"{action} {target}: ok")
+        say(f"{action} {target}: ok")
         return EXIT_OK
     if action == "checkpoint":
         checkpoint = run_on_backend(
@@ -259,7 +270,7 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
         if args.json:
             emit_json(checkpoint)
         else:
-            print(f"checkpoint {checkpoint.id} taken ({checkpoint.label})")
+            say(f"checkpoint {checkpoint.id} taken ({checkpoint.label})")
         return EXIT_OK
     if action == "rollback" and (args.recover or not args.checkpoint):
         from console.recover_command import recover
@@ -273,7 +284,7 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
         if args.json:
             emit_json(safety)
         else:
-            print(f"rolled back to {args.checkpoint}; undo with: fleetdeck rollback {safety.id}")
+            say(f"rolled back to {args.checkpoint}; undo with: fleetdeck rollback {safety.id}")
         return EXIT_OK
     if action == "dispatch":
         request = dispatch_request(args)
@@ -281,7 +292,7 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
         if args.json:
             emit_json(task)
         else:
-            print(f"task {task.id} {task.status} for {task.target}")
+            say(f"task {task.id} {task.status} for {task.target}")
         return EXIT_OK
     raise CliError(f"unknown action {action!r}", EXIT_USAGE)
 

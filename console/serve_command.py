@@ -137,6 +137,7 @@ async def _serve(
     from backends.node_server.app import create_app
     from backends.node_server.idempotency import IdempotencyStore, idempotency_file
     from backends.node_server.server import bind, serve
+    from backends.safe_text import terminal_safe
 
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
     try:
@@ -160,7 +161,7 @@ async def _serve(
                 await serve(
                     app,
                     sock,
-                    name=backend.info.name,
+                    name=terminal_safe(backend.info.name),  # a served remote node names itself
                     certfile=args.certfile,
                     keyfile=args.keyfile,
                     access_log=not args.no_access_log,

@@ -8,6 +8,9 @@ thousands of rows would hold the UI up for a second.
 With ``node_column`` it shows the agents of many nodes: a Node column (filterable and sortable like the
 others), and the rows of a node whose data is not live are dimmed, its name marked with the freshness symbol
 ("◐" stale, "✖" offline), so old data is never passed off as live.
+
+Every cell that shows what an agent or node said (name, message, labels, phase) is a ``Text`` made by
+``safe_text``: a plain string cell would be parsed as markup by the DataTable, and its controls sent on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from textual.widgets import DataTable
 from backends.model import Agent
 
 from .format import NA, fmt_bytes, fmt_duration, fmt_fraction, fmt_number
+from .safe import safe_text
 from .synced_table import SyncedTable
 
 # Health and state words carry the meaning; the symbol and colour only reinforce it.
@@ -62,21 +66,21 @@ _STATE_CELLS = {word: Text(word, style=style) for word, style in STATE_STYLE.ite
 
 
 def _health_cell(agent: Agent, now: float) -> Text:
-    return _HEALTH_CELLS.get(agent.health) or Text(f"? {agent.health}", style="dim")
+    return _HEALTH_CELLS.get(agent.health) or safe_text(f"? {agent.health}", style="dim")
 
 
 def _state_cell(agent: Agent, now: float) -> Text:
-    return _STATE_CELLS.get(agent.state) or Text(agent.state)
+    return _STATE_CELLS.get(agent.state) or safe_text(agent.state)
 
 
 MESSAGE_WIDTH = 34
 
 
 def _message_cell(agent: Agent, now: float) -> Text:
-    text = agent.health_reason or agent.message or ""
-    if len(text) > MESSAGE_WIDTH:
+    text = safe_text(agent.health_reason or agent.message, style="" if agent.health_reason else "dim")
+    if len(text) > MESSAGE_WIDTH:  # cut after the controls are shown, so a cut never splits "␛" from its text
         text = text[: MESSAGE_WIDTH - 1] + "…"
-    return Text(text, style="" if agent.health_reason else "dim")
+    return text
 
 
 def _heartbeat_cell(agent: Agent, now: float) -> str:
@@ -87,14 +91,19 @@ def _none_last(value: float | None) -> tuple[bool, float]:
     return (value is None, -(value or 0.0))
 
 
+def _label_cell(agent: Agent, name: str) -> Text | str:
+    value = agent.labels.get(name)
+    return NA if value is None else safe_text(value)
+
+
 COLUMNS: tuple[Column, ...] = (
-    Column("name", "Agent", lambda a, now: a.name, lambda a: a.name),
+    Column("name", "Agent", lambda a, now: safe_text(a.name), lambda a: a.name),
     Column("health", "Health", _health_cell, lambda a: (_HEALTH_RANK.get(a.health, 2), a.name)),
     Column("state", "State", _state_cell, lambda a: (a.state, a.name)),
     # why an agent is not healthy is what a responder needs next, so it comes before the numbers
     Column("message", "Why / doing", _message_cell, lambda a: a.health_reason or a.message or "~"),
-    Column("role", "Role", lambda a, now: a.labels.get("role", NA), lambda a: a.labels.get("role", "~")),
-    Column("phase", "Phase", lambda a, now: a.phase_id or NA, lambda a: a.phase_id or "~"),
+    Column("role", "Role", lambda a, now: _label_cell(a, "role"), lambda a: a.labels.get("role", "~")),
+    Column("phase", "Phase", lambda a, now: safe_text(a.phase_id or NA), lambda a: a.phase_id or "~"),
     Column("progress", "Prog", lambda a, now: fmt_fraction(a.progress), lambda a: _none_last(a.progress)),
     Column("cpu", "CPU", lambda a, now: fmt_number(a.cpu_percent, "%"), lambda a: _none_last(a.cpu_percent)),
     Column("rss", "RSS", lambda a, now: fmt_bytes(a.rss_bytes), lambda a: _none_last(a.rss_bytes)),
@@ -131,9 +140,9 @@ def _node_cell(node: str, freshness: str | None) -> str | Text:
     # The symbol sits in a gutter every row has, so the column's width (measured when rows are added, not
     # when a cell is patched) never changes with a node's freshness.
     if freshness is None:
-        return f"  {node}"
+        return safe_text(f"  {node}")
     symbol, style = FRESHNESS_STYLE.get(freshness, ("?", "dim"))
-    return Text(f"{symbol} {node}", style=style)
+    return safe_text(f"{symbol} {node}", style=style)
 
 
 def _dimmed(cell: str | Text) -> Text:
@@ -346,7 +355,7 @@ class AgentsTable(SyncedTable[str | Text]):
 
     def _mark_name(self, key: str, cells: tuple[str | Text, ...]) -> tuple[str | Text, ...]:
         at = 1 if self.node_column else 0
-        name = Text(f"✓ {cells[at]}", style="bold reverse")
+        name = Text(f"✓ {cells[at]}", style="bold reverse")  # the cell's own text: already safe
         return (*cells[:at], name, *cells[at + 1 :])
 
     def toggle_mark(self) -> None:

@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from .format import fmt_duration
+from .safe import safe_text
 from .synced_table import SyncedTable
 
 SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
@@ -153,7 +154,8 @@ class AttentionList(SyncedTable[Text]):
         reason_width = max(MIN_REASON_WIDTH, room)
         cells: dict[str, tuple[Text, ...]] = {}
         for row, row_fixed in zip(visible, fixed, strict=True):
-            reason = Text(row.reason, style=_row_style(row) or "", no_wrap=True, overflow="ellipsis")
+            reason = safe_text(row.reason, style=_row_style(row) or "")  # a node's or agent's words
+            reason.no_wrap, reason.overflow = True, "ellipsis"
             reason.truncate(reason_width, overflow="ellipsis")
             cells[row.key] = (*row_fixed, reason)
         self._rows = {r.key: r for r in visible}
@@ -170,9 +172,9 @@ class AttentionList(SyncedTable[Text]):
         dim = _row_style(row)
         word, style = SEVERITY_CELL.get(row.severity, (row.severity.upper(), ""))
         cells = [
-            Text(word, style=dim or style),
-            *([Text(row.node, style=dim or "bold")] if self.node_column else []),
-            Text(row.subject, style=dim or ""),
+            safe_text(word, style=dim or style),
+            *([safe_text(row.node, style=dim or "bold")] if self.node_column else []),
+            safe_text(row.subject, style=dim or ""),  # "agent:<the agent's id>"
             Text(fmt_duration(None if row.since is None else now - row.since), style=dim or ""),
             Text(note_text(row, now), style=dim or "bold"),
         ]

@@ -14,7 +14,9 @@ from typing import get_args
 from rich.text import Text
 
 from backends.model import AuditEntry, AuditOutcome, to_json
+from backends.safe_text import terminal_safe
 
+from .safe import safe_text
 from .synced_table import SyncedTable
 
 AUDIT_OUTCOMES: tuple[str, ...] = get_args(AuditOutcome)
@@ -72,13 +74,15 @@ class AuditFilter:
         return self != AuditFilter()
 
     def matches(self, node: str, entry: AuditEntry) -> bool:
-        if self.operator is not None and entry.operator.lower() != self.operator.lower():
+        # Names are compared as shown (terminal_safe): the filter line holds what the operator can see and
+        # type, so an operator or action name with controls in it is still found by what is on screen.
+        if self.operator is not None and not _same(entry.operator, self.operator):
             return False
-        if self.action is not None and entry.action.lower() != self.action.lower():
+        if self.action is not None and not _same(entry.action, self.action):
             return False
         if self.outcome is not None and entry.outcome != self.outcome:
             return False
-        if self.node is not None and node.lower() != self.node.lower():
+        if self.node is not None and not _same(node, self.node):
             return False
         if self.text:
             # params are searched too: "r42" should find the deploy whose payload names that revision
@@ -92,6 +96,10 @@ class AuditFilter:
         if self.text:
             parts.append(f"“{self.text}”")
         return " · ".join(parts) if parts else "no filter"
+
+
+def _same(value: str, wanted: str) -> bool:
+    return terminal_safe(value).lower() == terminal_safe(wanted).lower()
 
 
 def fmt_utc_time(ts: float) -> str:
@@ -115,14 +123,15 @@ def fmt_ago_short(ts: float, now: float) -> str:
 
 def outcome_cell(outcome: str) -> Text:
     symbol, style = OUTCOME_STYLE.get(outcome, ("?", "dim"))
-    return Text(f"{symbol} {outcome}", style=style)
+    return safe_text(f"{symbol} {outcome}", style=style)
 
 
-def _cut(text: str | None) -> str:
+def _cut(text: str | None) -> Text:
+    """One cell of what an operator or a node wrote: on one line, controls shown, never markup."""
     if not text:
-        return ""
-    text = " ".join(text.split())  # a multi-line reason must not break the row
-    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…"
+        return Text("")
+    text = terminal_safe(" ".join(text.split()))  # a multi-line reason must not break the row
+    return Text(text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 1] + "…")
 
 
 def row_key(node: str, entry: AuditEntry) -> str:
@@ -196,9 +205,9 @@ class AuditTable(SyncedTable[str | Text]):
         return (
             fmt_utc_time(entry.ts),
             fmt_ago_short(entry.ts, self._now),
-            *((node,) if self.node_column else ()),
-            entry.operator,
-            entry.action,
+            *((safe_text(node),) if self.node_column else ()),
+            safe_text(entry.operator),  # who and what come from the node's trail, as the rest
+            safe_text(entry.action),
             outcome_cell(entry.outcome),
             _cut(entry.target),
             _cut(entry.reason),

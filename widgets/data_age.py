@@ -9,6 +9,7 @@ from typing import Literal
 
 from textual.widgets import Static
 
+from .safe import safe_content
 from .steady import update_steady
 
 Freshness = Literal["live", "stale", "offline", "connecting", "frozen"]
@@ -37,4 +38,4 @@ class DataAge(Static):
         self._shown = (kind, text)
         for name in _SYMBOLS:
             self.set_class(name == kind, f"-{name}")
-        update_steady(self, f"{_SYMBOLS[kind]} {text}")
+        update_steady(self, safe_content(f"{_SYMBOLS[kind]} {text}"))  # "offline: <the node's error>"

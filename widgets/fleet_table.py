@@ -13,6 +13,7 @@ from textual.widgets import DataTable
 from backends.model import NodeSnapshot
 
 from .format import NA, fmt_percent, ratio
+from .safe import safe_text
 
 _FRESH_STYLE = {"live": "green", "stale": "yellow", "offline": "bold red", "connecting": "dim", "frozen": ""}
 _ENV_STYLE = {"production": "bold red", "staging": "yellow", "dev": "dim"}
@@ -50,7 +51,7 @@ def _gpu_cell(snapshot: NodeSnapshot | None) -> str:
     return f"{len(snapshot.gpus)}× {util} max {temp}"
 
 
-def _phase_cell(snapshot: NodeSnapshot | None) -> str:
+def _phase_cell(snapshot: NodeSnapshot | None) -> str | Text:
     if snapshot is None:
         return NA
     active = [p for p in snapshot.phases if p.status in ("active", "blocked", "paused")]
@@ -58,7 +59,7 @@ def _phase_cell(snapshot: NodeSnapshot | None) -> str:
         return "—"
     phase = min(active, key=lambda p: p.order)
     progress = NA if phase.progress is None else f"{phase.progress * 100:.0f}%"
-    return f"{phase.name} {progress}"
+    return safe_text(f"{phase.name} {progress}")
 
 
 def _alerts_cell(row: FleetRow) -> Text:
@@ -76,9 +77,9 @@ def row_cells(row: FleetRow) -> tuple[str | Text, ...]:
     cpu = NA if snap is None else fmt_percent(snap.system.cpu_percent)
     mem = NA if snap is None else fmt_percent(ratio(snap.system.mem_used, snap.system.mem_total))
     return (
-        Text(row.name, style="bold"),
-        Text(row.environment, style=_ENV_STYLE.get(row.environment, "")),
-        Text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, "")),
+        safe_text(row.name, style="bold"),
+        safe_text(row.environment, style=_ENV_STYLE.get(row.environment, "")),
+        safe_text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, "")),  # may quote an error
         _agents_cell(snap),
         _alerts_cell(row),
         _gpu_cell(snap),

@@ -14,6 +14,7 @@ from backends.model import Gpu, GpuStatus
 
 from .format import NA, fmt_bytes, fmt_number, fmt_percent, ratio
 from .levels import LEVEL_SYMBOL, level_for, level_style
+from .safe import safe_text
 from .sparkline_history import HistorySparkline
 from .steady import update_steady
 
@@ -25,7 +26,7 @@ def gpu_summary_line(gpu: Gpu, temp_levels: tuple[float, float] | None) -> Text:
     level = level_for(gpu.temperature_c, temp_levels)
     text = Text()
     text.append(f"GPU {gpu.index}", style="bold")
-    text.append(f" {_short_name(gpu.name)}", style="dim")
+    text.append_text(safe_text(f" {_short_name(gpu.name)}", style="dim"))  # as the driver (or node) names it
     text.append(" · ")
     text.append(
         f"{fmt_number(gpu.temperature_c, '°C')}{' ' + LEVEL_SYMBOL[level] if level != 'ok' else ''}",
@@ -115,5 +116,6 @@ class GpuPanel(VerticalScroll):
         if status.status == "error":
             text = Text("GPU metrics unavailable", style="bold")
         if status.reason:
-            text.append(f"\n{status.reason}", style="italic")
+            text.append("\n")
+            text.append_text(safe_text(status.reason, style="italic", multiline=True))
         return text

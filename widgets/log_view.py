@@ -7,6 +7,10 @@ a batch costs one resize and one repaint however many records (and nodes) it hol
 A line is built straight from segments in the component styles (what a rich Text would render, without
 its span machinery), and kept in a small cache keyed by its absolute position in the pane, so records
 falling off the top at capacity do not invalidate the lines already rendered.
+
+A log line is whatever an agent printed: its node, source and message go through ``terminal_safe`` (escape
+sequences and controls shown, a newline shown as ``␤`` so one record stays one line), and segments are never
+parsed as markup.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from rich.control import strip_control_codes
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -27,6 +30,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from backends.model import LOG_LEVEL_RANK, LogRecord
+from backends.safe_text import terminal_safe
 
 STRIP_CACHE = 256  # rendered lines kept: a few screens, for scrolling back and forth
 Entry = tuple[str, LogRecord]  # (node, record)
@@ -203,8 +207,9 @@ class LogView(ScrollView, can_focus=True):
         self._strips.clear()
 
     def _line_length(self, node: str, record: LogRecord) -> int:
-        prefix = 9 + 4 + (len(node) + 1 if self.show_node else 0) + len(record.source) + 1
-        return prefix + len(record.message)
+        # as shown: a control shown as "\x9b" or "⟨U+202E⟩" takes more room than the character did
+        prefix = 9 + 4 + (len(terminal_safe(node)) + 1 if self.show_node else 0)
+        return prefix + len(terminal_safe(record.source)) + 1 + len(terminal_safe(record.message))
 
     def _line_styles(self) -> dict[str, Style]:
         styles = self._styles
@@ -223,9 +228,9 @@ class LogView(ScrollView, can_focus=True):
             (LEVEL_TAG[level] + " ", styles[level]),
         ]
         if self.show_node:
-            parts.append((node + " ", styles["node"]))
-        parts.append((record.source + " ", styles["source"]))
-        parts.append((record.message, styles[level]))
+            parts.append((terminal_safe(node) + " ", styles["node"]))
+        parts.append((terminal_safe(record.source) + " ", styles["source"]))
+        parts.append((terminal_safe(record.message), styles[level]))
         return parts
 
     def format_record(self, node: str, record: LogRecord) -> Text:
@@ -235,14 +240,9 @@ class LogView(ScrollView, can_focus=True):
         return text
 
     def line_segments(self, node: str, record: LogRecord) -> list[Segment]:
-        """What ``format_record(...).render(console)`` yields, built directly: one segment a piece,
-        control codes stripped as rich does, and a piece that is a lone newline left out, as ever."""
-        segments = []
-        for part, style in self._parts(node, record):
-            text = strip_control_codes(part)
-            if text and text != "\n":
-                segments.append(Segment(text, style))
-        return segments
+        """What ``format_record(...).render(console)`` yields, built directly: one segment a piece (each
+        already terminal-safe), an empty piece left out."""
+        return [Segment(part, style) for part, style in self._parts(node, record) if part]
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset

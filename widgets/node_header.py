@@ -10,27 +10,29 @@ from textual.widgets import Static
 from backends.model import NodeSnapshot
 
 from .data_age import DataAge, Freshness
+from .safe import safe_text
 from .steady import update_steady
 
 
 def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read_only: bool) -> Text:
+    """The node's own words (backend, version, host name) are untrusted as the rest: shown with safe_text."""
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f" {name} ", style="bold reverse")
+    text.append_text(safe_text(f" {name} ", style="bold reverse"))
     env_style = {"production": "bold white on red", "staging": "bold black on yellow"}.get(
         environment, "bold"
     )
     text.append(" ")
-    text.append(f" {environment.upper()} ", style=env_style)
+    text.append_text(safe_text(f" {environment.upper()} ", style=env_style))
     if read_only:
         text.append(" ")
         text.append(" READ-ONLY: actions off ", style="bold reverse")
     if snapshot is not None:
         info = snapshot.node
-        text.append(f"  {info.backend}", style="dim")
+        text.append_text(safe_text(f"  {info.backend}", style="dim"))
         if info.version:
-            text.append(f" {info.version}", style="dim")
+            text.append_text(safe_text(f" {info.version}", style="dim"))
         if info.hostname:
-            text.append(f" · {info.hostname}", style="dim")
+            text.append_text(safe_text(f" · {info.hostname}", style="dim"))
         total = len(snapshot.agents)
         healthy = sum(1 for a in snapshot.agents if a.health == "healthy")
         text.append(f"  {healthy}/{total} healthy", style="bold" if healthy == total else "bold yellow")

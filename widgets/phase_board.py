@@ -11,6 +11,7 @@ from textual.widgets import Static
 from backends.model import Criterion, Milestone, Phase
 
 from .format import NA, bar, fmt_ago, fmt_fraction
+from .safe import safe_text
 from .steady import update_steady
 
 PHASE_MARK: dict[str, tuple[str, str]] = {
@@ -38,8 +39,8 @@ def criterion_line(criterion: Criterion) -> Text:
     verdict = {True: ("PASS", "green"), False: ("FAIL", "bold red"), None: ("----", "dim")}[criterion.passed]
     text = Text("      ")
     text.append(verdict[0], style=verdict[1])
-    text.append(f" {criterion.name}: {criterion.actual or NA}", style="")
-    text.append(f"  (target {criterion.target})", style="dim")
+    text.append_text(safe_text(f" {criterion.name}: {criterion.actual or NA}"))
+    text.append_text(safe_text(f"  (target {criterion.target})", style="dim"))
     return text
 
 
@@ -47,7 +48,7 @@ def milestone_lines(milestone: Milestone, with_criteria: bool) -> list[Text]:
     word, style = MILESTONE_MARK.get(milestone.status, ("?", ""))
     line = Text("   ")
     line.append(f"[{word}]", style=style)
-    line.append(f" {milestone.name}")
+    line.append_text(safe_text(f" {milestone.name}"))
     passed = sum(1 for c in milestone.criteria if c.passed)
     if milestone.criteria:
         line.append(f" {passed}/{len(milestone.criteria)}", style="dim")
@@ -61,7 +62,7 @@ def phase_lines(phase: Phase, now: float, bar_width: int) -> list[Text]:
     mark, style = PHASE_MARK.get(phase.status, ("?", ""))
     head = Text()
     head.append(f"{mark} ", style=style)
-    head.append(f"{phase.order}. {phase.name}", style="bold")
+    head.append_text(safe_text(f"{phase.order}. {phase.name}", style="bold"))
     head.append(f"  {phase.status.upper()}", style=style)
     lines = [head]
     progress = Text("   ")
@@ -80,7 +81,10 @@ def phase_lines(phase: Phase, now: float, bar_width: int) -> list[Text]:
     gate = Text("   gate ")
     gate.append(word, style=gate_style)
     if phase.gate.reasons:
-        gate.append(" — " + "; ".join(phase.gate.reasons), style="dim" if phase.gate.decision == "go" else "")
+        reasons = safe_text(
+            " — " + "; ".join(phase.gate.reasons), style="dim" if phase.gate.decision == "go" else ""
+        )
+        gate.append_text(reasons)
     lines.append(gate)
     return lines
 

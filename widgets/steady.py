@@ -8,9 +8,18 @@ and the new content has another number of lines.
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from textual.visual import VisualType
 from textual.widget import Widget
 from textual.widgets import Static
+
+from .safe import safe_content
+
+# The plain text each widget's border title and subtitle were last set to: Textual keeps them as markup, and
+# comparing plain text here is cheaper than rendering the new title to markup to compare.
+_TITLES: WeakKeyDictionary[Widget, str] = WeakKeyDictionary()
+_SUBTITLES: WeakKeyDictionary[Widget, str] = WeakKeyDictionary()
 
 
 def update_steady(static: Static, content: VisualType) -> None:
@@ -29,12 +38,18 @@ def update_steady(static: Static, content: VisualType) -> None:
 
 
 def set_border_title(widget: Widget, title: str) -> None:
-    """Set a border title only when it changes: Textual repaints the widget on every set, same text or not
-    (a panel's title set on every poll of every node adds up)."""
-    if widget.border_title != title:
-        widget.border_title = title
+    """Set a border title, as plain text, only when it changes: Textual repaints the widget on every set,
+    same text or not (a panel's title set on every poll of every node adds up).
+
+    Titles name nodes, agents and errors, so the text is shown as it is (controls made visible) and never
+    parsed as markup, which Textual would do with a plain string."""
+    if _TITLES.get(widget) != title:
+        _TITLES[widget] = title
+        widget.border_title = safe_content(title)
 
 
 def set_border_subtitle(widget: Widget, subtitle: str) -> None:
-    if widget.border_subtitle != subtitle:
-        widget.border_subtitle = subtitle
+    """As :func:`set_border_title`, for the subtitle (a panel's data age: "offline: <the node's error>")."""
+    if _SUBTITLES.get(widget) != subtitle:
+        _SUBTITLES[widget] = subtitle
+        widget.border_subtitle = safe_content(subtitle)

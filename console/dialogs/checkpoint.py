@@ -9,6 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from widgets.safe import safe_content
+
 
 class CheckpointDialog(ModalScreen[tuple[str, str | None] | None]):
     DEFAULT_CSS = """
@@ -30,7 +32,8 @@ class CheckpointDialog(ModalScreen[tuple[str, str | None] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Checkpoint {self.node}: the store's state and every git workspace", id="title")
+            title = f"Checkpoint {self.node}: the store's state and every git workspace"
+            yield Label(safe_content(title), id="title")
             yield Input(placeholder="label, e.g. before model upgrade", id="label", compact=True)
             yield Input(placeholder="reason (optional)", id="reason", compact=True)
             with Horizontal(id="buttons"):

@@ -1,8 +1,9 @@
 """The confirmation dialog for destructive actions (stop, rollback, bulk or phase pause).
 
-It lists exactly what will be touched and asks for an optional reason for the audit trail. Cancel holds the
-focus and Enter alone never confirms: Enter in the reason box only moves on, and Confirm has to be chosen.
-On a production node the operator types the node's name before Confirm is enabled.
+It lists exactly what will be touched (in the node's own words: shown with ``safe_text``, never as markup)
+and asks for an optional reason for the audit trail. Cancel holds the focus and Enter alone never confirms:
+Enter in the reason box only moves on, and Confirm has to be chosen. On a production node the operator types
+the node's name before Confirm is enabled.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from backends.safe_text import terminal_safe
+from widgets.safe import safe_content, safe_text
+from widgets.steady import set_border_title
 
 PREVIEW_LIMIT = 200  # a bulk action over thousands of agents still shows a readable list
 
@@ -69,15 +74,18 @@ class ConfirmDialog(ModalScreen[Confirmed | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"⚠ PRODUCTION NODE {self.node} — this changes production", id="danger")
-            yield Label(self.title_text, id="title")
+            yield Static(
+                safe_content(f"⚠ PRODUCTION NODE {self.node} — this changes production"), id="danger"
+            )
+            yield Label(safe_content(self.title_text), id="title")  # e.g. a checkpoint's label
             with VerticalScroll(id="preview", can_focus=False) as preview:
-                preview.border_title = f"Will touch ({len(self.touched)})"
+                set_border_title(preview, f"Will touch ({len(self.touched)})")
                 yield Static(self._preview_text())
             if self.note:
-                yield Static(Text(self.note, style="dim"), id="note")
+                yield Static(safe_text(self.note, style="dim"), id="note")
             yield Input(placeholder="reason (optional, goes to the audit trail)", id="reason", compact=True)
-            yield Input(placeholder=f"type the node name '{self.node}' to confirm", id="typed", compact=True)
+            typed = f"type the node name '{terminal_safe(self.node)}' to confirm"
+            yield Input(placeholder=typed, id="typed", compact=True)
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="default", compact=True)
                 yield Button(self.verb, id="confirm", variant="error", disabled=self.production, compact=True)
@@ -85,7 +93,8 @@ class ConfirmDialog(ModalScreen[Confirmed | None]):
     def _preview_text(self) -> Text:
         text = Text()
         for line in self.touched[:PREVIEW_LIMIT]:
-            text.append(f"• {line}\n")
+            text.append_text(safe_text(f"• {line}"))
+            text.append("\n")
         if len(self.touched) > PREVIEW_LIMIT:
             text.append(f"… and {len(self.touched) - PREVIEW_LIMIT} more\n", style="dim")
         if not self.touched:

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
 from backends.model import DispatchRequest
+from widgets.safe import safe_content, safe_text
 
 NEW_COMMAND = "__new__"
 
@@ -79,13 +80,16 @@ class DispatchDialog(ModalScreen[Dispatch | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static(f"⚠ PRODUCTION NODE {self.node}", id="danger")
-            yield Label(f"Dispatch work on {self.node}", id="title")
+            yield Static(safe_content(f"⚠ PRODUCTION NODE {self.node}"), id="danger")
+            yield Label(safe_content(f"Dispatch work on {self.node}"), id="title")
             with RadioSet(id="mode"):
                 yield RadioButton("task for an agent", value=bool(self.agents), id="mode-task")
                 yield RadioButton("start a new agent", value=not self.agents, id="mode-command")
-            yield Select(
-                [(a, a) for a in self.agents], value=self.selected or Select.NULL, prompt="agent", id="agent"
+            yield Select(  # an agent's id as the node names it: a Text prompt, never markup
+                [(safe_text(a), a) for a in self.agents],
+                value=self.selected or Select.NULL,
+                prompt="agent",
+                id="agent",
             )
             yield Input(
                 placeholder='payload as JSON, e.g. {"prompt": "fix the flaky test"}',
@@ -144,4 +148,4 @@ class DispatchDialog(ModalScreen[Dispatch | None]):
         self.dismiss(Dispatch(request, self.query_one("#reason", Input).value.strip() or None))
 
     def _error(self, message: str) -> None:
-        self.query_one("#error", Static).update(f"✖ {message}")
+        self.query_one("#error", Static).update(safe_content(f"✖ {message}"))

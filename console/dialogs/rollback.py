@@ -15,21 +15,24 @@ from textual.widgets.option_list import Option
 
 from backends.model import Checkpoint
 from widgets.format import fmt_ago
+from widgets.safe import safe_content, safe_text
 
 
 def checkpoint_prompt(checkpoint: Checkpoint, now: float) -> Text:
+    """Label, id, author and what it covers: the node's words, each line made safe and kept to one line."""
     text = Text()
-    text.append(f"{checkpoint.label}", style="bold")
+    text.append_text(safe_text(checkpoint.label, style="bold"))
     if checkpoint.automatic:
         text.append("  auto", style="dim")
-    text.append(
-        f"\n  {checkpoint.id} · {fmt_ago(checkpoint.created_at, now)} by {checkpoint.created_by}", style="dim"
-    )
+    taken = f"  {checkpoint.id} · {fmt_ago(checkpoint.created_at, now)} by {checkpoint.created_by}"
+    text.append("\n")
+    text.append_text(safe_text(taken, style="dim"))
     if checkpoint.covers:
         covers = ", ".join(checkpoint.covers[:5]) + (
             f" +{len(checkpoint.covers) - 5}" if len(checkpoint.covers) > 5 else ""
         )
-        text.append(f"\n  covers {covers}", style="dim")
+        text.append("\n")
+        text.append_text(safe_text(f"  covers {covers}", style="dim"))
     return text
 
 
@@ -54,7 +57,8 @@ class RollbackPicker(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Roll {self.node} back to which checkpoint? (enter picks, esc cancels)", id="title")
+            title = f"Roll {self.node} back to which checkpoint? (enter picks, esc cancels)"
+            yield Label(safe_content(title), id="title")
             yield OptionList(*(Option(checkpoint_prompt(c, self.now), id=c.id) for c in self.checkpoints))
 
     def on_mount(self) -> None:

@@ -1,9 +1,12 @@
-"""Agent detail: every field of one agent, its GPU processes, and its own log lines."""
+"""Agent detail: every field of one agent, its GPU processes, and its own log lines.
+
+Each value is what the agent or its node reported, so each cell is a ``safe_text`` (a plain string in a Rich
+table would be parsed as markup: an agent's message holding ``[/]`` would not even render).
+"""
 
 from __future__ import annotations
 
 from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -15,7 +18,8 @@ from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
-from widgets.steady import set_border_subtitle, update_steady
+from widgets.safe import safe_text
+from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .base import FleetDeckScreen
@@ -26,12 +30,12 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     table.add_column(style="dim", no_wrap=True)
     table.add_column()
     symbol, style = HEALTH_STYLE.get(agent.health, ("?", ""))
-    health = Text(f"{symbol} {agent.health}", style=style)
+    health = safe_text(f"{symbol} {agent.health}", style=style)
     if agent.health_reason:
-        health.append(f" — {agent.health_reason}", style="")
-    table.add_row("Agent", Text(f"{agent.name} ({agent.id})", style="bold"))
-    table.add_row("Kind", agent.kind)
-    table.add_row("State", Text(agent.state, style=STATE_STYLE.get(agent.state, "")))
+        health.append_text(safe_text(f" — {agent.health_reason}"))
+    table.add_row("Agent", safe_text(f"{agent.name} ({agent.id})", style="bold"))
+    table.add_row("Kind", safe_text(agent.kind))
+    table.add_row("State", safe_text(agent.state, style=STATE_STYLE.get(agent.state, "")))
     table.add_row("Health", health)
     table.add_row("Heartbeat", fmt_ago(agent.last_heartbeat, now))
     table.add_row("Started", fmt_ago(agent.started_at, now))
@@ -46,11 +50,13 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
         )
     table.add_row("GPU memory", gpu_text)
     phase = next((p for p in snapshot.phases if p.id == agent.phase_id), None)
-    table.add_row("Phase", NA if agent.phase_id is None else f"{phase.name if phase else agent.phase_id}")
-    table.add_row("Task", agent.current_task or NA)
+    table.add_row(
+        "Phase", safe_text(NA if agent.phase_id is None else (phase.name if phase else agent.phase_id))
+    )
+    table.add_row("Task", safe_text(agent.current_task or NA))
     table.add_row("Progress", fmt_fraction(agent.progress))
-    table.add_row("Message", agent.message or NA)
-    table.add_row("Labels", ", ".join(f"{k}={v}" for k, v in sorted(agent.labels.items())) or NA)
+    table.add_row("Message", safe_text(agent.message or NA, multiline=True))  # the detail has room for lines
+    table.add_row("Labels", safe_text(", ".join(f"{k}={v}" for k, v in sorted(agent.labels.items())) or NA))
     return table
 
 
@@ -77,10 +83,10 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
     def compose(self) -> ComposeResult:
         yield NodeHeader()
         with VerticalScroll(id="detail-panel", classes="panel") as panel:
-            panel.border_title = f"Agent {self.agent_id}"
+            set_border_title(panel, f"Agent {self.agent_id}")
             yield Static(id="detail")
         with Vertical(id="agent-logs-panel", classes="panel") as logs:
-            logs.border_title = f"Logs of {self.agent_id}"
+            set_border_title(logs, f"Logs of {self.agent_id}")
             view = LogView(id="agent-logs")
             view.filter = LogFilter(source=self.agent_id)
             yield view
@@ -105,7 +111,8 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         agent = next((a for a in snap.agents if a.id == self.agent_id), None) if snap else None
         detail = self.query_one("#detail", Static)
         if snap is None or agent is None:
-            detail.update(Text(f"agent {self.agent_id!r} is not on node {link.name} any more", style="bold"))
+            gone = f"agent {self.agent_id!r} is not on node {link.name} any more"
+            detail.update(safe_text(gone, style="bold"))
             return
         update_steady(detail, agent_table(agent, snap, self.deck.clock()))
 

@@ -21,6 +21,7 @@ from textual.widgets import Footer, Input, Static
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
+from widgets.safe import safe_text
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
@@ -89,7 +90,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
                 not_live[link.name] = kind
                 symbol, style = FRESHNESS_STYLE.get(kind, ("?", ""))
                 shown = " — showing its last data" if link.snapshot is not None else " — no data yet"
-                notes.append(Text.assemble((f"{symbol} {link.name} {text}", style), shown))
+                notes.append(Text.assemble(safe_text(f"{symbol} {link.name} {text}", style=style), shown))
             if link.snapshot is not None:
                 rows.extend((link.name, agent) for agent in link.snapshot.agents)
         self.query_one(AgentsTable).show(rows, self.deck.clock(), not_live)

@@ -25,11 +25,13 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.worker import Worker
 
 from backends.model import AuditEntry
+from backends.safe_text import terminal_safe
 from console.audit_export import default_export_path, write_audit_jsonl
 from console.audit_trail import AUDIT_REFRESH_S
 from console.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
-from widgets.steady import update_steady
+from widgets.safe import safe_content
+from widgets.steady import set_border_subtitle, update_steady
 
 from .audit_detail import AuditDetailScreen
 from .base import FleetDeckScreen
@@ -155,8 +157,9 @@ class AuditScreen(FleetDeckScreen):
         shown, total = table.shown_count, table.total_count
         count = f"{total} entries" if shown == total else f"{shown} of {total} entries"
         parts = ["Audit", count, table.filter.describe(), *self._problems()]
-        update_steady(self.query_one("#audit-status", Static), " · ".join(parts))
-        self.query_one("#audit-panel").border_subtitle = self._ages()
+        # node names and a node's error text: shown as written, never as markup
+        update_steady(self.query_one("#audit-status", Static), safe_content(" · ".join(parts)))
+        set_border_subtitle(self.query_one("#audit-panel"), self._ages())
 
     def _problems(self) -> list[str]:
         """Nodes whose trail is missing or failed, in words: a gap must never read as "nothing was done"."""
@@ -191,7 +194,7 @@ class AuditScreen(FleetDeckScreen):
     def _set_filter(self, audit_filter: AuditFilter) -> None:
         """A quick key changed the filter: keep the filter line in step, so `/` shows what is in force."""
         box = self.query_one("#audit-filter", Input)
-        box.value = audit_filter.query()
+        box.value = terminal_safe(audit_filter.query())  # an operator's name from the trail: shown safely
         self._apply(audit_filter)
 
     @on(Input.Changed, "#audit-filter")

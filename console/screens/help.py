@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
 from console.keys import KeyHelp
+from widgets.safe import safe_text
 
 from .base import FleetDeckScreen
 
@@ -26,11 +27,13 @@ def help_table(rows: list[KeyHelp], off: Mapping[str, str] | None = None) -> Tab
     table.add_column("Config name", style="dim")
     last = None
     for row in rows:
-        does: Text | str = row.description
+        # Text cells, never markup: the keys come from the config, and why a key is off from the node
+        does = safe_text(row.description)
         if row.action_id in off:
-            does = Text(row.description, style="dim strike")
-            does.append(f"  off: {off[row.action_id]}", style="bold")
-        table.add_row(row.context if row.context != last else "", row.keys, does, row.action_id)
+            does.stylize("dim strike")
+            does.append_text(safe_text(f"  off: {off[row.action_id]}", style="bold"))
+        context = safe_text(row.context if row.context != last else "")
+        table.add_row(context, safe_text(row.keys), does, safe_text(row.action_id))
         last = row.context
     return table
 

@@ -13,8 +13,11 @@ from textual.containers import Vertical
 from textual.widgets import Footer, Input, Static
 
 from backends.model import LOG_LEVELS
+from backends.safe_text import terminal_safe
 from console.node_link import NodeLink
 from widgets.log_view import LogFilter, LogView
+from widgets.safe import safe_content
+from widgets.steady import set_border_subtitle
 
 from .base import FleetDeckScreen
 
@@ -62,7 +65,8 @@ class LogsScreen(FleetDeckScreen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-status")
-        initial = f"agent:{self.initial_filter.source}" if self.initial_filter.source else ""
+        # an agent's id, shown in the box: made safe like any text of the node's (the filter itself is exact)
+        initial = f"agent:{terminal_safe(self.initial_filter.source)}" if self.initial_filter.source else ""
         yield Input(
             initial,
             placeholder="words, level:warning, agent:ID   (enter applies, esc closes)",
@@ -106,13 +110,12 @@ class LogsScreen(FleetDeckScreen):
         follow = "following" if view.follow else "paused — f to follow"
         # one row of fixed height: a new text needs a repaint, never a layout of the whole screen (which,
         # ten times a second under a log flood, cost more than the log lines themselves)
-        self.query_one("#log-status", Static).update(
-            f"Logs · {scope} · {view.filter.describe()} · {view.visible_count} lines · {follow}", layout=False
-        )
+        status = f"Logs · {scope} · {view.filter.describe()} · {view.visible_count} lines · {follow}"
+        self.query_one("#log-status", Static).update(safe_content(status), layout=False)
         freshness = ", ".join(f"{link.name} {self.freshness(link)[1]}" for link in self.sources)
         if freshness != self._freshness:  # setting it repaints the whole panel, even to the same text
             self._freshness = freshness
-            self.query_one("#log-panel").border_subtitle = freshness
+            set_border_subtitle(self.query_one("#log-panel"), freshness)
 
     def _apply(self, log_filter: LogFilter) -> None:
         view = self.query_one(LogView)
@@ -139,7 +142,12 @@ class LogsScreen(FleetDeckScreen):
 
     @on(Input.Changed, "#log-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
-        self._apply(parse_log_filter(event.value, self.query_one(LogView).filter))
+        log_filter = parse_log_filter(event.value, self.query_one(LogView).filter)
+        source = self.initial_filter.source
+        if source is not None and log_filter.source == terminal_safe(source):
+            # the box shows the agent's id made safe; the filter matches the id itself
+            log_filter = log_filter.with_(source=source)
+        self._apply(log_filter)
 
     @on(Input.Submitted, "#log-filter")
     def _filter_submitted(self) -> None:

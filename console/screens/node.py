@@ -22,6 +22,7 @@ from widgets.host_panel import HostPanel
 from widgets.log_view import LogView
 from widgets.node_header import NodeHeader
 from widgets.phase_board import PhaseBoard
+from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
@@ -205,7 +206,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             empty = self.query_one("#agents-empty", Static)
             empty.set_class(not snap.agents, "-shown")
             if not snap.agents:  # a remote node says what it serves only once connected
-                update_steady(empty, empty_node_hint(link))
+                update_steady(empty, safe_content(empty_node_hint(link), multiline=True))
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
