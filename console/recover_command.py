@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from backends.base import Backend
+from backends.safe_text import terminal_safe
 from console.cli import EXIT_OK, EXIT_USAGE, CliError
 from console.node_link import NodeLink
 
@@ -23,7 +24,7 @@ async def warn_if_interrupted(backend: Backend) -> None:
     except Exception:  # a warning must not stop the command it comes with
         return
     if notice:
-        print(f"fleetdeck: warning: {notice}", file=sys.stderr)
+        print(terminal_safe(f"fleetdeck: warning: {notice}"), file=sys.stderr)
 
 
 def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
@@ -36,9 +37,9 @@ def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
     if not args.yes:
         notice = run_on_backend(link.backend, lambda b: b.interrupted_rollback(), warn=False)
         if notice is None:
-            print(f"nothing to recover on node {link.name}")
+            print(terminal_safe(f"nothing to recover on node {link.name}"))
             return EXIT_OK
-        print(notice, file=sys.stderr)
+        print(terminal_safe(notice), file=sys.stderr)
         confirm(link, "finish", "the interrupted rollback", args)
     reason = getattr(args, "reason", None)
     safety = run_on_backend(
@@ -47,7 +48,11 @@ def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
     if args.json:
         emit_json(safety)
     elif safety is None:
-        print(f"nothing to recover on node {link.name}")
+        print(terminal_safe(f"nothing to recover on node {link.name}"))
     else:
-        print(f"recovered: finished the interrupted rollback; undo with: fleetdeck rollback {safety.id}")
+        print(
+            terminal_safe(
+                f"recovered: finished the interrupted rollback; undo with: fleetdeck rollback {safety.id}"
+            )
+        )
     return EXIT_OK
