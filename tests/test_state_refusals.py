@@ -150,3 +150,26 @@ def test_dispatched_supervisors_are_reaped_by_the_process_that_started_them(node
         for i in range(5):
             wait_for(lambda i=i: store.agent_record(f"short-{i}").state == "stopped", f"short-{i} to end")
         wait_for(lambda: all(proc_state(pid) is None for pid in pids), "every supervisor to be reaped", 10)
+
+
+def test_a_read_only_node_refuses_every_action_and_audits_it_as_denied(tmp_path: Path) -> None:
+    from backends.errors import Forbidden
+
+    with Store(tmp_path / "node") as store:
+        store.register_agent("a1", kind="reporting", state="running")
+        actions = Actions(store, tmp_path / "node", node="local", read_only=True, python=sys.executable)
+        attempts = [
+            lambda: actions.control("pause", Target(kind="agent", id="a1"), "tester", None),
+            lambda: actions.checkpoint("label", "tester", None),
+            lambda: actions.rollback("ck-none", "tester", None),
+        ]
+        for attempt in attempts:
+            with pytest.raises(Forbidden, match="node local is read-only"):
+                attempt()
+        assert [(e.action, e.outcome) for e in store.audit_since(0)] == [
+            ("pause", "denied"),
+            ("checkpoint", "denied"),
+            ("rollback", "denied"),
+        ]
+        assert store.agent_record("a1").state == "running"
+        assert store.checkpoints() == []

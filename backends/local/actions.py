@@ -20,7 +20,7 @@ from pathlib import Path
 from backends.errors import BackendError, Conflict, Forbidden, NotFound
 from backends.model import Checkpoint, DispatchRequest, Target, Task
 
-from . import freeze
+from . import freeze, read_only
 from .rollback import Rollbacks
 from .store import Store
 from .store_agents import validate_name
@@ -64,16 +64,7 @@ class Actions:
         """Audit the block's outcome: ok, denied (Forbidden) or failed (any other error), then re-raise."""
         detail: dict[str, str] = {}
         if self.read_only:
-            self.store.audit(
-                operator,
-                action,
-                target,
-                outcome="denied",
-                params=params,
-                reason=reason,
-                detail="node is read-only",
-            )
-            raise Forbidden(f"node {self.node} is read-only")
+            read_only.deny(self.store, self.node, operator, action, target, reason, **params)
         try:
             yield detail
         except BackendError as exc:

@@ -25,7 +25,7 @@ from pathlib import Path
 from backends.errors import BackendError, Conflict, Forbidden
 from backends.model import Checkpoint
 
-from . import git_scratch, gitsnap
+from . import git_scratch, gitsnap, read_only
 from . import rollback_journal as journals
 from .rollback_journal import Journal, hold
 from .store import Store
@@ -326,16 +326,7 @@ class Rollbacks:
         self, operator: str, action: str, target: str | None, reason: str | None, **params: object
     ) -> None:
         if self.read_only:
-            self.store.audit(
-                operator,
-                action,
-                target,
-                outcome="denied",
-                params=params,
-                reason=reason,
-                detail="node is read-only",
-            )
-            raise Forbidden(f"node {self.node} is read-only")
+            read_only.deny(self.store, self.node, operator, action, target, reason, **params)
 
     @contextmanager
     def _locked(self, wait_s: float) -> Iterator[None]:
