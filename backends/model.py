@@ -153,10 +153,22 @@ class Agent(Model, frozen=True, kw_only=True):
 
 
 class Criterion(Model, frozen=True, kw_only=True):
+    """One success criterion. ``actual`` None is "not measured": such a criterion is never passed, and a
+    milestone holding one is never passed either. ``passed`` None with an actual is "not judged yet"."""
+
     name: str
     target: str
     actual: str | None = None
     passed: bool | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.actual is not None
+
+    @property
+    def verdict(self) -> bool | None:
+        """``passed``, except that nothing unmeasured counts as judged, whatever a peer sent."""
+        return self.passed if self.measured else None
 
 
 class Milestone(Model, frozen=True, kw_only=True):

@@ -401,7 +401,7 @@ def test_applying_a_plan_twice_is_idempotent_and_keeps_milestone_status(node: Lo
     assert len(first) == 5
     node.ok(
         "report", "--agent", "planner-01", "--milestone", "w1-store", "--passed",
-        "--criterion", "Store write latency=7",
+        "--criterion", "Store write latency=7", "--criterion", "Schema round trip=100% exact",
     )  # fmt: skip
     marked = node.json("phases")
     w1 = marked[0]["milestones"][0]

@@ -197,7 +197,9 @@ def test_a_reporting_agent_reports_takes_work_and_honours_pause(node: LocalNode)
             {"disk": "sda"},
         )
 
-        agent.milestone("w1-store", passed=True, criteria={"Schema round trip": "100% exact"})
+        agent.milestone(
+            "w1-store", passed=True, criteria={"Schema round trip": "100% exact", "Store write latency": 7}
+        )
         agent.milestone("w2-supervisor", passed=None, criteria={"Heartbeat interval": 2})
         phase = next(p for p in node.json("phases") if p["id"] == "p1-foundation")
         w1, w2 = phase["milestones"]

@@ -87,7 +87,7 @@ def test_criteria_are_judged_and_the_gate_names_what_fails(store: Store) -> None
         "no-go",
         ("P95 latency: P95 = 135 ms (target < 120 ms)",),
     )
-    store.set_milestone("m1", "passed", {"P95 latency": 97.5})
+    store.set_milestone("m1", "passed", {"P95 latency": 97.5, "Sign-off": "alice"})
     store.set_milestone("m2", "failed")
     phase = store.phases()[0]
     assert [c.passed for c in phase.milestones[0].criteria] == [True, True]
@@ -152,7 +152,7 @@ def test_checkpoint_capture_and_restore(store: Store, clock: Clock) -> None:
     for name in ("a1", "a2"):
         store.register_agent(name, kind="reporting")
     store.set_agent_state("a2", "paused")
-    store.set_milestone("m1", "passed", {"P95 latency": 97})
+    store.set_milestone("m1", "passed", {"P95 latency": 97, "Sign-off": "alice"})
     kept = store.create_task("train", "a1", {}, "alice")
     checkpoint = store.add_checkpoint("before load test", "alice", phase_id="p1", covers=["a1", "a2"])
     assert re.fullmatch(r"cp-\d{8}-\d{6}-[0-9a-f]{4}", checkpoint.id)

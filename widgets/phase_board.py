@@ -35,13 +35,28 @@ GATE_MARK: dict[str, tuple[str, str]] = {
 }
 
 
+NOT_MEASURED = "not measured"
+
+
 def criterion_line(criterion: Criterion) -> Text:
-    verdict = {True: ("PASS", "green"), False: ("FAIL", "bold red"), None: ("----", "dim")}[criterion.passed]
+    verdict = {True: ("PASS", "green"), False: ("FAIL", "bold red"), None: ("----", "dim")}[criterion.verdict]
     text = Text("      ")
     text.append(verdict[0], style=verdict[1])
-    text.append_text(safe_text(f" {criterion.name}: {criterion.actual or NA}"))
+    actual = criterion.actual if criterion.measured else NOT_MEASURED
+    text.append_text(safe_text(f" {criterion.name}: {actual or NA}"))
     text.append_text(safe_text(f"  (target {criterion.target})", style="dim"))
     return text
+
+
+def criteria_count(milestone: Milestone) -> str:
+    """The count after a milestone's name: "3/3", or "2/3 passed · 1 not measured" once work on it has
+    started and a criterion is still unmeasured, so it never reads as fully passed while one has no actual."""
+    criteria = milestone.criteria
+    passed = sum(c.verdict is True for c in criteria)
+    unmeasured = sum(not c.measured for c in criteria)
+    if not unmeasured or milestone.status == "pending":
+        return f"{passed}/{len(criteria)}"
+    return f"{passed}/{len(criteria)} passed · {unmeasured} {NOT_MEASURED}"
 
 
 def milestone_lines(milestone: Milestone, with_criteria: bool) -> list[Text]:
@@ -49,9 +64,8 @@ def milestone_lines(milestone: Milestone, with_criteria: bool) -> list[Text]:
     line = Text("   ")
     line.append(f"[{word}]", style=style)
     line.append_text(safe_text(f" {milestone.name}"))
-    passed = sum(1 for c in milestone.criteria if c.passed)
     if milestone.criteria:
-        line.append(f" {passed}/{len(milestone.criteria)}", style="dim")
+        line.append(f" {criteria_count(milestone)}", style="dim")
     lines = [line]
     if with_criteria and milestone.status in ("active", "failed"):
         lines.extend(criterion_line(c) for c in milestone.criteria)

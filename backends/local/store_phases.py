@@ -81,6 +81,8 @@ def gate(milestones: Sequence[Milestone], requires: Sequence[str]) -> Gate:
     """Go when every required milestone passed; no-go naming what fails; pending otherwise.
 
     A passed milestone is taken as signed off even if a criterion's number would now judge otherwise.
+    A milestone with an unmeasured criterion is never passed (store_plan.shown_status), so the gate
+    cannot open on a number nobody reported; the reason says how many are still to measure.
     """
     wanted = set(requires)
     required = [m for m in milestones if not wanted or m.id in wanted]
@@ -98,7 +100,7 @@ def gate(milestones: Sequence[Milestone], requires: Sequence[str]) -> Gate:
             failing.append(f"{milestone.name} failed")
     if failing:
         return Gate(decision="no-go", reasons=tuple(failing))
-    waiting = [m.name for m in required if m.status != "passed"]
+    waiting = [_waiting_for(m) for m in required if m.status != "passed"]
     if not waiting:
         criteria = sum(len(m.criteria) for m in required)
         if criteria:
@@ -106,3 +108,10 @@ def gate(milestones: Sequence[Milestone], requires: Sequence[str]) -> Gate:
         return Gate(decision="go", reasons=(f"all {len(required)} milestones passed",))
     more = f" and {len(waiting) - _SHOWN} more" if len(waiting) > _SHOWN else ""
     return Gate(decision="pending", reasons=(f"waiting for {', '.join(waiting[:_SHOWN])}{more}",))
+
+
+def _waiting_for(milestone: Milestone) -> str:
+    unmeasured = sum(not c.measured for c in milestone.criteria)
+    if milestone.status == "pending" or not unmeasured:
+        return milestone.name
+    return f"{milestone.name} ({unmeasured} not measured)"

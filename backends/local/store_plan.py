@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, get_args
 
-from backends.errors import Invalid
+from backends.errors import Conflict, Invalid
 from backends.model import Criterion, Milestone, MilestoneStatus, PhaseStatus
 
 from . import planfile
@@ -196,11 +196,15 @@ def set_milestone(
             raise not_found(
                 f"criterion in milestone {milestone_id!r} named", name, sorted(units), plural="criteria in it"
             )
-        text = actual if isinstance(actual, str) else with_unit(float(actual), units[name])
+        text: str | None = actual if isinstance(actual, str) else with_unit(float(actual), units[name])
+        if text is not None and not text.strip():
+            text = None  # an empty actual clears it: the criterion is not measured again
         conn.execute(
             "UPDATE criteria SET actual = ?, updated_at = ? WHERE milestone_id = ? AND name = ?",
             (text, now, milestone_id, name),
         )
+    if status == "passed":
+        _refuse_unmeasured_pass(conn, milestone_id)
     if status is None and criteria and row["status"] == "pending":
         status = "active"
     if status is not None:
@@ -209,6 +213,30 @@ def set_milestone(
         )
     refresh_times(conn, now, str(row["phase_id"]))
     return str(row["phase_id"])
+
+
+def _refuse_unmeasured_pass(conn: sqlite3.Connection, milestone_id: str) -> None:
+    """A milestone cannot pass while one of its criteria has no actual: the gate would open on nothing.
+
+    Raised inside the write transaction, so the actuals reported with the refused verdict are not kept
+    either: the report is taken whole or not at all.
+    """
+    rows = conn.execute(
+        "SELECT name, actual FROM criteria WHERE milestone_id = ? ORDER BY ord", (milestone_id,)
+    ).fetchall()
+    unmeasured = [str(r["name"]) for r in rows if r["actual"] is None]
+    if unmeasured:
+        raise Conflict(
+            f"milestone {milestone_id!r} cannot pass: {len(unmeasured)} of its {len(rows)} criteria "
+            f"{'is' if len(unmeasured) == 1 else 'are'} not measured ({', '.join(unmeasured)}); "
+            "report an actual for each with the verdict"
+        )
+
+
+def shown_status(status: str, unmeasured: int) -> str:
+    """A milestone stored as passed but holding unmeasured criteria (a criterion added by re-applying the
+    plan, a checkpoint or a store from before passes were checked) is shown as still being worked on."""
+    return "active" if status == "passed" and unmeasured else status
 
 
 def set_phase_status(conn: sqlite3.Connection, now: float, phase_id: str, status: str | None) -> None:
@@ -226,7 +254,13 @@ def refresh_times(conn: sqlite3.Connection, now: float, phase_id: str) -> None:
     if phase is None:
         return
     statuses = [
-        str(r[0]) for r in conn.execute("SELECT status FROM milestones WHERE phase_id = ?", (phase_id,))
+        shown_status(str(r[0]), int(r[1]))
+        for r in conn.execute(
+            """SELECT m.status, (SELECT count(*) FROM criteria c WHERE c.milestone_id = m.id
+                                  AND c.actual IS NULL)
+               FROM milestones m WHERE m.phase_id = ?""",
+            (phase_id,),
+        )
     ]
     override = phase["status_override"]
     started = override in ("active", "done", "failed") or any(s != "pending" for s in statuses)
@@ -276,14 +310,15 @@ def assign_phase(rows: PlanRows, agent_id: str, explicit: str | None) -> str | N
 def build_milestones(rows: PlanRows, phase_id: str) -> tuple[Milestone, ...]:
     milestones = []
     for m in rows.milestones.get(phase_id, []):
-        status = str(m["status"])
+        rows_of = rows.criteria.get(str(m["id"]), [])
+        status = shown_status(str(m["status"]), sum(c["actual"] is None for c in rows_of))
         criteria = []
-        for c in rows.criteria.get(str(m["id"]), []):
+        for c in rows_of:
             passed = judge(c["op"], c["value"], c["actual"], c["unit"])
-            if passed is None and status == "passed":
-                passed = True
-            elif passed is None and status == "failed" and c["actual"] is not None:
-                passed = False
+            # A verdict on the milestone speaks for the criteria a number cannot judge, but only for
+            # those that were measured: without an actual there is nothing it could have judged.
+            if passed is None and c["actual"] is not None and status in ("passed", "failed"):
+                passed = status == "passed"
             criteria.append(Criterion(name=c["name"], target=c["target"], actual=c["actual"], passed=passed))
         milestones.append(
             Milestone(
