@@ -48,6 +48,9 @@ Capability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollb
 ALL_CAPABILITIES: frozenset[str] = frozenset(
     ("dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "audit", "logs")
 )
+# Conditions a node may already judge into its agents' health. The console judges only what a node leaves
+# out, from its own view (its log buffer, its clock): one condition judged twice is two alerts, two counts.
+HealthCheck = Literal["heartbeat", "error_rate"]
 
 
 class Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=False, gc=False):
@@ -75,6 +78,9 @@ class NodeInfo(Model, frozen=True, kw_only=True):
     labels: dict[str, str] = field(default_factory=dict)
     read_only: bool = False
     capabilities: frozenset[Capability] = frozenset()
+    # What this node's agent health accounts for: an agent it judged failing one of these says so in its
+    # health and health_reason, and one it calls healthy passed them.
+    health_checks: frozenset[HealthCheck] = frozenset()
 
 
 class LoadAvg(Model, frozen=True, kw_only=True):

@@ -77,10 +77,16 @@ def node_alerts(
     """Every alert the snapshot warrants at ``now``.
 
     ``error_counts``: error and critical log lines per source over the last minute (see
-    :func:`recent_error_counts`); None when the logs are not known, which skips the error-rate rule.
+    :func:`recent_error_counts`); None when the logs are not known, which skips the error-rate rule. The
+    heartbeat and error-rate rules judge only what the node's own health leaves out
+    (``NodeInfo.health_checks``), so one condition is one alert with the node's one count.
     ``name``: the node's name as configured, which the alerts carry (default: the name it reports).
     """
     node = name or snapshot.node.name
+    # A condition the node already judged into its agents' health is its alert alone (agent_health): the
+    # console's own rule would count it again from another view (its log buffer, its clock) and say it twice.
+    judged_by_node = snapshot.node.health_checks
+    agent_ids = {agent.id for agent in snapshot.agents}
     alerts: list[Alert] = []
 
     def add(
@@ -121,7 +127,11 @@ def node_alerts(
             add("critical", subject, "agent_health", agent.health_reason or "unhealthy")
         elif agent.health == "degraded":
             add("warning", subject, "agent_health", agent.health_reason or "degraded")
-        if agent.last_heartbeat is not None and agent.state in ("running", "idle", "starting"):
+        if (
+            "heartbeat" not in judged_by_node
+            and agent.last_heartbeat is not None
+            and agent.state in ("running", "idle", "starting")
+        ):
             age = now - agent.last_heartbeat
             severity = _grade(age, thresholds.heartbeat_stale_s)
             if severity and agent.health != "unhealthy":
@@ -133,6 +143,8 @@ def node_alerts(
             f"restarted {agent.restarts} times",
         )
     for source, count in sorted((error_counts or {}).items()):
+        if "error_rate" in judged_by_node and source in agent_ids:
+            continue  # the node's health counted this agent's lines: it has them all, a log buffer may not
         subject = NODE_SOURCE if source == NODE_SOURCE else f"agent:{source}"
         plural = "s" if count != 1 else ""
         add(

@@ -50,6 +50,7 @@ NODE_INFO = NodeInfo(
     labels={"rack": "r12", "zone": "eu-west-1a"},
     read_only=True,
     capabilities=frozenset({"pause", "resume", "logs"}),
+    health_checks=frozenset({"heartbeat"}),
 )
 SYSTEM = SystemMetrics(
     cpu_percent=37.5,

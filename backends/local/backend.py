@@ -37,7 +37,7 @@ from .actions import Actions
 from .metrics import HostSampler, ancestors
 from .nvml import GpuSampler
 from .store import Store, StoreError, default_state_dir
-from .store_health import AgentRecord, HealthThresholds, judges_supervisor, pid_alive
+from .store_health import HEALTH_CHECKS, AgentRecord, HealthThresholds, judges_supervisor, pid_alive
 
 T = TypeVar("T")
 # How often a follower looks for new lines: an idle look is one indexed read (tens of microseconds), and
@@ -91,6 +91,7 @@ class LocalBackend(Backend):
             labels={"state_dir": str(self.state_dir)},
             read_only=read_only,
             capabilities=frozenset(ALL_CAPABILITIES),  # type: ignore[arg-type]
+            health_checks=HEALTH_CHECKS,
         )
 
     @classmethod

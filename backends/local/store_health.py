@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.model import Agent, AgentKind, AgentState, Health
+from backends.model import Agent, AgentKind, AgentState, Health, HealthCheck
 
 from .store_db import loads
 
@@ -28,6 +28,9 @@ class HealthThresholds:
 
 
 DEFAULT_THRESHOLDS = HealthThresholds()
+#: what :func:`compute_health` judges, declared in the node's info so that the console does not judge the same
+#: conditions again from its own log buffer and clock (two alerts, two counts for one condition)
+HEALTH_CHECKS: frozenset[HealthCheck] = frozenset(("heartbeat", "error_rate"))
 
 
 @dataclass(frozen=True, slots=True)
