@@ -5,7 +5,9 @@ operator acknowledged or snoozed, kept across restarts of the console in ``state
 
 - An alert's episode starts the first time its key (node, subject, rule) fires. If it clears and comes back
   within ``flap_window_s`` (10 min) it is the same episode with one more flap, not a new alert: a GPU hovering
-  around its temperature threshold is one line with a count of 7, not seven lines.
+  around its temperature threshold is one line with a count of 7, not seven lines. Only a clear that was
+  seen counts: a console starting again, before a node has answered, knows nothing of it yet, so what the
+  last run left open stays open rather than closing and reopening as a flap.
 - An acknowledgement covers the episode at the severity acknowledged: it ends when the episode ends (the alert
   stayed clear for longer than the flap window) or when the severity rises above it. A flap within the
   window keeps it, for the same reason a flap is folded: otherwise a flapping alert would nag on every flap.
@@ -123,8 +125,14 @@ class AlertBook:
 
     # --- the alerts' lifecycle ---------------------------------------------------------------------------
 
-    def update(self, node: str, alerts: Iterable[Alert], now: float | None = None) -> None:
-        """``alerts`` is everything firing on ``node`` at ``now``; whatever of the node is missing cleared."""
+    def update(
+        self, node: str, alerts: Iterable[Alert], now: float | None = None, *, judged: bool = True
+    ) -> None:
+        """``alerts`` is everything firing on ``node`` at ``now``; whatever of the node is missing cleared.
+
+        ``judged`` False: the node has not been seen yet (no snapshot), so ``alerts`` (an unreachable one,
+        say) is all that is known and nothing the book remembers of it has cleared. A console starting up
+        must not clear what the last run left open, or the first poll would count each as a flap."""
         now = self.clock() if now is None else now
         current: dict[str, Alert] = {}
         for alert in alerts:
@@ -155,7 +163,7 @@ class AlertBook:
             self._confirmed.add(key)
         for key in self._keys_by_node.get(node, ()):
             entry = self._entries[key]
-            if entry.firing and key not in current:
+            if judged and entry.firing and key not in current:
                 entry.cleared_at = now
                 changed = True
         if now >= self._next_prune:

@@ -245,7 +245,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     def update_alerts(self, link: NodeLink) -> None:
         """Judge ``link`` against the thresholds into the alert book, before any screen paints it."""
-        self.alert_book.update(link.name, link_alerts(link, self.thresholds, self.clock()))
+        alerts = link_alerts(link, self.thresholds, self.clock())
+        self.alert_book.update(link.name, alerts, judged=link.snapshot is not None)
         for warning in self.alert_book.take_warnings():
             self.notify(warning, title="alerts", severity="warning", timeout=8)
 
