@@ -21,11 +21,12 @@ from textual.widgets import Footer, Input, Static
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
+from widgets.filter_box import FilterBox
 from widgets.safe import safe_text
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
-from .base import FleetDeckScreen
+from .base import FleetDeckScreen, filter_binding_allowed
 from .coalesce import CoalescedRepaint
 
 
@@ -35,14 +36,17 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     AllAgentsScreen #all-agents-stale { display: none; height: auto; max-height: 3; padding: 0 1;
                                         color: $warning; }
     AllAgentsScreen #all-agents-stale.-shown { display: block; }
-    AllAgentsScreen #filter { display: none; height: 3; }
-    AllAgentsScreen #filter.-open { display: block; }
     AllAgentsScreen #all-agents-panel { height: 1fr; }
     """
 
     BINDINGS = [
         Binding(
-            "slash", "filter", "Filter", id="filter", tooltip="Filter by node, name, role, state, health"
+            "slash",
+            "filter",
+            "Filter",
+            id="filter",
+            priority=True,  # see filter_binding_allowed
+            tooltip="Filter by node, name, role, state, health",
         ),
         Binding("enter", "open_agent", "Agent", id="open", show=False, tooltip="Open the selected agent"),
         Binding("l", "logs", "Logs", id="logs", tooltip="The selected agent's logs, on its node"),
@@ -52,6 +56,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         Binding("space", "mark", "Mark", id="mark", show=False, tooltip="Mark the agent for a bulk action"),
         *ACTION_BINDINGS,
     ]
+
+    AUTO_FOCUS = "AgentsTable"  # from the first frame: a key typed meanwhile must not land in the filter
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,7 +69,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def compose(self) -> ComposeResult:
         yield Static(id="all-agents-title")
         yield Static(id="all-agents-stale")
-        yield Input(
+        yield FilterBox(
             placeholder="filter: node, name, role, state, health…  (enter keeps, esc clears)", id="filter"
         )
         with Vertical(id="all-agents-panel", classes="panel"):
@@ -71,7 +77,6 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(AgentsTable).focus()
         self.repaint_now()
 
     # --- data ------------------------------------------------------------------------------------------
@@ -109,7 +114,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         title.append("All agents", style="bold")
         title.append(f" · {nodes} nodes · {healthy}/{total} healthy")
         if table.filter_text:
-            title.append(f" · {table.shown_count} shown")
+            title.append_text(safe_text(f" · {table.shown_count} shown (filter: {table.filter_text})"))
         update_steady(self.query_one("#all-agents-title", Static), title)
         set_border_title(self.query_one("#all-agents-panel"), f"Agents · {table.sort_description}")
         self._show_target()
@@ -151,6 +156,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         self._show_target()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter":
+            return filter_binding_allowed(self)
         capability = ACTION_CAPABILITY.get(action)
         link = self.link if capability is not None else None
         if capability is None or link is None:
@@ -222,9 +229,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
             self.deck.open_logs(node=row[0], source=row[1].id)
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.add_class("-open")
-        box.focus()
+        self.query_one("#filter", FilterBox).open()
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -233,17 +238,17 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.value:
-            box.remove_class("-open")
-        self.query_one(AgentsTable).focus()
+        box = self.query_one("#filter", FilterBox)
+        table = self.query_one(AgentsTable)
+        if box.value:
+            self.set_focus(table)  # the box stays on screen: it says what the table leaves out
+        else:
+            box.close(clear=False, focus=table)
 
     def action_back(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_class("-open"):
-            box.value = ""
-            box.remove_class("-open")
-            self.query_one(AgentsTable).focus()
+        box = self.query_one("#filter", FilterBox)
+        if box.is_open:
+            box.close(clear=True, focus=self.query_one(AgentsTable))
             return
         self.app.pop_screen()
 

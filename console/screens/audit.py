@@ -30,11 +30,12 @@ from console.audit_export import default_export_path, write_audit_jsonl
 from console.audit_trail import AUDIT_REFRESH_S
 from console.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
+from widgets.filter_box import FilterBox
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle, update_steady
 
 from .audit_detail import AuditDetailScreen
-from .base import FleetDeckScreen
+from .base import FleetDeckScreen, filter_binding_allowed
 
 _AGE_SYMBOLS = {"live": "●", "stale": "◐", "offline": "✖", "connecting": "○", "unsupported": "–"}
 
@@ -57,8 +58,6 @@ def _ready(link: NodeLink) -> bool:
 
 class AuditScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    AuditScreen #audit-filter { display: none; height: 3; }
-    AuditScreen #audit-filter.-open { display: block; }
     AuditScreen #audit-status { height: 1; background: $panel; padding: 0 1; }
     AuditScreen #audit-panel { height: 1fr; }
     """
@@ -70,6 +69,7 @@ class AuditScreen(FleetDeckScreen):
             "filter",
             "Filter",
             id="filter",
+            priority=True,  # see filter_binding_allowed
             tooltip="Filter: words, operator:NAME, action:NAME, outcome:ok|denied|failed, node:NAME",
         ),
         Binding("o", "cycle_operator", "Operator", id="operator_filter", tooltip="Cycle the operator shown"),
@@ -89,9 +89,11 @@ class AuditScreen(FleetDeckScreen):
         Binding("enter", "details", "Details", id="open", show=False, tooltip="The selected entry in full"),
     ]
 
+    AUTO_FOCUS = "AuditTable"  # from the first frame: a key typed meanwhile must not land in the filter
+
     def compose(self) -> ComposeResult:
         yield Static(id="audit-status")
-        yield Input(
+        yield FilterBox(
             placeholder="words, operator:NAME, action:NAME, outcome:failed, node:NAME   (enter applies)",
             id="audit-filter",
         )
@@ -102,7 +104,6 @@ class AuditScreen(FleetDeckScreen):
 
     def on_mount(self) -> None:
         self._show()
-        self.query_one(AuditTable).focus()
 
     # --- fetching ----------------------------------------------------------------------------------------
 
@@ -203,19 +204,18 @@ class AuditScreen(FleetDeckScreen):
 
     @on(Input.Submitted, "#audit-filter")
     def _filter_submitted(self) -> None:
-        self.query_one("#audit-filter", Input).remove_class("-open")
-        self.query_one(AuditTable).focus()
+        self.query_one("#audit-filter", FilterBox).close(clear=False, focus=self.query_one(AuditTable))
 
     def action_filter(self) -> None:
-        box = self.query_one("#audit-filter", Input)
-        box.add_class("-open")
-        box.focus()
+        self.query_one("#audit-filter", FilterBox).open()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return filter_binding_allowed(self) if action == "filter" else True
 
     def action_back(self) -> None:
-        box = self.query_one("#audit-filter", Input)
-        if box.has_class("-open"):
-            box.remove_class("-open")
-            self.query_one(AuditTable).focus()
+        box = self.query_one("#audit-filter", FilterBox)
+        if box.is_open:  # the filter stays in force, and the status line says which
+            box.close(clear=False, focus=self.query_one(AuditTable))
             return
         self.app.pop_screen()
 

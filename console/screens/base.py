@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from textual.screen import Screen
+from textual.widgets import Input
 
 from widgets.data_age import Freshness
 
@@ -45,3 +46,10 @@ class FleetDeckScreen(Screen[None]):
         for link in self.deck.links.values():
             self.node_updated(link)
         self.logs_arrived()
+
+
+def filter_binding_allowed(screen: Screen[None]) -> bool:
+    """Whether `/` opens the filter now. It is a priority binding, run as the key arrives rather than after
+    the focused widget has passed it on: the keys right behind it in one burst must find the box open and
+    focused. While a text box has the keys, `/` is a character in it."""
+    return not isinstance(screen.focused, Input)

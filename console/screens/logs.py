@@ -15,11 +15,12 @@ from textual.widgets import Footer, Input, Static
 from backends.model import LOG_LEVELS
 from backends.safe_text import terminal_safe
 from console.node_link import NodeLink
+from widgets.filter_box import FilterBox
 from widgets.log_view import LogFilter, LogView
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle
 
-from .base import FleetDeckScreen
+from .base import FleetDeckScreen, filter_binding_allowed
 
 
 def parse_log_filter(text: str, base: LogFilter) -> LogFilter:
@@ -39,18 +40,25 @@ def parse_log_filter(text: str, base: LogFilter) -> LogFilter:
 
 class LogsScreen(FleetDeckScreen):
     DEFAULT_CSS = """
-    LogsScreen #log-filter { display: none; }
-    LogsScreen #log-filter.-open { display: block; }
     LogsScreen #log-status { height: 1; background: $panel; padding: 0 1; }
     """
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("f", "toggle_follow", "Follow", id="follow"),
-        Binding("slash", "filter", "Filter", id="filter", tooltip="Filter: words, level:LEVEL, agent:ID"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="filter",
+            priority=True,  # see filter_binding_allowed
+            tooltip="Filter: words, level:LEVEL, agent:ID",
+        ),
         Binding("v", "cycle_level", "Level", id="level", tooltip="Cycle the minimum level shown"),
         Binding("x", "clear_filter", "Clear filter", id="clear_filter"),
     ]
+
+    AUTO_FOCUS = "LogView"  # from the first frame: a key typed meanwhile must not land in the filter
 
     def __init__(self, node: str | None = None, source: str | None = None) -> None:
         super().__init__()
@@ -67,7 +75,7 @@ class LogsScreen(FleetDeckScreen):
         yield Static(id="log-status")
         # an agent's id, shown in the box: made safe like any text of the node's (the filter itself is exact)
         initial = f"agent:{terminal_safe(self.initial_filter.source)}" if self.initial_filter.source else ""
-        yield Input(
+        yield FilterBox(
             initial,
             placeholder="words, level:warning, agent:ID   (enter applies, esc closes)",
             id="log-filter",
@@ -80,7 +88,6 @@ class LogsScreen(FleetDeckScreen):
 
     def on_mount(self) -> None:
         self.logs_arrived()
-        self.query_one(LogView).focus()
 
     def logs_arrived(self) -> None:
         if not self.is_mounted:
@@ -123,10 +130,9 @@ class LogsScreen(FleetDeckScreen):
         self._show_status(view)
 
     def action_back(self) -> None:
-        box = self.query_one("#log-filter", Input)
-        if box.has_class("-open"):
-            box.remove_class("-open")
-            self.query_one(LogView).focus()
+        box = self.query_one("#log-filter", FilterBox)
+        if box.is_open:  # the filter stays in force, and the status line says which
+            box.close(clear=False, focus=self.query_one(LogView))
             return
         self.app.pop_screen()
 
@@ -136,9 +142,10 @@ class LogsScreen(FleetDeckScreen):
         self._show_status(view)
 
     def action_filter(self) -> None:
-        box = self.query_one("#log-filter", Input)
-        box.add_class("-open")
-        box.focus()
+        self.query_one("#log-filter", FilterBox).open()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return filter_binding_allowed(self) if action == "filter" else True
 
     @on(Input.Changed, "#log-filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -151,8 +158,7 @@ class LogsScreen(FleetDeckScreen):
 
     @on(Input.Submitted, "#log-filter")
     def _filter_submitted(self) -> None:
-        self.query_one("#log-filter", Input).remove_class("-open")
-        self.query_one(LogView).focus()
+        self.query_one("#log-filter", FilterBox).close(clear=False, focus=self.query_one(LogView))
 
     def action_cycle_level(self) -> None:
         view = self.query_one(LogView)

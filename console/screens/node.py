@@ -17,6 +17,7 @@ from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import AgentsTable
+from widgets.filter_box import FilterBox
 from widgets.gpu_panel import GpuPanel
 from widgets.host_panel import HostPanel
 from widgets.log_view import LogView
@@ -27,7 +28,7 @@ from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
-from .base import FleetDeckScreen
+from .base import FleetDeckScreen, filter_binding_allowed
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
 # what an empty node shows instead of an empty table: the next thing to type, for the kind of node it is
@@ -66,8 +67,6 @@ def is_wide(width: int, height: int) -> bool:
 
 class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     DEFAULT_CSS = """
-    NodeScreen #filter { display: none; height: 3; }
-    NodeScreen #filter.-open { display: block; }
     NodeScreen #agents-empty { display: none; padding: 1 2; color: $text-muted; height: auto; }
     NodeScreen #agents-empty.-shown { display: block; }
     NodeScreen #wide-left { width: 3fr; }
@@ -85,7 +84,12 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
 
     BINDINGS = [
         Binding(
-            "slash", "filter", "Filter", id="filter", tooltip="Filter agents by name, role, state, health"
+            "slash",
+            "filter",
+            "Filter",
+            id="filter",
+            priority=True,  # see filter_binding_allowed
+            tooltip="Filter agents by name, role, state, health",
         ),
         Binding("enter", "open_agent", "Agent", id="open", show=False, tooltip="Open the selected agent"),
         Binding("l", "logs", "Logs", id="logs", tooltip="This node's logs, full screen"),
@@ -102,6 +106,9 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     ]
 
     wide: reactive[bool] = reactive(False, recompose=True)
+    # The panel on show has the keys from the first frame: typed before the layout settles, they must act
+    # there, never in the hidden filter (the first focusable widget in the DOM).
+    AUTO_FOCUS = ".-focus-first *"
 
     def __init__(self, link: NodeLink) -> None:
         super().__init__()
@@ -116,10 +123,11 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def compose(self) -> ComposeResult:
         self.set_reactive(NodeScreen.wide, is_wide(*self.app.size))
         yield NodeHeader()
-        yield Input(
+        yield FilterBox(
             placeholder="filter agents: name, role, state, health…  (enter keeps, esc clears)",
             id="filter",
             value=self.filter_text,
+            classes="-open" if self.filter_text else "",
         )
         if self.wide:
             with Horizontal():
@@ -147,12 +155,14 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                     yield self._panel("alerts", *attention_panel_body("alerts-body", node_column=False))
         yield Footer()
 
-    @staticmethod
-    def _panel(name: str, *body: Widget) -> Vertical:
+    def _panel(self, name: str, *body: Widget) -> Vertical:
         children = list(body)
         if name == "agents":
             children.insert(0, Static(id="agents-empty"))  # its text: empty_node_hint, on update
-        panel = Vertical(*children, id=f"{name}-panel", classes="panel")
+        classes = "panel"
+        if name == ("agents" if self.wide else self.active_tab):
+            classes += " -focus-first"  # see AUTO_FOCUS
+        panel = Vertical(*children, id=f"{name}-panel", classes=classes)
         panel.border_title = TAB_TITLES[name]
         return panel
 
@@ -210,7 +220,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
-            shown = f" · {table.shown_count} shown" if self.filter_text else ""
+            shown = f" · {table.shown_count} shown (filter: {self.filter_text})" if self.filter_text else ""
             set_border_title(
                 self.query_one("#agents-panel"),
                 f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}",
@@ -248,7 +258,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         """Focus the first focusable widget of panel ``name``, if it has one."""
         target = next((w for w in self.query_one(f"#{name}-panel").query("*") if w.focusable), None)
         if target is not None:
-            target.focus()
+            self.set_focus(target)  # now, so the next key already goes there
 
     def logs_arrived(self) -> None:
         if not self.is_mounted or not self._visible("logs"):
@@ -263,9 +273,12 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def action_filter(self) -> None:
         if not self.wide and self.active_tab != "agents":
             self.query_one(TabbedContent).active = "agents"  # the filter narrows agents: show them
-        filter_input = self.query_one("#filter", Input)
-        filter_input.add_class("-open")
-        filter_input.focus()
+        self.query_one("#filter", FilterBox).open()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter" and not filter_binding_allowed(self):
+            return False
+        return super().check_action(action, parameters)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -275,17 +288,17 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
 
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self) -> None:
-        filter_input = self.query_one("#filter", Input)
-        if not filter_input.value:
-            filter_input.remove_class("-open")
-        self.query_one(AgentsTable).focus()
+        box = self.query_one("#filter", FilterBox)
+        table = self.query_one(AgentsTable)
+        if box.value:
+            self.set_focus(table)  # the box stays on screen: it says what the table leaves out
+        else:
+            box.close(clear=False, focus=table)
 
     def action_back(self) -> None:
-        filter_input = self.query_one("#filter", Input)
-        if filter_input.has_class("-open"):
-            filter_input.value = ""
-            filter_input.remove_class("-open")
-            self.query_one(AgentsTable).focus()
+        box = self.query_one("#filter", FilterBox)
+        if box.is_open:
+            box.close(clear=True, focus=self.query_one(AgentsTable))
             return
         if len(self.deck.links) > 1:
             self.app.pop_screen()
