@@ -27,13 +27,15 @@ from backends.model import Agent, LogRecord, NodeInfo, NodeSnapshot, Target
 from console.alerts import node_alerts, recent_error_counts
 from console.app import FleetDeckApp
 from console.clock import FrozenClock, SystemClock
-from console.config import Config, Thresholds
-from console.fleet_setup import demo_links, local_link
+from console.config import Config, NodeConfig, Thresholds
+from console.fleet_setup import configured_links, demo_links, local_link
 from console.node_link import NodeLink
+from console.status import fleet_status
 from widgets.attention import AttentionList
 
 from .agents.local_node import LocalNode, wait_for
 from .conftest import T0
+from .serving import ServedNode, same_state_home
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses signals")
 
@@ -109,6 +111,21 @@ def test_a_stale_heartbeat_is_one_alert(node: LocalNode) -> None:
     assert re.fullmatch(r"no heartbeat for \d+ s", alerts[0]["reason"]), alerts[0]
     lines = [line for line in node.cli("status").stdout.splitlines() if "agent:quiet" in line]
     assert len(lines) == 1 and "no heartbeat for" in lines[0], lines
+
+
+@linux_only
+def test_a_served_local_node_is_judged_once_over_http(node: LocalNode) -> None:
+    start_noisy_agent(node)
+    served = ServedNode("--listen", "127.0.0.1:0", env=same_state_home(node.env), cwd=node.tmp_path).start()
+    try:
+        config = Config(nodes=(NodeConfig(name="remote", backend="http", url=served.url),))
+        links = configured_links(config, clock=time.time)
+        report = asyncio.run(fleet_status(links, config, time.time)).as_json()
+    finally:
+        served.stop()
+    assert [(a["rule"], a["reason"]) for a in alerts_about(report, "agent:noisy")] == [
+        ("agent_health", f"{ERROR_LINES} errors in the last minute")
+    ]
 
 
 async def wait_until(pilot: Any, check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
