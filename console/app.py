@@ -23,7 +23,7 @@ from console.alert_book import AlertBook
 from console.alert_book import default_path as alert_book_path
 from console.alerts import link_alerts
 from console.config import Config, normalised_keymap
-from console.keys import KeyHelp, key_help
+from console.keys import KeyHelp, key_help, keymap_in_force
 from console.node_link import NodeLink, describe_error
 from console.operator import Operator
 from console.safe_notify import SafeNotifyApp
@@ -130,7 +130,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         self.theme = wanted if wanted in self.available_themes else DEFAULT_THEME
         if wanted not in self.available_themes:
             self.theme_errors.append(f"unknown theme {wanted!r}; using {DEFAULT_THEME}")
-        keys = normalised_keymap(config)
+        # The checker's rules (`fleetdeck config check`): a rebinding that clashes is left out and said.
+        keys, self.key_errors = keymap_in_force(binding_contexts(), normalised_keymap(config))
         if keys:
             self.set_keymap(keys)
 
@@ -148,6 +149,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
     def on_mount(self) -> None:
         for error in self.theme_errors:
             self.notify(error, title="theme", severity="warning", timeout=8)
+        if self.key_errors:
+            self.notify("\n".join(self.key_errors), title="keys", severity="warning", timeout=12)
         for link in self.links.values():  # links may come primed (frozen snapshots): judge them first
             self.update_alerts(link)
         self._open_start_screen()

@@ -138,8 +138,10 @@ def config(args: argparse.Namespace) -> int:
     from themes import load_themes
 
     contexts = binding_contexts()
+    # Key clashes by the rules the console itself applies the keymap with (console.keys.find_clashes).
     problems = [p for p in check_config(loaded, default_keymap(contexts)) if not p.startswith("keys: ")]
     problems += [f"keys: {clash}" for clash in clashes(contexts, normalised_keymap(loaded))]
+    problems += _node_setup_problems(loaded)
     theme_names = {t.name for t in load_themes(paths.user_themes_dir())[0]}
     if loaded.theme not in theme_names:
         problems.append(f"theme: unknown theme {loaded.theme!r} (known: {', '.join(sorted(theme_names))})")
@@ -150,6 +152,18 @@ def config(args: argparse.Namespace) -> int:
     exists = "" if path.exists() else " (no file: defaults)"
     print(terminal_safe(f"{path}: ok{exists} · {len(loaded.nodes)} node(s) · operator {loaded.operator}"))
     return EXIT_OK
+
+
+def _node_setup_problems(config: Config) -> list[str]:
+    """What would stop the console from starting on each node (a token variable not set, a token file
+    missing), found by setting the node up exactly as the console does; nothing is connected to."""
+    problems = []
+    for index, node in enumerate(config.nodes):
+        try:
+            configured_links(config, clock=SystemClock(), only=[node.name])
+        except SetupError as exc:
+            problems.append(f"nodes[{index}]: {exc}")
+    return problems
 
 
 def node_command(args: argparse.Namespace) -> int:

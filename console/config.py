@@ -361,7 +361,11 @@ _LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 _STARTER_HEADER: Final = """\
 # fleetdeck config — see README
-#
+# Each commented example below works as it is: delete its leading "#" to use it.
+
+"""
+
+_STARTER_MORE_NODES: Final = """
 # More nodes are more [[nodes]] tables, e.g.
 #   [[nodes]]
 #   name = "gpu-01"
@@ -369,13 +373,16 @@ _STARTER_HEADER: Final = """\
 #   url = "https://gpu-01.example:8765"
 #   token_env = "FLEETDECK_TOKEN_GPU01"   # the variable's name, never the token
 #   environment = "production"            # framed in the danger colour; actions need the name typed
-#
-# Rebind keys by binding id, with Textual key names:
-#   [keys]
-#   quit = "q"
-#   filter = "slash"
-#   pause = "space"
+"""
 
+# Every example keeps to keys no other action holds on any screen: `fleetdeck config check` and the
+# console refuse a rebinding that takes a key from another action (space marks rows, so it is no example).
+_STARTER_KEYS: Final = """
+# Rebind keys by binding id (Help, `?`, lists them), with Textual key names:
+#   [keys]
+#   quit = "q"                            # the default, spelled out
+#   filter = "slash,ctrl+f"               # a list: either key works
+#   pause = "P"                           # shift+p
 """
 
 
@@ -404,9 +411,12 @@ def starter_config_text() -> str:
     nodes, thresholds = data.pop("nodes"), data.pop("thresholds")
     chunks = [_STARTER_HEADER, tomli_w.dumps(data)]
     chunks += [f"\n[[nodes]]\n{tomli_w.dumps(node)}" for node in nodes]
+    # Each commented example follows the table it belongs after, so uncommenting it keeps the TOML whole.
+    chunks.append(_STARTER_MORE_NODES)
     chunks.append("\n[thresholds]                       # [warning, critical]\n")
     # Numbers and bare keys only, so plain formatting is exact TOML.
     chunks += [f"{name} = [{warning}, {critical}]\n" for name, (warning, critical) in thresholds.items()]
+    chunks.append(_STARTER_KEYS)
     return "".join(chunks)
 
 

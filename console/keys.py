@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 
 
 @dataclass(frozen=True)
@@ -45,29 +45,132 @@ def key_help(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str,
     return rows
 
 
-def clashes(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str, str]) -> list[str]:
-    """Two actions of one context (or a screen action and a global one) bound to the same key.
+# A panel's bindings sit in front of its screen's while it has focus: the screens each panel lives in.
+PANELS_IN: Mapping[str, tuple[str, ...]] = {"attention": ("fleet", "node")}
 
-    A screen binding that shadows a global key by default is deliberate (Help closes on `?` and `q`), so a
-    screen-over-global clash counts only when the keymap rebound one of the two actions.
+
+@dataclass(frozen=True)
+class Clash:
+    """``key`` reaches ``winner``, never ``loser``, in ``context``; ``rebound`` names which of the two the
+    keymap moved away from its default (a clash between two defaults is the layout's own choice)."""
+
+    key: str
+    winner: str
+    loser: str
+    context: str
+    rebound: frozenset[str]
+
+    def __str__(self) -> str:
+        pair = f"{self.winner!r} and {self.loser!r}"
+        return f"key {key_display(self.key)!r} is bound to both {pair} ({self.context})"
+
+
+def _name(binding: Binding) -> str:
+    return binding.id or binding.action
+
+
+def _key_set(spec: str) -> frozenset[str]:
+    return frozenset(k.strip() for k in spec.split(",") if k.strip())
+
+
+def _namespace(declared: Iterable[BindingType], keymap: Mapping[str, str]) -> BindingsMap:
+    """A screen's (or panel's) bindings with the keymap applied by Textual itself, as the console does."""
+    bindings = BindingsMap(_bindings(declared))
+    if keymap:
+        bindings.apply_keymap(keymap)
+    return bindings
+
+
+def find_clashes(
+    contexts: Mapping[str, Iterable[BindingType]],
+    keymap: Mapping[str, str],
+    panels_in: Mapping[str, tuple[str, ...]] = PANELS_IN,
+) -> list[Clash]:
+    """Every key that, with ``keymap`` applied the way the console applies it, reaches one action where
+    another was bound to it too.
+
+    Textual applies a keymap per screen: a rebinding takes its key from whatever held it there (which
+    then has lost it), and of two bindings left on one key the first runs. A key is then looked up from
+    the focused panel to its screen to the app, the first binding found winning (a priority one first).
+    A panel or screen binding that shadows an outer one by default is deliberate (Help closes on `q`), so
+    a shadow counts only when the keymap moved one of the two; setting a key to its default moves nothing.
     """
-    global_rows = [r for r in key_help({"global": contexts.get("global", ())}, keymap)]
-    problems: list[str] = []
+    defaults: dict[str, frozenset[str]] = {}
+    for declared in contexts.values():
+        for binding in _bindings(declared):
+            if binding.id is not None:
+                defaults.setdefault(binding.id, _key_set(binding.key))
+    rebound = frozenset(
+        action for action, spec in keymap.items() if action in defaults and _key_set(spec) != defaults[action]
+    )
+    maps = {name: _namespace(declared, keymap) for name, declared in contexts.items()}
+    found: list[Clash] = []
+
+    def clash(key: str, winner: Binding, loser: Binding, context: str, always: bool) -> None:
+        moved = frozenset(b.id for b in (winner, loser) if b.id in rebound)
+        if _name(winner) != _name(loser) and (always or moved):
+            found.append(Clash(key, _name(winner), _name(loser), context, moved))
+
     for context, declared in contexts.items():
-        rows = key_help({context: declared}, keymap)
-        if context != "global":
-            rows += global_rows
-        seen: dict[str, KeyHelp] = {}
-        for row in rows:
-            for key in row.keys.split(", "):
-                other = seen.get(key)
-                if other is not None and other.action_id != row.action_id:
-                    shadows = other.context != row.context
-                    if not shadows or other.action_id in keymap or row.action_id in keymap:
-                        pair = f"{other.action_id!r} and {row.action_id!r}"
-                        problems.append(f"key {key!r} is bound to both {pair} ({context})")
-                seen[key] = row
-    return sorted(set(problems))
+        here = maps[context]
+        for key, on_key in here.key_to_bindings.items():
+            for later in on_key[1:]:
+                clash(key, on_key[0], later, context, always=True)
+        for binding in _bindings(declared):  # a key the keymap took away from a binding that kept it
+            spec = keymap.get(binding.id, binding.key) if binding.id is not None else binding.key
+            wanted = _key_set(spec)
+            for key in sorted(wanted):
+                holders = here.key_to_bindings.get(key, [])
+                if holders and all(_name(b) != _name(binding) for b in holders):
+                    clash(key, holders[0], binding, context, always=True)
+
+    def chains(context: str) -> list[list[str]]:
+        outer = [[context, screen] for screen in panels_in.get(context, ())] or [[context]]
+        return [[*chain, "global"] for chain in outer] if context != "global" else [["global"]]
+
+    for context in contexts:
+        for chain in chains(context):
+            seen: dict[str, Binding] = {}
+            for name in chain:
+                for key, on_key in maps.get(name, BindingsMap()).key_to_bindings.items():
+                    inner = seen.get(key)
+                    if inner is None:
+                        seen[key] = on_key[0]
+                    elif on_key[0].priority and not inner.priority:
+                        clash(key, on_key[0], inner, context, always=False)
+                    else:
+                        clash(key, inner, on_key[0], context, always=False)
+    unique = {(c.key, c.winner, c.loser, c.context): c for c in found}
+    return [unique[k] for k in sorted(unique)]
+
+
+def clashes(contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str, str]) -> list[str]:
+    """One line per clash (see find_clashes), for ``fleetdeck config check`` and the console alike."""
+    return sorted({str(c) for c in find_clashes(contexts, keymap)})
+
+
+def keymap_in_force(
+    contexts: Mapping[str, Iterable[BindingType]], keymap: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The part of ``keymap`` the console applies, and one line per rebinding it leaves out.
+
+    A rebinding that clashes is left out (its action keeps its default key), rather than let it silently
+    take a key from another action; leaving one out can make another clash, so this repeats until none does.
+    """
+    applied = dict(keymap)
+    lines: set[str] = set()
+    while True:
+        found = find_clashes(contexts, applied)
+        culprits = {action for c in found for action in c.rebound} & applied.keys()
+        if not culprits:
+            break
+        lines.update(str(c) for c in found if c.rebound & culprits)
+        for action in culprits:
+            del applied[action]
+    left_out = sorted(keymap.keys() - applied.keys())
+    if not left_out:
+        return applied, []
+    return applied, [*sorted(lines), f"not applied, so they keep their default keys: {', '.join(left_out)}"]
 
 
 def default_keymap(contexts: Mapping[str, Iterable[BindingType]]) -> dict[str, str]:
