@@ -14,6 +14,7 @@ from backends.model import NodeSnapshot
 
 from .format import NA, fmt_percent, ratio
 from .safe import safe_text
+from .synced_table import ROW_JUMP_BINDINGS
 
 _FRESH_STYLE = {"live": "green", "stale": "yellow", "offline": "bold red", "connecting": "dim", "frozen": ""}
 _ENV_STYLE = {"production": "bold red", "staging": "yellow", "dev": "dim"}
@@ -97,6 +98,7 @@ class FleetTable(DataTable[str | Text]):
     DEFAULT_CSS = """
     FleetTable { height: auto; max-height: 1fr; }
     """
+    BINDINGS = ROW_JUMP_BINDINGS
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Generic, TypeVar
 
+from textual.binding import Binding
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets._data_table import TwoWayDict  # the row-place map DataTable keeps (textual<9)
@@ -16,9 +17,16 @@ from textual.widgets._data_table import TwoWayDict  # the row-place map DataTabl
 CellT = TypeVar("CellT")
 SCREENFUL_LINES = 256  # a tall terminal's rows
 SCREENFUL_CELLS = 4096  # and their cells, at 16 columns
+# A row table's Home and End go to its first and last row, as in every list; DataTable's own move a row
+# cursor nowhere (they scroll sideways).
+ROW_JUMP_BINDINGS = [
+    Binding("home", "scroll_top", "First row", show=False),
+    Binding("end", "scroll_bottom", "Last row", show=False),
+]
 
 
 class SyncedTable(DataTable[CellT], Generic[CellT]):
+    BINDINGS = ROW_JUMP_BINDINGS
     #: let a cell that grows widen its column (costs a layout pass; only for short, changing columns)
     GROW_COLUMNS: ClassVar[bool] = False
 

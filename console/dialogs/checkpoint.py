@@ -6,13 +6,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
 from widgets.safe import safe_content
 
+from .base import Dialog
 
-class CheckpointDialog(ModalScreen[tuple[str, str | None] | None]):
+
+class CheckpointDialog(Dialog[tuple[str, str | None] | None]):
     DEFAULT_CSS = """
     CheckpointDialog { align: center middle; }
     CheckpointDialog > Vertical {
@@ -20,7 +21,6 @@ class CheckpointDialog(ModalScreen[tuple[str, str | None] | None]):
     }
     CheckpointDialog #title { text-style: bold; padding: 1 0 0 0; }
     CheckpointDialog #buttons { height: auto; align-horizontal: right; padding: 1 0 0 0; }
-    CheckpointDialog Input { margin: 1 0 0 0; background: $boost; }
     CheckpointDialog Button { margin-left: 2; }
     """
 
@@ -34,8 +34,8 @@ class CheckpointDialog(ModalScreen[tuple[str, str | None] | None]):
         with Vertical():
             title = f"Checkpoint {self.node}: the store's state and every git workspace"
             yield Label(safe_content(title), id="title")
-            yield Input(placeholder="label, e.g. before model upgrade", id="label", compact=True)
-            yield Input(placeholder="reason (optional)", id="reason", compact=True)
+            yield Input(placeholder="label, e.g. before model upgrade", id="label")
+            yield Input(placeholder="reason (optional)", id="reason")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button("Take checkpoint", id="take", variant="primary", compact=True)

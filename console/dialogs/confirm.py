@@ -3,7 +3,7 @@
 It lists exactly what will be touched (in the node's own words: shown with ``safe_text``, never as markup)
 and asks for an optional reason for the audit trail. Cancel holds the focus and Enter alone never confirms:
 Enter in the reason box only moves on, and Confirm has to be chosen. On a production node the operator types
-the node's name before Confirm is enabled.
+the node's name before Confirm is enabled, so the name box holds the focus there.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from backends.safe_text import terminal_safe
 from widgets.safe import safe_content, safe_text
 from widgets.steady import set_border_title
+
+from .base import Dialog
 
 PREVIEW_LIMIT = 200  # a bulk action over thousands of agents still shows a readable list
 
@@ -31,7 +32,7 @@ class Confirmed:
     reason: str | None
 
 
-class ConfirmDialog(ModalScreen[Confirmed | None]):
+class ConfirmDialog(Dialog[Confirmed | None]):
     DEFAULT_CSS = """
     ConfirmDialog { align: center middle; }
     ConfirmDialog > Vertical {
@@ -47,7 +48,6 @@ class ConfirmDialog(ModalScreen[Confirmed | None]):
     ConfirmDialog #typed { display: none; }
     ConfirmDialog.-production #typed { display: block; }
     ConfirmDialog #buttons { height: auto; align-horizontal: right; padding: 1 0 0 0; }
-    ConfirmDialog Input { margin: 1 0 0 0; background: $boost; }
     ConfirmDialog Button { margin-left: 2; }
     """
 
@@ -83,9 +83,9 @@ class ConfirmDialog(ModalScreen[Confirmed | None]):
                 yield Static(self._preview_text())
             if self.note:
                 yield Static(safe_text(self.note, style="dim"), id="note")
-            yield Input(placeholder="reason (optional, goes to the audit trail)", id="reason", compact=True)
+            yield Input(placeholder="reason (optional, goes to the audit trail)", id="reason")
             typed = f"type the node name '{terminal_safe(self.node)}' to confirm"
-            yield Input(placeholder=typed, id="typed", compact=True)
+            yield Input(placeholder=typed, id="typed")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", variant="default", compact=True)
                 yield Button(self.verb, id="confirm", variant="error", disabled=self.production, compact=True)
@@ -103,7 +103,9 @@ class ConfirmDialog(ModalScreen[Confirmed | None]):
         return text
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # the safe choice is where the cursor starts
+        # The safe choice is where the cursor starts; on production, the one step left before Confirm can
+        # be chosen: typing the node's name (Enter there moves on to Cancel, never confirms).
+        self.query_one("#typed" if self.production else "#cancel").focus()
 
     @on(Input.Changed, "#typed")
     def _typed(self, event: Input.Changed) -> None:

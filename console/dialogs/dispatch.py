@@ -15,11 +15,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
 from backends.model import DispatchRequest
 from widgets.safe import safe_content, safe_text
+
+from .base import Dialog
 
 NEW_COMMAND = "__new__"
 
@@ -50,7 +51,7 @@ def build_request(agent: str | None, payload_text: str, command_text: str, name:
     return DispatchRequest(agent_id=agent, payload=payload, name=name_or_none)
 
 
-class DispatchDialog(ModalScreen[Dispatch | None]):
+class DispatchDialog(Dialog[Dispatch | None]):
     DEFAULT_CSS = """
     DispatchDialog { align: center middle; }
     DispatchDialog > Vertical {
@@ -65,7 +66,6 @@ class DispatchDialog(ModalScreen[Dispatch | None]):
     DispatchDialog #error { color: $error; height: auto; }
     DispatchDialog .-hidden { display: none; }
     DispatchDialog #buttons { height: auto; align-horizontal: right; padding: 1 0 0 0; }
-    DispatchDialog Input { margin: 1 0 0 0; background: $boost; }
     DispatchDialog Button { margin-left: 2; }
     """
 
@@ -94,11 +94,10 @@ class DispatchDialog(ModalScreen[Dispatch | None]):
             yield Input(
                 placeholder='payload as JSON, e.g. {"prompt": "fix the flaky test"}',
                 id="payload",
-                compact=True,
             )
-            yield Input(placeholder="command line, e.g. python agent.py --task 7", id="command", compact=True)
-            yield Input(placeholder="name (optional)", id="name", compact=True)
-            yield Input(placeholder="reason (optional, goes to the audit trail)", id="reason", compact=True)
+            yield Input(placeholder="command line, e.g. python agent.py --task 7", id="command")
+            yield Input(placeholder="name (optional)", id="name")
+            yield Input(placeholder="reason (optional, goes to the audit trail)", id="reason")
             yield Static("", id="error")
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel", compact=True)

@@ -9,13 +9,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList
 from textual.widgets.option_list import Option
 
 from backends.model import Checkpoint
 from widgets.format import fmt_ago
 from widgets.safe import safe_content, safe_text
+
+from .base import Dialog
 
 
 def checkpoint_prompt(checkpoint: Checkpoint, now: float) -> Text:
@@ -36,7 +37,7 @@ def checkpoint_prompt(checkpoint: Checkpoint, now: float) -> Text:
     return text
 
 
-class RollbackPicker(ModalScreen[str | None]):
+class RollbackPicker(Dialog[str | None]):
     DEFAULT_CSS = """
     RollbackPicker { align: center middle; }
     RollbackPicker > Vertical {

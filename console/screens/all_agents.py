@@ -12,7 +12,7 @@ coalesced instead (CoalescedRepaint), and the table itself touches only the cell
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -164,6 +164,17 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
             return True  # with agents of several nodes chosen, the key runs and says why it will not act
         # None: shown, but disabled (dimmed) - the operator sees the key exists and is off
         return None if self.deck.actions.refusal(link, capability) else True
+
+    def on_key(self, event: events.Key) -> None:
+        """A disabled action key is not silent: it says why it is off (the binding itself never runs)."""
+        active = self.app.active_bindings.get(event.key)
+        if active is None or active.enabled:
+            return
+        capability = ACTION_CAPABILITY.get(active.binding.action)
+        link = self.link
+        if capability is not None and link is not None and self.deck.actions.refusal(link, capability):
+            event.stop()
+            self.deck.actions.explain_refusal(link, capability)
 
     def _target(self, verb: str) -> tuple[NodeLink, list[Agent]] | None:
         """The one node and the agents an action key acts on, or None (after saying why) when there is none.

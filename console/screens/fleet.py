@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -12,6 +13,7 @@ from console.node_link import NodeLink
 from widgets.fleet_table import FleetRow, FleetTable
 from widgets.steady import update_steady
 
+from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
 from .coalesce import CoalescedRepaint
@@ -43,9 +45,33 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
             yield from attention_panel_body("attention", node_column=True)
         yield Footer()
 
+    AUTO_FOCUS = "FleetTable"  # the keys act on the nodes from the first frame
+
     def on_mount(self) -> None:
         self.repaint_now()
-        self.query_one(FleetTable).focus()
+
+    def on_key(self, event: events.Key) -> None:
+        """The action keys act on one node's agents, so they are not bound here; pressed, they say where
+        they work (or, on a node whose actions are off, why they are off) rather than nothing at all."""
+        if event.key in self.app.active_bindings:
+            return  # a key this screen or a panel of it does use
+        action = next((b for b in ACTION_BINDINGS if _pressed(event, self._keys_of(b.id))), None)
+        if action is None:
+            return
+        event.stop()
+        capability = ACTION_CAPABILITY[action.action]
+        name = self.query_one(FleetTable).node_at_cursor()
+        link = self.deck.links.get(name) if name is not None else None
+        if link is not None and self.deck.actions.explain_refusal(link, capability):
+            return
+        self.notify(f"{capability}: open a node first (enter), or every node's agents (0)", timeout=4)
+
+    def _keys_of(self, binding_id: str | None) -> list[str]:
+        """The keys a Node screen action is bound to, the config's rebinding applied."""
+        rows = self.deck.key_help()
+        return [
+            k for r in rows if r.context == "node" and r.action_id == binding_id for k in r.keys.split(", ")
+        ]
 
     def repaint(self) -> None:
         # every node, whichever reported: at 100 nodes this runs twice a second, not 100 times (coalesce.py)
@@ -100,3 +126,8 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
 
     def action_all_agents(self) -> None:
         self.deck.open_all_agents()
+
+
+def _pressed(event: events.Key, keys: list[str]) -> bool:
+    # Help spells keys as they are shown ("?"), Textual by name ("question_mark"): either matches
+    return event.key in keys or (event.character is not None and event.character in keys)
