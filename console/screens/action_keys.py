@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 ACTION_BINDINGS = [
     Binding("d", "dispatch", "Dispatch", id="dispatch", tooltip="Dispatch a task or start a new agent"),
-    Binding("p", "pause_resume", "Pause/Resume", id="pause", tooltip="Pause or resume the chosen agents"),
+    Binding("p", "pause_resume", "Pause", id="pause", tooltip="Pause or resume the chosen agents"),
     Binding("s", "stop_agents", "Stop", id="stop", tooltip="Stop the chosen agents (asks to confirm)"),
     Binding("c", "checkpoint", "Checkpoint", id="checkpoint", show=False, tooltip="Take a checkpoint"),
     Binding(

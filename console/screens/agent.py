@@ -10,12 +10,13 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from backends.model import Agent, NodeSnapshot
 from console.node_link import NodeLink
 from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
+from widgets.key_footer import KeyFooter
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
 from widgets.safe import safe_text
@@ -60,6 +61,24 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     return table
 
 
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = (
+    "help",
+    "back",
+    "pause",
+    "stop",
+    "dispatch",
+    "logs",
+    "rollback",
+    "checkpoint",
+    "follow",
+    "palette",
+    "audit",
+    "quit",
+    "theme",
+)
+
+
 class AgentScreen(ActionKeys, FleetDeckScreen):
     DEFAULT_CSS = """
     AgentScreen #detail-panel { height: auto; max-height: 75%; }
@@ -90,7 +109,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
             view = LogView(id="agent-logs")
             view.filter = LogFilter(source=self.agent_id)
             yield view
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def on_mount(self) -> None:
         self.node_updated(self.link)

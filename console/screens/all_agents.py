@@ -16,18 +16,37 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from backends.model import Agent
 from console.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
 from widgets.filter_box import FilterBox
+from widgets.key_footer import KeyFooter
 from widgets.safe import safe_text
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .base import FleetDeckScreen, filter_binding_allowed
 from .coalesce import CoalescedRepaint
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = (
+    "help",
+    "filter",
+    "pause",
+    "stop",
+    "dispatch",
+    "logs",
+    "back",
+    "rollback",
+    "checkpoint",
+    "sort",
+    "palette",
+    "audit",
+    "quit",
+    "theme",
+)
 
 
 class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
@@ -74,7 +93,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         )
         with Vertical(id="all-agents-panel", classes="panel"):
             yield AgentsTable(id="all-agents", node_column=True)
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def on_mount(self) -> None:
         self.repaint_now()

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 from textual.worker import Worker
 
 from backends.model import AuditEntry
@@ -31,6 +31,7 @@ from console.audit_trail import AUDIT_REFRESH_S
 from console.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
 from widgets.filter_box import FilterBox
+from widgets.key_footer import KeyFooter
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle, update_steady
 
@@ -54,6 +55,24 @@ def _next_value(values: Sequence[str], current: str | None) -> str | None:
 def _ready(link: NodeLink) -> bool:
     # A node that never answered a poll may not be open yet; its trail is fetched once it has.
     return link.snapshot is not None or not link.backend.supports("audit")
+
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = (
+    "help",
+    "filter",
+    "back",
+    "open",
+    "outcome_filter",
+    "operator_filter",
+    "action_filter",
+    "export",
+    "node_filter",
+    "clear_filter",
+    "palette",
+    "quit",
+    "theme",
+)
 
 
 class AuditScreen(FleetDeckScreen):
@@ -100,7 +119,7 @@ class AuditScreen(FleetDeckScreen):
         with Vertical(id="audit-panel", classes="panel") as panel:
             panel.border_title = "Audit trail · newest first"
             yield AuditTable(id="audit-table", node_column=len(self.deck.links) > 1)
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def on_mount(self) -> None:
         self._show()

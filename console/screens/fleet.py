@@ -7,10 +7,11 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.node_link import NodeLink
 from widgets.fleet_table import FleetRow, FleetTable
+from widgets.key_footer import KeyFooter
 from widgets.steady import update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
@@ -18,6 +19,9 @@ from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
 from .coalesce import CoalescedRepaint
 from .node import NodeScreen
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = ("help", "open", "all_agents", "logs", "audit", "palette", "theme", "quit")
 
 
 class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
@@ -43,7 +47,7 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         with Vertical(id="attention-panel", classes="panel") as attention:
             attention.border_title = "Attention"
             yield from attention_panel_body("attention", node_column=True)
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     AUTO_FOCUS = "FleetTable"  # the keys act on the nodes from the first frame
 

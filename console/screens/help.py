@@ -9,9 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.keys import KeyHelp
+from widgets.key_footer import KeyFooter
 from widgets.safe import safe_text
 
 from .base import FleetDeckScreen
@@ -23,7 +24,7 @@ def help_table(rows: list[KeyHelp], off: Mapping[str, str] | None = None) -> Tab
     table = Table(box=None, padding=(0, 2), show_header=True, header_style="bold", expand=False)
     table.add_column("Where")
     table.add_column("Key", style="bold")
-    table.add_column("Does")
+    table.add_column("Does", overflow="fold")  # a long word (outcome:ok|denied|failed) folds, never cut
     table.add_column("Config name", style="dim")
     last = None
     for row in rows:
@@ -36,6 +37,10 @@ def help_table(rows: list[KeyHelp], off: Mapping[str, str] | None = None) -> Tab
         table.add_row(context, safe_text(row.keys), does, safe_text(row.action_id))
         last = row.context
     return table
+
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = ("close_help", "palette", "theme")
 
 
 class HelpScreen(FleetDeckScreen):
@@ -57,7 +62,7 @@ class HelpScreen(FleetDeckScreen):
                     style="dim",
                 )
             )
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def _actions_off(self) -> dict[str, str]:
         """Binding id -> why it is off, for the node on screen (or every node, when one is read-only)."""

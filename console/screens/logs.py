@@ -10,12 +10,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from backends.model import LOG_LEVELS
 from backends.safe_text import terminal_safe
 from console.node_link import NodeLink
 from widgets.filter_box import FilterBox
+from widgets.key_footer import KeyFooter
 from widgets.log_view import LogFilter, LogView
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle
@@ -36,6 +37,10 @@ def parse_log_filter(text: str, base: LogFilter) -> LogFilter:
         else:
             words.append(token)
     return base.with_(min_level=level, source=source, text=" ".join(words))
+
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = ("help", "filter", "back", "level", "follow", "clear_filter", "palette", "quit", "theme")
 
 
 class LogsScreen(FleetDeckScreen):
@@ -84,7 +89,7 @@ class LogsScreen(FleetDeckScreen):
             view = LogView(id="full-logs", show_node=self.node is None)
             view.filter = self.initial_filter
             yield view
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def on_mount(self) -> None:
         self.logs_arrived()

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backends.model import Agent
 from console.node_link import NodeLink
@@ -20,6 +20,7 @@ from widgets.agents_table import AgentsTable
 from widgets.filter_box import FilterBox
 from widgets.gpu_panel import GpuPanel
 from widgets.host_panel import HostPanel
+from widgets.key_footer import KeyFooter
 from widgets.log_view import LogView
 from widgets.node_header import NodeHeader
 from widgets.phase_board import PhaseBoard
@@ -63,6 +64,26 @@ TABS = tuple(TAB_TITLES)
 
 def is_wide(width: int, height: int) -> bool:
     return width >= WIDE_MIN[0] and height >= WIDE_MIN[1]
+
+
+# the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
+FOOTER_ORDER = (
+    "help",
+    "filter",
+    "pause",
+    "stop",
+    "dispatch",
+    "logs",
+    "rollback",
+    "checkpoint",
+    "back",
+    "palette",
+    "follow",
+    "sort",
+    "audit",
+    "quit",
+    "theme",
+)
 
 
 class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
@@ -153,7 +174,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                     yield self._panel("logs", LogView(id="logs-body"))
                 with TabPane("6 Alerts", id="alerts"):
                     yield self._panel("alerts", *attention_panel_body("alerts-body", node_column=False))
-        yield Footer()
+        yield KeyFooter(order=FOOTER_ORDER)
 
     def _panel(self, name: str, *body: Widget) -> Vertical:
         children = list(body)
