@@ -250,7 +250,8 @@ class Operator:
                 node=link.name,
                 production=link.environment == "production",
                 verb="Roll back",
-                note="Affected agents pause, a safety checkpoint is taken (undo: ctrl+z), then they resume.",
+                note="Files and what git has staged go back to the checkpoint. Affected agents pause, a "
+                "safety checkpoint is taken (undo: ctrl+z), then they resume.",
             )
         )
         if decided is None:

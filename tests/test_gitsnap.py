@@ -180,6 +180,7 @@ def test_changed_since_lists_exactly_the_changed_paths(repo: Path) -> None:
 
 def test_restore_is_byte_for_byte_and_can_itself_be_undone(repo: Path) -> None:
     at_checkpoint = worktree(repo, IGNORED)
+    staged_at_checkpoint = git_state(repo)
     gitsnap.snapshot(repo, "cp1", "m")
     changed = _agent_works(repo)
     after_agent = worktree(repo, IGNORED)
@@ -195,7 +196,8 @@ def test_restore_is_byte_for_byte_and_can_itself_be_undone(repo: Path) -> None:
     assert ((repo / "build.log").read_bytes(), (repo / "build.log").stat().st_mtime_ns) == ignored_before
     assert (repo / "cache/blob.bin").read_bytes() == b"ignored too\n"
     assert (repo / "src/util/helpers.py").stat().st_mtime_ns == untouched_mtime  # not rewritten
-    assert git_state(repo) == state  # HEAD, branch, real index (the staged notes edit), stash
+    # HEAD, branch and stash stay; the real index is the checkpoint's again (the staged notes edit is gone)
+    assert git_state(repo) == staged_at_checkpoint
     assert gitsnap.changed_since(repo, "cp1") == []
 
     assert gitsnap.restore(repo, "safety") == sorted(changed)

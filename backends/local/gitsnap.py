@@ -1,14 +1,21 @@
-"""Checkpoint and roll back an agent's git workspace with real git; the user's branch, index and stash stay.
+"""Checkpoint and roll back an agent's git workspace with real git; the user's branch and stash stay.
 
 A checkpoint is an ordinary commit whose tree is the working tree as it was — tracked files and untracked
 ones, staged or not — kept under ``refs/fleetdeck/checkpoints/<id>``. Its parent is ``HEAD`` (none on an
 unborn branch) and it is on no branch. The ref is what keeps it: ``git gc`` will not prune it, and
 ``git branch``/``git log`` do not show it.
 
+What was staged is recorded beside it, as a commit (parent ``HEAD`` too) whose tree is the real index's,
+under ``refs/fleetdeck/index/<id>``: a rollback restores the index with it, so what is staged afterwards is
+what was staged at the checkpoint — never the version that was being rolled back, ready for the next
+``git commit``. Both refs are created in one ref transaction. A checkpoint whose index could not be
+written as a tree (unmerged entries), or one taken before the index was recorded, has no index ref, and a
+rollback to it leaves the index as it is (its preview says so).
+
 Every tree is built in a throw-away index (``GIT_INDEX_FILE`` pointing into a scratch directory under the
 git dir, see git_scratch, so that one a killed process left behind is found and removed), never the user's,
-so ``HEAD``, the branch, the real index and the stash are never touched, neither by
-``snapshot`` nor by ``restore``. That index starts as a copy of the one the previous snapshot of the
+so ``HEAD``, the branch and the stash are never touched, and the real index only by ``restore``, which
+puts back the one the checkpoint recorded. That index starts as a copy of the one the previous snapshot of the
 workspace left behind (kept as ``fleetdeck-index`` in the git dir, our file alone): git then re-hashes only
 the files whose stat data changed since, instead of every file of the tree on every checkpoint and twice
 on every rollback. It is only a cache: missing or unreadable, the tree is built from scratch.
@@ -22,6 +29,9 @@ What a checkpoint holds and what it does not:
   owners, timestamps and empty directories are not recorded.
 * A nested repository (submodule or embedded repo) is recorded as the commit it has checked out; its
   files are not, and a rollback never deletes one.
+* Of the index, the staged content and mode of every path. Not its flags: a path added with
+  ``git add -N`` (intent to add) is untracked again after a rollback, and skip-worktree/assume-unchanged
+  bits are not restored.
 * "Byte for byte" holds for every file git stores as-is. Line-ending conversion from ``core.autocrlf``
   is switched off for our calls, but in-tree ``.gitattributes`` (``text``/``eol``/``filter``, e.g. LFS)
   still apply both ways; a file whose bytes do not survive its own attributes' round trip may differ.
@@ -36,6 +46,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterable, Mapping
+from contextlib import suppress
 from pathlib import Path
 
 from . import git_scratch
@@ -44,6 +55,8 @@ from .gitcmd import IDENTITY, RAW, GitSnapError, git, split_z
 __all__ = ["GitSnapError"]  # raised by every call here; tests and callers catch it from this module
 
 REF_PREFIX = "refs/fleetdeck/checkpoints/"
+#: what was staged at each checkpoint: a commit whose tree is the real index's, named like the checkpoint
+INDEX_REF_PREFIX = "refs/fleetdeck/index/"
 
 #: the stat cache of the working tree, per work tree (``git rev-parse --git-path`` resolves it)
 INDEX_CACHE = "fleetdeck-index"
@@ -125,6 +138,22 @@ def _worktree_tree(workspace: Path) -> str:
         # Only a cache: one git cannot read (a torn copy, another git's index version) must not stop a
         # checkpoint. A real failure fails again below, with git's complaint.
         return _tree_in_index(workspace, seed=None, cache=cache, scratch=scratch)
+
+
+def _index_tree(workspace: Path) -> str | None:
+    """The tree of what is staged in the real index; None where it has no tree (unmerged entries).
+
+    Written from a copy: ``write-tree`` on the index itself would rewrite it (its cache-tree) under the
+    user's feet, and a copy of a file git replaces by rename is always a whole one.
+    """
+    real = workspace / git(workspace, "rev-parse", "--git-path", "index").strip()
+    with git_scratch.scratch_index(_git_paths(workspace)[1]) as (_, env):
+        with suppress(FileNotFoundError):  # nothing ever staged: git reads a missing index as empty
+            shutil.copy2(real, env["GIT_INDEX_FILE"])
+        try:
+            return git(workspace, "write-tree", env=env).strip()
+        except GitSnapError:
+            return None
 
 
 def _tree_in_index(workspace: Path, *, seed: Path | None, cache: Path, scratch: Path) -> str:
@@ -237,20 +266,28 @@ def snapshot(workspace: Path, checkpoint_id: str, message: str) -> str:
     """Record the working tree as ``refs/fleetdeck/checkpoints/<checkpoint_id>``; the commit's sha.
 
     Tracked and untracked files are captured as they are on disk (not as staged); ignored ones are not.
-    HEAD, the branch, the index and the stash are untouched. An existing id is refused, not overwritten.
+    What is staged is recorded too, under ``refs/fleetdeck/index/<checkpoint_id>``. HEAD, the branch, the
+    index and the stash are untouched. An existing id is refused, not overwritten.
     """
     ws = _toplevel(workspace)
     ref = _ref(ws, checkpoint_id)
     if _rev(ws, ref) is not None:
         raise GitSnapError(f"checkpoint {checkpoint_id!r} already exists in {ws}")
     tree = _worktree_tree(ws)
+    staged = _index_tree(ws)
     head = _rev(ws, "HEAD")
     parents = ["-p", head] if head else []  # an unborn branch has nothing to hang the checkpoint on
     body = message.strip() or f"fleetdeck checkpoint {checkpoint_id}"
     # commit-tree runs no hooks; --no-gpg-sign because a signing prompt or agent must not block us.
     sha = git(ws, "commit-tree", "--no-gpg-sign", tree, *parents, env=IDENTITY, input=body + "\n").strip()
-    # The empty old value makes git refuse if the ref appeared meanwhile (linked worktrees share refs).
-    git(ws, "update-ref", "-m", f"fleetdeck checkpoint {checkpoint_id}", ref, sha, "")
+    # `create` refuses if the checkpoint's ref appeared meanwhile (linked worktrees share refs); the index
+    # ref is only ever written with it, so one a failed delete left behind is simply replaced.
+    updates = f"create {ref} {sha}\n"
+    if staged is not None:
+        index_body = f"fleetdeck index at checkpoint {checkpoint_id}\n"
+        index_sha = git(ws, "commit-tree", "--no-gpg-sign", staged, *parents, env=IDENTITY, input=index_body)
+        updates += f"update {INDEX_REF_PREFIX}{checkpoint_id} {index_sha.strip()}\n"
+    git(ws, "update-ref", "-m", f"fleetdeck checkpoint {checkpoint_id}", "--stdin", input=updates)
     return sha
 
 
@@ -262,6 +299,23 @@ def changed_since(workspace: Path, checkpoint_id: str) -> list[str]:
     ws = _toplevel(workspace)
     sha = _checkpoint(ws, checkpoint_id, "comparing")
     return sorted(path for _, path in _diff(ws, f"{sha}^{{tree}}", _worktree_tree(ws)))
+
+
+def staged_since(workspace: Path, checkpoint_id: str) -> tuple[list[str], bool] | None:
+    """What a restore does to the index: the paths whose staged content it changes (sorted) and whether
+    HEAD has moved since the checkpoint; None when the checkpoint recorded no index (it is left as it is).
+    """
+    ws = _toplevel(workspace)
+    _checkpoint(ws, checkpoint_id, "comparing")
+    recorded = _rev(ws, INDEX_REF_PREFIX + checkpoint_id)
+    if recorded is None:
+        return None
+    now = _index_tree(ws)
+    then = f"{recorded}^{{tree}}"
+    # An index with unmerged entries has no tree: every path it holds would be replaced.
+    changed = [path for _, path in _diff(ws, now, then)] if now else split_z(git(ws, "ls-files", "-z"))
+    head_then = _rev(ws, f"{recorded}^")
+    return sorted(set(changed)), head_then != _rev(ws, "HEAD")
 
 
 def conflicting_operation(workspace: Path) -> str | None:
@@ -286,10 +340,12 @@ def restore(workspace: Path, checkpoint_id: str, *, previous: str | None = None)
     Refused with GitSnapError, changing nothing, while a rebase/merge/cherry-pick/revert/bisect is in
     progress, while another git process holds the index lock, or when the checkpoint does not exist.
 
-    HEAD, the branch, the stash and the real index are not modified. Staged changes therefore stay
-    staged exactly as they were: afterwards ``git diff --cached`` is unchanged, while ``git diff`` /
-    ``git status`` show the restored working tree against that same index. To make the index match
-    as well, the operator can ``git add -A`` (or ``git reset``) afterwards; it is theirs to decide.
+    The real index is then set to what was staged at the checkpoint (git's own ``read-tree``, under its
+    index lock, keeping the stat data of entries that did not change), so ``git status`` shows what it
+    showed then, and ``git diff --cached`` what was staged then — never what was staged for the version
+    rolled back. HEAD, the branch and the stash are not modified: where HEAD moved since the checkpoint,
+    the restored index stages the checkpoint's content against the new HEAD. A checkpoint that recorded
+    no index (see the module docstring) leaves the index as it is.
 
     Not atomic, but re-runnable: a restore stopped anywhere (git failed, the process was killed) leaves
     some files restored and some not, and restoring again to the same checkpoint then gives exactly its
@@ -319,6 +375,11 @@ def restore(workspace: Path, checkpoint_id: str, *, previous: str | None = None)
             git(ws, "read-tree", sha, env=env)
             # Only the differing paths: checkout-index -a would rewrite (and re-date) every file.
             git(ws, *RAW, "checkout-index", "-f", "-z", "--stdin", env=env, input="\0".join(to_write) + "\0")
+    staged = _rev(ws, INDEX_REF_PREFIX + checkpoint_id)
+    if staged is not None:
+        # Last, so a restore stopped before it runs it again; -m keeps the stat data of unchanged entries
+        # (git re-reads only the files it rewrote) and, like every run of it, is idempotent.
+        git(ws, "read-tree", "--reset", f"{staged}^{{tree}}")
     return sorted(path for _, path in changes)
 
 
@@ -360,9 +421,10 @@ def _prune_empty_dirs(root: str, directory: str) -> None:
 
 
 def delete(workspace: Path, checkpoint_id: str) -> None:
-    """Drop the checkpoint's ref (git gc may then prune its commit); a missing one is a no-op."""
+    """Drop the checkpoint's refs (git gc may then prune its commits); a missing one is a no-op."""
     ws = _toplevel(workspace)
-    git(ws, "update-ref", "-d", _ref(ws, checkpoint_id))
+    ref = _ref(ws, checkpoint_id)
+    git(ws, "update-ref", "--stdin", input=f"delete {ref}\ndelete {INDEX_REF_PREFIX}{checkpoint_id}\n")
 
 
 def list_checkpoints(workspace: Path) -> list[str]:

@@ -3,9 +3,10 @@ next command and finished by ``fleetdeck rollback --recover``.
 
 A rollback goes through the steps of ``rollback_journal.STEPS``, journalled before anything changes and
 after each step: pause the agents working in the affected workspaces, take the safety checkpoint (the undo)
-and record it in the store, restore the workspaces, restore the store's plan and task state, resume the
-agents it paused. Every step is idempotent, so recovery simply carries on from the last step the journal
-says was done, up to the same end a rollback that was never interrupted reaches.
+and record it in the store, restore the workspaces (their files and what git has staged), restore the
+store's plan and task state, resume the agents it paused. Every step is idempotent, so recovery simply
+carries on from the last step the journal says was done, up to the same end a rollback that was never
+interrupted reaches.
 
 Recovery finishes the rollback rather than undoing it: the operator asked for it and confirmed it, its
 target always exists (the safety checkpoint may not have been recorded yet when it was killed), and
@@ -366,8 +367,26 @@ def _changes(workspace: str, ref: str) -> str:
     if problem:
         return f"workspace {workspace}: cannot roll back ({problem})"
     changed = gitsnap.changed_since(Path(workspace), ref)
-    shown = ", ".join(changed[:6]) + (f" +{len(changed) - 6} more" if len(changed) > 6 else "")
-    return f"workspace {workspace}: {len(changed)} file(s) changed since" + (f" ({shown})" if changed else "")
+    files = f"workspace {workspace}: {len(changed)} file(s) changed since" + (
+        f" ({_some(changed)})" if changed else ""
+    )
+    return f"{files}; {_index_change(workspace, ref)}"
+
+
+def _index_change(workspace: str, ref: str) -> str:
+    """What the rollback does to what is staged, said before the operator confirms it."""
+    staged = gitsnap.staged_since(Path(workspace), ref)
+    if staged is None:
+        return "git index left as it is (this checkpoint did not record it)"
+    paths, head_moved = staged
+    said = f"git index restored: {len(paths)} staged path(s) as at the checkpoint" + (
+        f" ({_some(paths)})" if paths else ""
+    )
+    return said + ("; HEAD has moved since, and is kept" if head_moved else "")
+
+
+def _some(paths: list[str]) -> str:
+    return ", ".join(paths[:6]) + (f" +{len(paths) - 6} more" if len(paths) > 6 else "")
 
 
 def _workspace_problem(workspace: Path, ref: str) -> str | None:
