@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from backends.agent_states import state_refusal
 from backends.errors import BackendError
 from backends.model import Agent, Checkpoint, Phase, Target
 from console.dialogs.checkpoint import CheckpointDialog
@@ -60,21 +61,49 @@ class Operator:
         """Say in a notification why ``capability`` is off on ``link``; False when it is not off."""
         reason = self.refusal(link, capability)
         if reason is not None:
-            self.app.notify(f"{capability} is disabled: {reason}", severity="warning", timeout=5)
+            self.say_disabled(capability, reason)
         return reason is not None
+
+    def say_disabled(self, action: str, reason: str) -> None:
+        self.app.notify(f"{action} is disabled: {reason}", severity="warning", timeout=5)
+
+    @staticmethod
+    def pause_plan(agents: Sequence[Agent]) -> tuple[str, list[Agent]]:
+        """What the pause key does to ``agents``: resume when every one is paused, else pause the others."""
+        resume = bool(agents) and all(a.state == "paused" for a in agents)
+        return ("resume" if resume else "pause"), [a for a in agents if (a.state == "paused") == resume]
+
+    def pause_refusal(self, agents: Sequence[Agent]) -> tuple[str, str] | None:
+        """(action, why) when the pause key can act on none of ``agents`` (a failed one cannot be paused:
+        that would only hide the failure), else None."""
+        action, chosen = self.pause_plan(agents)
+        refused = [why for a in chosen if (why := agent_refusal(action, a))]
+        if not chosen or len(refused) < len(chosen):
+            return None
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        return action, refused[0] + more
 
     # --- the flows -------------------------------------------------------------------------------------
 
     def pause_toggle(self, link: NodeLink, agents: Sequence[Agent]) -> None:
-        """Resume when every chosen agent is paused, else pause the ones that are not."""
+        """Resume when every chosen agent is paused, else pause the ones that are not; an agent whose state
+        cannot take it (failed, stopped) is left out and named, and none is sent to the node."""
         if not agents:
             return
-        resume = all(a.state == "paused" for a in agents)
-        action = "resume" if resume else "pause"
-        chosen = [a for a in agents if (a.state == "paused") == resume]
+        action, chosen = self.pause_plan(agents)
         if not self._allowed(link, action):
             return
-        targets = [Target(kind="agent", id=a.id) for a in chosen]
+        refusals = {a.id: agent_refusal(action, a) for a in chosen}
+        refused = [why for why in refusals.values() if why is not None]
+        targets = [Target(kind="agent", id=agent_id) for agent_id, why in refusals.items() if why is None]
+        if refused:
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            if not targets:
+                self.say_disabled(action, refused[0] + more)
+                return
+            self.app.notify(
+                f"{action}: {len(refused)} left out: {refused[0]}{more}", severity="warning", timeout=6
+            )
         # pausing several agents at once is destructive enough to preview and confirm
         confirm = action == "pause" and len(targets) > 1
         self.app.run_worker(self._act(link, action, targets, confirm=confirm), group="actions")
@@ -327,3 +356,9 @@ class Operator:
         )
         if callable(refresh_audit):
             refresh_audit()
+
+
+def agent_refusal(action: str, agent: Agent) -> str | None:
+    """Why ``agent``'s state cannot take ``action`` (the node's own rule), naming a failed one's reason."""
+    why = (agent.health_reason or agent.message) if agent.state == "failed" else None
+    return state_refusal(action, agent.id, agent.state, why)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from backends.agent_states import ALREADY, state_refusal
 from backends.errors import BackendError, Conflict, Forbidden, NotFound
 from backends.model import Checkpoint, DispatchRequest, Target, Task
 
@@ -24,29 +25,13 @@ from . import freeze, read_only
 from .rollback import Rollbacks
 from .store import Store
 from .store_agents import validate_name
-from .store_health import AgentRecord, pid_alive
+from .store_health import AgentRecord, failure_reason, pid_alive, restarting_after_failure
 from .supervisor import AgentSpec, spawn_detached
 
 CONFIRM_TIMEOUT_S = 5.0
 WANTED_STATE = {"pause": "paused", "resume": "running", "stop": "stopped"}
 PHASE_OVERRIDE = {"pause": "paused", "resume": None, "stop": "blocked"}
 TASK_STATUS = {"pause": "paused", "resume": "queued", "stop": "cancelled"}
-#: the states each action is a no-op in, and the states it can act on; any other state is refused
-ALREADY = {
-    "pause": {"paused"},
-    "resume": {"running", "starting", "idle", "waiting"},
-    "stop": {"stopped", "stopping"},
-}
-ACCEPTS = {
-    "pause": {"starting", "running", "idle", "waiting", "unknown"},
-    "resume": {"paused"},
-    "stop": {"starting", "running", "idle", "waiting", "paused", "unknown"},
-}
-REFUSAL = {
-    "pause": "only a live agent can be paused",
-    "resume": "resume continues a paused agent; start a stopped or failed one again with fleetdeck run",
-    "stop": "it has already ended",
-}
 
 
 class Actions:
@@ -134,12 +119,23 @@ class Actions:
     ) -> str:
         wanted = WANTED_STATE[action]
         state = record.state
+        if action != "stop" and restarting_after_failure(record):
+            # "starting" in name only: the process failed and none runs until the backoff ends, so there
+            # is nothing to freeze or continue, and a "paused" row would hide the crash loop
+            restarting = f"agent {record.id} is restarting ({failure_reason(record)})"
+            if action == "pause":
+                raise Conflict(
+                    f"{restarting}: no process runs to pause; stop it, or pause it once it runs again; "
+                    "nothing was changed"
+                )
+            raise Conflict(f"{restarting}, not paused: there is nothing to resume; nothing was changed")
         if state in ALREADY[action]:
             if strict:
                 raise Conflict(f"agent {record.id} is already {state}")
             return f"{record.id} already {state}"
-        if state not in ACCEPTS[action]:
-            raise Conflict(f"agent {record.id} is {state}; {REFUSAL[action]}; nothing was changed")
+        why = failure_reason(record) if state == "failed" else None
+        if refusal := state_refusal(action, record.id, state, why):
+            raise Conflict(f"{refusal}; nothing was changed")
         supervised = record.kind == "process" and _supervised(record)
         process_alive = record.pid is not None and pid_alive(record.pid)
         if record.kind == "process" and not supervised and not process_alive and action != "stop":
@@ -149,9 +145,19 @@ class Actions:
             )
         if supervised:
             self.store.enqueue_command(record.id, action, operator=operator, reason=reason)
-            if self._await_state(record.id, {wanted} | ({"failed"} if action == "stop" else set())):
-                return f"{record.id} {wanted}"
-            return f"{record.id}: {action} queued; the supervisor has not confirmed yet"
+            if action == "stop":
+                reached = self._await_state(record.id, {"stopped", "failed"})
+            else:
+                reached = self._await_state(record.id, {wanted}, or_ended=True)
+            if reached is None:
+                return f"{record.id}: {action} queued; the supervisor has not confirmed yet"
+            if reached.state != wanted and action != "stop":
+                # it ended (or began a restart) while the command was on its way: say so, never "ok"
+                raise Conflict(
+                    f"agent {record.id} ended ({failure_reason(reached)}) before the {action} took "
+                    "effect; nothing was changed"
+                )
+            return f"{record.id} {wanted}"
         if record.kind == "process" and record.pid is not None and process_alive:
             # no supervisor left: act on the process group ourselves so the operator is not stuck
             _signal_group(self.state_dir, record, action)
@@ -193,13 +199,18 @@ class Actions:
         self.store.set_task_status(task_id, TASK_STATUS[action])
         return f"task {task_id} {TASK_STATUS[action]}"
 
-    def _await_state(self, agent_id: str, states: set[str]) -> bool:
+    def _await_state(self, agent_id: str, states: set[str], *, or_ended: bool = False) -> AgentRecord | None:
+        """The agent's row once it is in one of ``states`` (or, ``or_ended``, has failed, stopped or begun
+        a restart after a failure); None when the supervisor has not answered within CONFIRM_TIMEOUT_S."""
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.store.agent_record(agent_id).state in states:
-                return True
+            record = self.store.agent_record(agent_id)
+            if record.state in states:
+                return record
+            if or_ended and (record.state in ("failed", "stopped") or restarting_after_failure(record)):
+                return record
             time.sleep(0.05)
-        return False
+        return None
 
     # --- checkpoint and rollback: rollback.py, crash-safe; pausing goes through _control_agent -------
 

@@ -225,7 +225,8 @@ def set_state(
 ) -> AgentRecord:
     """Move an agent to ``state`` (supervisor or operator); a gone process loses its pid and usage."""
     _check_choice("agent state", state, AGENT_STATES)
-    gone = state in _GONE_STATES
+    # a restart after an exit starts with no process: its pid and usage are the dead one's
+    gone = state in _GONE_STATES or (state == "starting" and exit_code is not None)
     cursor = conn.execute(
         """UPDATE agents SET state = ?,
                exit_code = CASE WHEN ? IS NOT NULL THEN ? WHEN ? IN ('starting', 'running') THEN NULL

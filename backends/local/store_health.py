@@ -7,6 +7,7 @@ while the age of the last heartbeat keeps growing by itself.
 from __future__ import annotations
 
 import os
+import signal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,9 +107,7 @@ def compute_health(
     The worst finding wins and carries the reason; findings of equal weight are joined with "; ".
     """
     if record.state == "failed":
-        if record.exit_code is not None:
-            return "unhealthy", f"exited with code {record.exit_code}"
-        return "unhealthy", record.message or "failed"
+        return "unhealthy", failure_reason(record)
     if record.state == "stopped":
         return "unknown", "stopped"
     if record.state == "paused":
@@ -116,7 +115,14 @@ def compute_health(
         return "unknown", "paused"
     findings: list[tuple[Health, str]] = []
     if supervisor_alive is False and record.supervisor_pid is not None:
-        findings.append(("unhealthy", f"supervisor gone (pid {record.supervisor_pid})"))
+        gone = f"supervisor gone (pid {record.supervisor_pid})"
+        if restarting_after_failure(record):
+            gone += f" during a restart backoff ({failure_reason(record)})"
+        findings.append(("unhealthy", gone))
+    elif restarting_after_failure(record):
+        # No process runs until the backoff ends, so no heartbeat is due: the failure is the finding, and
+        # it stays one until a new incarnation runs (a crash loop is not a healthy agent that is starting).
+        return "unhealthy", f"{failure_reason(record)}; restarting"
     elif record.kind == "process" and record.message:
         findings += [
             (health, record.message)
@@ -147,6 +153,28 @@ def compute_health(
     worst = max(_SEVERITY[health] for health, _ in findings)
     reasons = [reason for health, reason in findings if _SEVERITY[health] == worst]
     return ("unhealthy" if worst == 2 else "degraded"), "; ".join(reasons)
+
+
+def describe_exit(code: int) -> str:
+    """An exit status in words: "exited with code 3", "killed by SIGTERM"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def restarting_after_failure(record: AgentRecord) -> bool:
+    """Whether a supervisor is waiting out its restart backoff: the agent failed and no process runs."""
+    return record.state == "starting" and record.exit_code is not None
+
+
+def failure_reason(record: AgentRecord) -> str:
+    """Why a failed (or restarting) agent ended, from its exit status, else from what was recorded."""
+    if record.exit_code is not None:
+        return describe_exit(record.exit_code)
+    return record.message or "failed"
 
 
 def judges_supervisor(record: AgentRecord) -> bool:

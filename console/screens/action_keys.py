@@ -1,5 +1,7 @@
 """The action keys shared by the screens that show one node (Node, Agent): d p s c r, space, and the
-read-only gate that shows them disabled (dimmed in the footer, marked in Help) when actions are off."""
+gate that shows them disabled (dimmed in the footer, marked in Help) when actions are off: a read-only
+node, a backend without the capability, or, for the pause key, chosen agents none of which can take it
+(a failed agent cannot be paused or resumed). A disabled key pressed says why it is off."""
 
 from __future__ import annotations
 
@@ -57,27 +59,44 @@ class ActionKeys:
         rights only once connected, so the danger frame and the enabled keys are re-read on each refresh."""
         screen = cast(Any, self)
         screen.set_class(self.link.environment == "production", "-production")
-        rights = (self.link.read_only, self.link.backend.capabilities)
+        # the agents' states matter too: the row under the cursor may have failed since the last poll
+        rights = (self.link.read_only, self.link.backend.capabilities, self._pause_off())
         if rights != getattr(self, "_shown_rights", None):
             self._shown_rights = rights
             screen.refresh_bindings()
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+    def on_data_table_row_highlighted(self) -> None:
+        """The cursor moved to another agent: the pause key may be on or off for it."""
+        if cast(Any, self).is_mounted:
+            self.sync_node_identity()
+
+    def _pause_off(self) -> tuple[str, str] | None:
+        """(action, why) when the pause key can act on none of the chosen agents, else None."""
+        if not cast(Any, self).is_mounted:
+            return None
+        return self._actions.pause_refusal(self.chosen_agents())
+
+    def _why_off(self, action: str) -> tuple[str, str] | None:
+        """(what is off, why) for an action key, or None when it is on."""
         capability = ACTION_CAPABILITY.get(action)
         if capability is None:
-            return True
+            return None
+        if (reason := self._actions.refusal(self.link, capability)) is not None:
+            return capability, reason
+        return self._pause_off() if action == "pause_resume" else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # None: shown, but disabled (dimmed) - the operator sees the key exists and is off
-        return None if self._actions.refusal(self.link, capability) else True
+        return None if self._why_off(action) else True
 
     def on_key(self, event: events.Key) -> None:
         """A disabled action key is not silent: it says why it is off (the binding itself never runs)."""
         active = cast(Any, self).app.active_bindings.get(event.key)
         if active is None or active.enabled:
             return
-        capability = ACTION_CAPABILITY.get(active.binding.action)
-        if capability is not None and self._actions.refusal(self.link, capability) is not None:
+        if (off := self._why_off(active.binding.action)) is not None:
             event.stop()
-            self._actions.explain_refusal(self.link, capability)
+            self._actions.say_disabled(*off)
 
     def action_dispatch(self) -> None:
         chosen = self.chosen_agents()
