@@ -2,8 +2,12 @@
 
 Agents log in many styles; the level is read from what is there, in this order:
 JSON lines (``{"level": "error", "msg": ...}``, also ``levelname``/``severity``), logfmt (``level=warn``),
-and common prefixes (``ERROR:``, ``[WARN]``, ``2026-... INFO ...``, ``E1121 ...`` from glog). A Python
-traceback is an error. Anything else is info; a stderr line is marked with ``stream=stderr``.
+and common prefixes (``ERROR:``, ``[WARN]``, ``2026-... INFO ...``, ``E1121 ...`` from glog). Anything else
+is info; a stderr line is marked with ``stream=stderr``.
+
+A Python traceback is an error as a whole: :class:`OutputParser` follows each stream, so every line from
+``Traceback (most recent call last):`` through the final ``XxxError: ...`` line (chained tracebacks,
+exception groups and a SyntaxError's ``File`` block included) is at error level, not only the first and last.
 """
 
 from __future__ import annotations
@@ -42,6 +46,14 @@ _PREFIX = re.compile(rf"^(?:\S*\d\S*\s+){{0,2}}[\[(<]?({_LEVEL_WORDS})[\])>]?(?:
 _GLOG = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d\d")
 _GLOG_LEVELS: dict[str, LogLevel] = {"I": "info", "W": "warning", "E": "error", "F": "critical"}
 _TRACEBACK = re.compile(r"^(Traceback \(most recent call last\)|\w+(Error|Exception): )")
+# the first line of a traceback: at the margin; indented for an exception group ("  + Exception Group ...")
+_TRACEBACK_HEADER = re.compile(r"^(\s*\+ )?(Exception Group )?Traceback \(most recent call last\):\s*$")
+# a SyntaxError is reported without a header: its block starts at the offending file's line
+_SYNTAX_ERROR_FILE = re.compile(r'^  File "[^"]*", line \d+\s*$')
+_CHAINED = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
 MAX_MESSAGE = 8192  # a runaway line must not bloat the store
 
 
@@ -92,3 +104,44 @@ def _parse_json(text: str) -> tuple[LogLevel, str, dict[str, Any]] | None:
     # keep the remaining keys as structured fields, but only JSON-friendly scalars and small values
     extra = {k: v for k, v in data.items() if isinstance(k, str) and len(k) <= 64}
     return level, message or text, extra
+
+
+class OutputParser:
+    """Parses one incarnation's output line by line, following a Python traceback on each stream.
+
+    Inside a traceback, its frame lines (indented) are error lines; the first line back at the margin is
+    the exception itself (also an error), after which only a blank line, a "During handling of the above
+    exception" sentence or a new traceback continue it. An exception group is indented all through, so
+    its end is the first line at the margin, which is not part of it."""
+
+    _FRAMES, _GROUP, _AFTER = "frames", "group", "after"
+
+    def __init__(self) -> None:
+        self._state: dict[str, str] = {}  # stream -> where in a traceback it is; absent: not in one
+
+    def parse(self, line: str, stream: str = "stdout") -> tuple[LogLevel, str, dict[str, Any]]:
+        level, message, fields = parse_line(line, stream)
+        if self._in_traceback(message.rstrip(), stream) and level != "critical":
+            level = "error"
+        return level, message, fields
+
+    def _in_traceback(self, text: str, stream: str) -> bool:
+        state = self._state.get(stream)
+        indented = text[:1].isspace()
+        if state == self._FRAMES:
+            if not indented and text:
+                self._state[stream] = self._AFTER  # the exception line ends the frames
+            return True
+        if state == self._GROUP and indented:
+            return True
+        if state in (self._AFTER, self._GROUP) and (not text or text in _CHAINED):
+            self._state[stream] = self._AFTER
+            return True
+        if match := _TRACEBACK_HEADER.match(text):
+            self._state[stream] = self._GROUP if match.group(1) else self._FRAMES
+            return True
+        if state is None and _SYNTAX_ERROR_FILE.match(text):
+            self._state[stream] = self._FRAMES
+            return True
+        self._state.pop(stream, None)
+        return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import queue
+import selectors
 import signal
 import subprocess
 import threading
@@ -29,7 +30,7 @@ from typing import IO, Any
 from backends.model import LogLevel
 
 from . import freeze, rollback_journal
-from .loglines import parse_line
+from .loglines import OutputParser
 from .metrics import ProcessSampler
 from .store import Store
 from .store_health import HEALTH_CHECK_FAILED
@@ -42,6 +43,7 @@ BACKOFF_S = (1.0, 60.0)
 STABLE_S = 30.0  # a run this long resets the restart backoff
 READ_TAIL_S = 2.0  # after an exit, how long the last lines still in the pipes are waited for
 MAX_QUEUED_LINES = 100_000  # read but not yet handed to the link: only grows while a store call blocks
+MAX_LINE_BYTES = 1 << 16  # a longer run without a newline is cut into lines of this size (and kept short)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Supervisor:
         self._showing_note = False
         self.process: subprocess.Popen[bytes] | None = None
         self.readers: list[threading.Thread] = []
+        self.parser = OutputParser()
         self.paused = False
         self.stop_requested = False
         self.signalled: str | None = (
@@ -131,12 +134,12 @@ class Supervisor:
             env={**os.environ, **freeze.gate_env(self.store.path.parent, spec.name)},
         )
         self.paused = False
-        self.readers = []
-        for stream, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
-            assert pipe is not None
-            reader = threading.Thread(target=self._read, args=(stream, pipe), daemon=True)
-            reader.start()
-            self.readers.append(reader)
+        self.parser = OutputParser()  # a traceback of the last run does not run on into this one
+        assert self.process.stdout is not None and self.process.stderr is not None
+        pipes = {"stdout": self.process.stdout, "stderr": self.process.stderr}
+        reader = threading.Thread(target=self._read, args=(pipes,), name=f"read-{spec.name}", daemon=True)
+        reader.start()
+        self.readers = [reader]
         self.link.register(
             kind="process",
             pid=self.process.pid,
@@ -262,14 +265,44 @@ class Supervisor:
 
     # --- logs ----------------------------------------------------------------------------------------
 
-    def _read(self, stream: str, pipe: IO[bytes]) -> None:
-        for raw in iter(pipe.readline, b""):
-            try:
-                self.lines.put_nowait((self.clock(), stream, raw.decode("utf-8", errors="replace")))
-            except queue.Full:
-                with self._unqueued_lock:
-                    self.unqueued += 1
-        pipe.close()
+    def _read(self, pipes: dict[str, IO[bytes]]) -> None:
+        """Read stdout and stderr in one thread, queueing each line as it is read, so the queue (and the
+        log's seq) keeps the order the agent wrote them in: a line printed and flushed before a crash comes
+        before the traceback. (Two readers would race each other to the queue.) Only when both pipes have
+        something at the same wakeup is the order unknowable; stdout is read first then, since a program
+        that flushed stdout and then wrote to stderr is the common case (a print, then a traceback)."""
+        order = {"stdout": 0, "stderr": 1}
+        pending = {stream: b"" for stream in pipes}
+        with selectors.DefaultSelector() as selector:
+            for stream, pipe in pipes.items():
+                selector.register(pipe, selectors.EVENT_READ, stream)
+            while selector.get_map():
+                ready = sorted((key.data for key, _ in selector.select()), key=order.__getitem__)
+                for stream in ready:
+                    pipe = pipes[stream]
+                    try:
+                        chunk = os.read(pipe.fileno(), MAX_LINE_BYTES)
+                    except OSError:
+                        chunk = b""
+                    if not chunk:  # the end of this pipe: its last line may lack a newline
+                        selector.unregister(pipe)
+                        pipe.close()
+                        if pending[stream]:
+                            self._queue_line(stream, pending.pop(stream))
+                        continue
+                    *lines, pending[stream] = (pending[stream] + chunk).split(b"\n")
+                    for raw in lines:
+                        self._queue_line(stream, raw + b"\n")
+                    if len(pending[stream]) >= MAX_LINE_BYTES:
+                        self._queue_line(stream, pending[stream])
+                        pending[stream] = b""
+
+    def _queue_line(self, stream: str, raw: bytes) -> None:
+        try:
+            self.lines.put_nowait((self.clock(), stream, raw.decode("utf-8", errors="replace")))
+        except queue.Full:
+            with self._unqueued_lock:
+                self.unqueued += 1
 
     def _finish_reading(self) -> None:
         """Let the readers reach the end of the pipes before the exit is recorded: the last lines are often
@@ -285,7 +318,7 @@ class Supervisor:
                 ts, stream, line = self.lines.get_nowait()
             except queue.Empty:
                 break
-            level, message, fields = parse_line(line, stream)
+            level, message, fields = self.parser.parse(line, stream)
             batch.append((ts, level, self.spec.name, message, fields))
         if self.unqueued:
             with self._unqueued_lock:
