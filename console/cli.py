@@ -208,9 +208,16 @@ def _add_node_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from backends.local.run_agent import add_arguments
+    from backends.local.run_agent import EXIT_STATUS, add_arguments
 
-    run = sub.add_parser("run", help="start a command as a supervised agent of this machine's node")
+    run = sub.add_parser(
+        "run",
+        help="start a command as a supervised agent of this machine's node",
+        description="Start CMD as a supervised agent of this machine's node and stay in the foreground "
+        "until it ends.",
+        epilog=EXIT_STATUS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_arguments(run)
 
     report = sub.add_parser("report", help="report an agent's state, progress or a milestone (for scripts)")

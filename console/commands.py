@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from backends.safe_text import terminal_safe
@@ -35,12 +35,40 @@ def _load(args: argparse.Namespace) -> Config:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
+LOCAL_NODE = "local"  # the node there is when none is configured, as `--node local` names it
+
+
+def _only_local(config: Config, names: str | Sequence[str] | None, clock: Clock) -> bool:
+    """Whether the command runs on the implicit local node: nothing is configured, and ``--node`` names
+    no other node. A name that is not there fails as it would with a config (SetupError, the same line),
+    never quietly falls back to the local node."""
+    if config.nodes:
+        return False
+    wanted = [names] if isinstance(names, str) else list(names or ())
+    if unknown := [name for name in wanted if name != LOCAL_NODE]:
+        configured_links(config, clock=clock, only=unknown)  # raises, naming the first unknown one
+    return True
+
+
+def _state_dir(args: argparse.Namespace) -> str | None:
+    """``--state-dir``, which a command that only reads or acts on a node must find: it never creates
+    one (a typo would otherwise become an empty node). `run`, `report` and `plan apply` create it."""
+    given = getattr(args, "state_dir", None)
+    if given is not None and not Path(given).expanduser().is_dir():
+        what = "is not a directory" if Path(given).expanduser().exists() else "does not exist"
+        raise CliError(
+            f"--state-dir {given} {what}: name a node's state directory (`fleetdeck run`, `report` or "
+            "`plan apply` creates one)",
+            EXIT_USAGE,
+        )
+    return given
+
+
 def _links(args: argparse.Namespace, config: Config, clock: Clock, *, demo: bool) -> list[NodeLink]:
     read_only = bool(getattr(args, "read_only", False))
     try:
-        if not demo and not config.nodes:
-            state_dir = getattr(args, "state_dir", None)
-            return [local_link(clock, state_dir=state_dir, read_only=read_only, config=config)]
+        if not demo and _only_local(config, getattr(args, "node", None), clock):
+            return [local_link(clock, state_dir=_state_dir(args), read_only=read_only, config=config)]
         if demo:
             return demo_links(
                 seed=getattr(args, "seed", 7),
@@ -182,13 +210,13 @@ def _single_link(args: argparse.Namespace, config: Config, clock: Clock) -> Node
     try:
         if args.demo:
             return demo_links(seed=7, nodes=1, agents=34, clock=clock)[0]
+        if _only_local(config, args.node, clock):
+            return local_link(clock, state_dir=_state_dir(args), config=config)
         if args.node:
             return configured_links(config, clock=clock, only=[args.node])[0]
         if len(config.nodes) == 1:
             return configured_links(config, clock=clock)[0]
-        if config.nodes:
-            names = ", ".join(n.name for n in config.nodes)
-            raise CliError(f"several nodes are configured ({names}): pick one with --node NAME", EXIT_USAGE)
-        return local_link(clock, state_dir=getattr(args, "state_dir", None), config=config)
+        names = ", ".join(n.name for n in config.nodes)
+        raise CliError(f"several nodes are configured ({names}): pick one with --node NAME", EXIT_USAGE)
     except SetupError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None

@@ -19,14 +19,17 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Supervise the agent in the foreground; the exit code is the agent's."""
+    """Supervise the agent in the foreground; the exit status is the agent's (run_agent.EXIT_STATUS)."""
     from backends.local import run_agent
     from backends.local.store import StoreError
+    from backends.local.supervisor import CannotStart
 
     try:
         return run_agent.run(args)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except CannotStart as exc:
+        raise CliError(str(exc), exc.exit_code) from None
     except (StoreError, BackendError) as exc:
         raise CliError(str(exc), EXIT_FAILED) from None
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from backends.base import Backend
-from backends.errors import BackendError, Unreachable
+from backends.errors import BackendError, NotFound, Unreachable
 from backends.model import DispatchRequest, LogRecord, ModelError, Target, to_builtins
 from backends.safe_text import json_safe, json_safe_bytes, terminal_safe
 from console.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
@@ -207,6 +207,9 @@ def stream_logs(link: NodeLink, args: argparse.Namespace) -> int:
         return args.agent is None or record.source == args.agent
 
     async def go(backend: Backend) -> None:
+        if args.agent is not None:
+            # an agent that is not there fails as it does for every other command, never as silence
+            await require_agent(backend, args.agent)
         async for record in backend.logs(since_seq=args.since or 0, follow=args.follow):
             if not wanted(record):
                 continue
@@ -217,6 +220,25 @@ def stream_logs(link: NodeLink, args: argparse.Namespace) -> int:
 
     run_on_backend(link.backend, go)
     return EXIT_OK
+
+
+KNOWN_SHOWN = 10
+
+
+async def require_agent(backend: Backend, agent_id: str) -> None:
+    """NotFound, worded as the node words it for pause or dispatch, unless ``agent_id`` is on the node
+    (or is the node's own log source)."""
+    from console.alerts import NODE_SOURCE
+
+    if agent_id == NODE_SOURCE:
+        return
+    known = sorted(agent.id for agent in (await backend.snapshot()).agents)
+    if agent_id in known:
+        return
+    if not known:
+        raise NotFound(f"no agent {agent_id!r} on this node (there are no agents)")
+    more = f" and {len(known) - KNOWN_SHOWN} more" if len(known) > KNOWN_SHOWN else ""
+    raise NotFound(f"no agent {agent_id!r} on this node (known: {', '.join(known[:KNOWN_SHOWN])}{more})")
 
 
 def format_log_line(record: LogRecord) -> str:

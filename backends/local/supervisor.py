@@ -27,13 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from backends.errors import BackendError, Conflict
 from backends.model import LogLevel
 
 from . import freeze, rollback_journal
 from .loglines import OutputParser
 from .metrics import ProcessSampler
+from .schema import StoreError
 from .store import Store
-from .store_health import HEALTH_CHECK_FAILED
+from .store_health import HEALTH_CHECK_FAILED, describe_exit
 from .store_link import StoreLink
 
 TICK_S = 0.25  # how often commands are taken and logs are flushed
@@ -44,6 +46,19 @@ STABLE_S = 30.0  # a run this long resets the restart backoff
 READ_TAIL_S = 2.0  # after an exit, how long the last lines still in the pipes are waited for
 MAX_QUEUED_LINES = 100_000  # read but not yet handed to the link: only grows while a store call blocks
 MAX_LINE_BYTES = 1 << 16  # a longer run without a newline is cut into lines of this size (and kept short)
+
+
+#: what ``fleetdeck run`` exits with when the command never ran, as shells, env(1) and timeout(1) do
+EXIT_NOT_FOUND, EXIT_CANNOT_EXECUTE = 127, 126
+
+
+class CannotStart(Exception):
+    """The agent's command could not be started at all (no such file, not executable). The agent is
+    recorded as failed with this reason; ``exit_code`` is 127 for a missing program, else 126."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,10 @@ class Supervisor:
     # --- the loop ------------------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Supervise until the agent is done (or stopped); returns its last exit code."""
+        """Supervise until the agent is done (or stopped); returns its last exit code (negative: killed by
+        that signal). Conflict when the name is live under another supervisor, before anything runs;
+        CannotStart when the command cannot be started."""
+        self._claim()
         self._install_signal_handlers()
         backoff = BACKOFF_S[0]
         exit_code = 0
@@ -94,9 +112,7 @@ class Supervisor:
             try:
                 self._start()
             except OSError as exc:
-                self._system_log("error", f"cannot start {self.spec.command[0]!r}: {exc.strerror or exc}")
-                self.link.close_state("failed", exit_code=127, message=str(exc))
-                return 127
+                self._failed_to_start(exc)
             exit_code = self._watch()
             self._finish_reading()
             self._drain_lines()
@@ -116,10 +132,44 @@ class Supervisor:
                 message=f"{describe_exit(exit_code)}; restarting",
                 restarts_increment=True,
             )
-            if self._sleep_unless_stopped(backoff):
+            if self._sleep_unless_stopped(backoff, describe_exit(exit_code)):
                 self.link.close_state("stopped", exit_code=exit_code, message="stopped")
                 return exit_code
             backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def _registration(self, pid: int | None) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "kind": "process",
+            "pid": pid,
+            "supervisor_pid": os.getpid(),
+            "workspace": str(spec.workspace) if spec.workspace else None,
+            "command": list(spec.command),
+            "labels": spec.labels,
+            "restart": spec.restart,
+            "health_url": spec.health_url,
+        }
+
+    def _claim(self) -> None:
+        """Take the agent's name before its command runs: a name live under another supervisor is refused
+        now, not found out once a second copy of the agent is already running. A store that is out does
+        not keep the agent from starting (the link writes the row when the store answers)."""
+        try:
+            self.store.register_agent(self.spec.name, state="starting", **self._registration(None))
+        except Conflict:
+            raise
+        except (StoreError, BackendError, OSError):
+            pass
+
+    def _failed_to_start(self, exc: OSError) -> None:
+        """Record why the command never ran, in the agent's row and its log, and raise CannotStart."""
+        program = self.spec.command[0]
+        reason = f"cannot start {program!r}: {exc.strerror or exc}"
+        self.link.register(state="failed", **self._registration(None))
+        self._system_log("error", reason)
+        self.link.close_state("failed", message=reason)
+        code = EXIT_NOT_FOUND if isinstance(exc, FileNotFoundError) else EXIT_CANNOT_EXECUTE
+        raise CannotStart(reason, code) from None
 
     def _start(self) -> None:
         spec = self.spec
@@ -140,16 +190,7 @@ class Supervisor:
         reader = threading.Thread(target=self._read, args=(pipes,), name=f"read-{spec.name}", daemon=True)
         reader.start()
         self.readers = [reader]
-        self.link.register(
-            kind="process",
-            pid=self.process.pid,
-            supervisor_pid=os.getpid(),
-            workspace=str(spec.workspace) if spec.workspace else None,
-            command=list(spec.command),
-            labels=spec.labels,
-            restart=spec.restart,
-            health_url=spec.health_url,
-        )
+        self.link.register(**self._registration(self.process.pid))
         self.link.set_state("running", message=f"pid {self.process.pid}")
         self._system_log("info", f"started pid {self.process.pid}: {' '.join(spec.command)}")
 
@@ -252,12 +293,16 @@ class Supervisor:
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGHUP, on_signal)
 
-    def _sleep_unless_stopped(self, seconds: float) -> bool:
+    def _sleep_unless_stopped(self, seconds: float, why: str) -> bool:
         deadline = self.clock() + seconds
         while self.clock() < deadline:
             for _, command in self.link.take_commands():
                 if command == "stop":
                     self.stop_requested = True
+                else:  # the node refuses these now; one queued just before the exit is said, not dropped
+                    self._system_log(
+                        "warning", f"{command} not done: no process runs until the restart ({why})"
+                    )
             if self.stop_requested or self.signalled:
                 return True
             time.sleep(TICK_S)
@@ -330,13 +375,10 @@ class Supervisor:
         self.link.log([(self.clock(), level, self.spec.name, f"[fleetdeck] {message}", {"supervisor": True})])
 
 
-def describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with code {code}"
+def exit_status(code: int) -> int:
+    """The exit status ``fleetdeck run`` passes on: the agent's own, or 128+N when signal N ended it (143
+    after a stop's SIGTERM, 137 after SIGKILL), as a shell reports a killed command."""
+    return 128 - code if code < 0 else code
 
 
 def probe(url: str, timeout_s: float = 2.0) -> str | None:
