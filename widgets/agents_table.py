@@ -19,15 +19,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
 from backends.model import Agent
+from backends.safe_text import terminal_safe
 
+from .column_fit import ColumnSpec, fit_columns
 from .format import NA, fmt_bytes, fmt_duration, fmt_fraction, fmt_number
 from .safe import safe_text
-from .synced_table import SyncedTable
+from .synced_table import SCROLLBAR_ROOM, SyncedTable
 
 # Health and state words carry the meaning; the symbol and colour only reinforce it.
 HEALTH_STYLE: dict[str, tuple[str, str]] = {
@@ -73,13 +76,15 @@ def _state_cell(agent: Agent, now: float) -> Text:
     return _STATE_CELLS.get(agent.state) or safe_text(agent.state)
 
 
-MESSAGE_WIDTH = 34
+MESSAGE_WIDTH = 34  # the message's room when the table's width is not known yet
+MESSAGE_MIN = 16  # the least room it gets: the other columns are left out before it is squeezed below this
+MESSAGE_MAX = 120  # the most, on a wide screen (the whole text is in the agent's detail)
 
 
-def _message_cell(agent: Agent, now: float) -> Text:
+def _message_cell(agent: Agent, now: float, width: int = MESSAGE_WIDTH) -> Text:
     text = safe_text(agent.health_reason or agent.message, style="" if agent.health_reason else "dim")
-    if len(text) > MESSAGE_WIDTH:  # cut after the controls are shown, so a cut never splits "␛" from its text
-        text = text[: MESSAGE_WIDTH - 1] + "…"
+    if len(text) > width:  # cut after the controls are shown, so a cut never splits "␛" from its text
+        text = text[: width - 1] + "…"
     return text
 
 
@@ -115,9 +120,22 @@ COLUMNS: tuple[Column, ...] = (
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 _BY_KEY = {c.key: c for c in COLUMNS}
-_HEARTBEAT = COLUMN_KEYS.index("heartbeat")  # the one column that moves with the clock alone
-_MESSAGE = COLUMN_KEYS.index("message")
 NODE_KEY = "node"  # the optional first column; sorts by node, then agent name
+# Which columns get room first when the table is narrow (0: always shown); the message ("why") takes what
+# is left, between MESSAGE_MIN and MESSAGE_MAX. The rest is in the agent's detail, or on a wider screen.
+COLUMN_RANK = {
+    "name": 0, "health": 1, "state": 2, "cpu": 3, "gpu": 4, "progress": 5, "heartbeat": 6, "role": 7,
+    "phase": 8, "rss": 9, "restarts": 10,
+}  # fmt: skip
+# The widest cell a column of fixed vocabulary or format shows ("✖ unhealthy", "stopping", "100%",
+# "512.0 MiB", "7m12s"); free-text columns are measured from the agents shown.
+FIXED_WIDTH = {"health": 11, "state": 8, "progress": 4, "cpu": 4, "rss": 9, "gpu": 9, "heartbeat": 5}
+MEASURED = {
+    "name": lambda a: a.name,
+    "role": lambda a: a.labels.get("role", NA),
+    "phase": lambda a: a.phase_id or NA,
+}
+MARK_ROOM = 2  # "✓ " before a marked agent's name
 # A node whose data is not live: the symbol and the word say so, the colour only reinforces them.
 FRESHNESS_STYLE: dict[str, tuple[str, str]] = {
     "stale": ("◐", "yellow"),
@@ -187,12 +205,61 @@ class AgentsTable(SyncedTable[str | Text]):
         self._rendered: dict[str, _Rendered] = {}
         self._rebuilding = False
         self.marked: set[str] = set()  # row keys ("node/agent") chosen with space for a bulk action
+        # the columns shown and their widths (node column included), chosen for the table's width
+        self._widths: dict[str, int] = {}
+        self._columns: tuple[Column, ...] = ()
+        self._message_width = MESSAGE_WIDTH
+        self._beat_at: int | None = None  # the heartbeat's place among the cells, when it is shown
 
-    def on_mount(self) -> None:
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        """The keys of the columns on screen, in order."""
+        return tuple(self._widths)
+
+    def _fit(self) -> dict[str, int]:
+        """The columns that fit the table's width now, by rank, and how wide each is."""
+        agents = self._rows.values()
+        specs = []
         if self.node_column:
-            self.add_column("  Node", key=NODE_KEY)  # over the names, past the freshness gutter
+            nodes = set(self._node_of.values())
+            specs.append(
+                ColumnSpec(NODE_KEY, 2 + max([4, *(cell_len(terminal_safe(n)) for n in nodes)]), rank=0)
+            )
         for column in COLUMNS:
-            self.add_column(column.label, key=column.key)
+            label = cell_len(column.label)
+            if column.key == "message":
+                longest = max([label, *(len(a.health_reason or a.message or "") for a in agents)])
+                specs.append(
+                    ColumnSpec("message", min(longest, MESSAGE_MAX), rank=0, elastic_min=MESSAGE_MIN)
+                )
+                continue
+            if column.key in MEASURED:
+                value = MEASURED[column.key]
+                width = max([label, *(cell_len(terminal_safe(value(a))) for a in agents)])
+            else:
+                width = max(label, FIXED_WIDTH.get(column.key, 3))
+            if column.key == "name" and self.marked:
+                width += MARK_ROOM
+            specs.append(ColumnSpec(column.key, width, rank=COLUMN_RANK[column.key]))
+        room = self.size.width - SCROLLBAR_ROOM if self.size.width else 10_000  # not laid out yet: all
+        return fit_columns(specs, room)
+
+    def _refit(self) -> bool:
+        """Choose the columns again; when they change, the table is set up anew (True)."""
+        widths = self._fit()
+        if widths == self._widths:
+            return False
+        self._widths = widths
+        self._columns = tuple(c for c in COLUMNS if c.key in widths)
+        self._message_width = widths.get("message", MESSAGE_WIDTH)
+        keys = tuple(c.key for c in self._columns)
+        self._beat_at = keys.index("heartbeat") + self.node_column if "heartbeat" in keys else None
+        self.clear(columns=True)
+        for key, width in widths.items():
+            label = "  Node" if key == NODE_KEY else _BY_KEY[key].label  # over the names, past the gutter
+            self.add_column(label, key=key, width=width)
+        self._order, self._cells, self._rendered = [], {}, {}  # every row is added (and rendered) again
+        return True
 
     @property
     def sort_keys(self) -> tuple[str, ...]:
@@ -274,17 +341,24 @@ class AgentsTable(SyncedTable[str | Text]):
         old_cells = old[3] if old is not None and old[1] == state else None
         if old is not None and old_cells is not None and old[0] is agent:
             # the same data at a later moment: only the heartbeat's age moves
-            at = _HEARTBEAT + self.node_column
+            at = self._beat_at
+            if at is None:
+                return old_cells
             beat: str | Text = _heartbeat_cell(agent, now)
             return (*old_cells[:at], _dimmed(beat) if state else beat, *old_cells[at + 1 :])
-        cells: list[str | Text] = [c.render(agent, now) for c in COLUMNS]
+        width = self._message_width
+        cells: list[str | Text] = [
+            _message_cell(agent, now, width) if c.key == "message" else c.render(agent, now)
+            for c in self._columns
+        ]
         # Keep the old row's objects where nothing they show changed: fewer new objects on every refresh.
+        message = next((i for i, c in enumerate(self._columns) if c.key == "message"), None)
         if state is not None:
             cells = [_dimmed(c) for c in cells]  # rare (a node not answering), so not worth reusing
-        elif old is not None and old_cells is not None:
+        elif old is not None and old_cells is not None and message is not None:
             before = old[0]
             if (before.health_reason, before.message) == (agent.health_reason, agent.message):
-                cells[_MESSAGE] = old_cells[_MESSAGE + self.node_column]
+                cells[message] = old_cells[message + self.node_column]
         if self.node_column:
             first = old_cells[0] if old_cells is not None else _node_cell(self._node_of[key], state)
             return (first, *cells)
@@ -309,7 +383,8 @@ class AgentsTable(SyncedTable[str | Text]):
     # --- data to the screen ----------------------------------------------------------------------------
 
     def _sync(self, order: list[str]) -> None:
-        if len(order) != len(self._order) or self._agents.keys() != self._cells.keys():
+        if not self._widths or len(order) != len(self._order) or self._agents.keys() != self._cells.keys():
+            self._refit()  # a new set of rows: the widths they need may have changed
             self._rebuilding = True  # clearing the table scrolls it: nothing to patch meanwhile
             try:
                 # a new set of rows: re-add them all (every row rendered, once)
@@ -349,6 +424,9 @@ class AgentsTable(SyncedTable[str | Text]):
             self._patch_visible()
 
     def on_resize(self) -> None:
+        if self._widths and self._refit():
+            self._redraw()  # new columns: every row again
+            return
         self._patch_visible()
 
     # --- marks -----------------------------------------------------------------------------------------
@@ -364,6 +442,7 @@ class AgentsTable(SyncedTable[str | Text]):
         if key is None:
             return
         self.marked.symmetric_difference_update({key})
+        self._refit()  # the first mark needs room for "✓ " before the name
         self._redraw()
         self.move_cursor(row=self.cursor_row + 1)
 
@@ -383,6 +462,7 @@ class AgentsTable(SyncedTable[str | Text]):
     def clear_marks(self) -> None:
         if self.marked:
             self.marked.clear()
+            self._refit()
             self._redraw()
 
     @property

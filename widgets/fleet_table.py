@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from backends.model import NodeSnapshot
 
+from .column_fit import ColumnSpec, cut_cell, fit_columns
 from .format import NA, fmt_percent, ratio
 from .safe import safe_text
-from .synced_table import ROW_JUMP_BINDINGS
+from .synced_table import ROW_JUMP_BINDINGS, SCROLLBAR_ROOM
 
 _FRESH_STYLE = {"live": "green", "stale": "yellow", "offline": "bold red", "connecting": "dim", "frozen": ""}
 _ENV_STYLE = {"production": "bold red", "staging": "yellow", "dev": "dim"}
@@ -37,7 +39,7 @@ def _agents_cell(snapshot: NodeSnapshot | None) -> Text:
     total = len(snapshot.agents)
     healthy = sum(1 for a in snapshot.agents if a.health == "healthy")
     style = "green" if healthy == total else ("bold red" if healthy < total * 0.8 else "yellow")
-    return Text(f"{healthy}/{total} healthy", style=style)
+    return Text(f"{healthy}/{total}", style=style)  # under "Healthy": the word is the column's
 
 
 def _gpu_cell(snapshot: NodeSnapshot | None) -> str:
@@ -64,12 +66,11 @@ def _phase_cell(snapshot: NodeSnapshot | None) -> str | Text:
 
 
 def _alerts_cell(row: FleetRow) -> Text:
+    # the symbols the Node screen's Alerts tab uses: ✖ critical, ▲ warning
     if row.criticals:
-        return Text(
-            f"✖ {row.criticals} crit" + (f" ▲ {row.warnings}" if row.warnings else ""), style="bold red"
-        )
+        return Text(f"✖{row.criticals}" + (f" ▲{row.warnings}" if row.warnings else ""), style="bold red")
     if row.warnings:
-        return Text(f"▲ {row.warnings} warn", style="yellow")
+        return Text(f"▲{row.warnings}", style="yellow")
     return Text("ok", style="green")
 
 
@@ -80,33 +81,45 @@ def row_cells(row: FleetRow) -> tuple[str | Text, ...]:
     return (
         safe_text(row.name, style="bold"),
         safe_text(row.environment, style=_ENV_STYLE.get(row.environment, "")),
-        safe_text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, "")),  # may quote an error
+        # may quote a node's error, hundreds of characters long: cut to its column, whole on the Node screen
+        cut_cell(safe_text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, ""))),
         _agents_cell(snap),
         _alerts_cell(row),
         _gpu_cell(snap),
         cpu,
         mem,
-        _phase_cell(snap),
+        cut_cell(_phase_cell(snap)),
     )
 
 
-# what an on-call responder needs first comes first: at 80 columns the tail scrolls off
-COLUMNS = ("Node", "Env", "Data", "Agents", "Alerts", "GPUs", "CPU", "Mem", "Active phase")
+COLUMNS = ("Node", "Env", "Data", "Healthy", "Alerts", "GPUs", "CPU", "Mem", "Active phase")
+# What an on-call responder needs first gets room first; the data age takes what is left (at least
+# DATA_MIN), and at 80 columns the tail is left out. The node's name is always shown.
+COLUMN_RANK = {
+    "Node": 0,
+    "Healthy": 1,
+    "Alerts": 2,
+    "GPUs": 3,
+    "Env": 4,
+    "CPU": 5,
+    "Mem": 6,
+    "Active phase": 7,
+}
+DATA_MIN = 12
+DATA_MAX = 60
+PHASE_MAX = 32
 
 
 class FleetTable(DataTable[str | Text]):
     DEFAULT_CSS = """
-    FleetTable { height: auto; max-height: 1fr; }
+    FleetTable { height: auto; max-height: 1fr; overflow-x: hidden; }
     """
     BINDINGS = ROW_JUMP_BINDINGS
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
-
-    def on_mount(self) -> None:
-        for label in COLUMNS:
-            self.add_column(label, key=label)
+        self._cells: dict[str, tuple[str | Text, ...]] = {}  # every column's cell, shown or not
+        self._widths: dict[str, int] = {}  # the columns shown, and their widths
 
     def node_at_cursor(self) -> str | None:
         if not self._cells or not 0 <= self.cursor_row < self.row_count:
@@ -114,22 +127,48 @@ class FleetTable(DataTable[str | Text]):
         return str(self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value)
 
     def show(self, rows: Sequence[FleetRow]) -> None:
-        names = [r.name for r in rows]
-        if names != list(self._cells):
-            selected = self.node_at_cursor()
-            self.clear()
-            self._cells = {}
-            for row in rows:
-                cells = row_cells(row)
-                self.add_row(*cells, key=row.name)
-                self._cells[row.name] = cells
-            if selected in names:  # the cursor stays on the node, not on the row number
-                self.move_cursor(row=names.index(selected), animate=False)
+        cells = {row.name: row_cells(row) for row in rows}
+        widths = self._fit(cells)
+        if widths != self._widths or list(cells) != list(self._cells):
+            self._rebuild(cells, widths)
             return
-        for row in rows:
-            cells = row_cells(row)
-            old = self._cells[row.name]
-            for index, (before, after) in enumerate(zip(old, cells, strict=True)):
-                if before != after:
-                    self.update_cell(row.name, COLUMNS[index], after)
-            self._cells[row.name] = cells
+        shown = [COLUMNS.index(label) for label in widths]
+        for name, new in cells.items():
+            old = self._cells[name]
+            for index in shown:
+                if old[index] != new[index]:
+                    self.update_cell(name, COLUMNS[index], new[index])
+        self._cells = cells
+
+    def on_resize(self) -> None:
+        if self._cells and self._fit(self._cells) != self._widths:
+            self._rebuild(self._cells, self._fit(self._cells))
+
+    def _fit(self, cells: dict[str, tuple[str | Text, ...]]) -> dict[str, int]:
+        room = self.size.width - SCROLLBAR_ROOM if self.size.width else 10_000  # not laid out yet: all
+        specs = []
+        for index, label in enumerate(COLUMNS):
+            width = max([cell_len(label), *(_cell_width(c[index]) for c in cells.values())])
+            if label == "Data":
+                specs.append(ColumnSpec(label, min(width, DATA_MAX), rank=0, elastic_min=DATA_MIN))
+            else:
+                capped = min(width, PHASE_MAX) if label == "Active phase" else width
+                specs.append(ColumnSpec(label, capped, rank=COLUMN_RANK[label]))
+        return fit_columns(specs, room)
+
+    def _rebuild(self, cells: dict[str, tuple[str | Text, ...]], widths: dict[str, int]) -> None:
+        selected = self.node_at_cursor()
+        self.clear(columns=True)
+        for label, width in widths.items():
+            self.add_column(label, key=label, width=width)
+        shown = [COLUMNS.index(label) for label in widths]
+        for name, row in cells.items():
+            self.add_row(*(row[index] for index in shown), key=name)
+        self._cells, self._widths = cells, widths
+        names = list(cells)
+        if selected in names:  # the cursor stays on the node, not on the row number
+            self.move_cursor(row=names.index(selected), animate=False)
+
+
+def _cell_width(cell: str | Text) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(cell)

@@ -44,6 +44,9 @@ class NodeHeader(Horizontal):
     DEFAULT_CSS = """
     NodeHeader { height: 1; background: $panel; }
     NodeHeader > .title { width: 1fr; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    /* "offline: <the node's error>" can be any length: it keeps to its share and is cut with "…" (the
+       Node screen shows it whole) */
+    NodeHeader > DataAge { max-width: 50%; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     def __init__(self, **kwargs: object) -> None:

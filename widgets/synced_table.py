@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Generic, TypeVar
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets._data_table import TwoWayDict  # the row-place map DataTable keeps (textual<9)
@@ -17,9 +17,10 @@ from textual.widgets._data_table import TwoWayDict  # the row-place map DataTabl
 CellT = TypeVar("CellT")
 SCREENFUL_LINES = 256  # a tall terminal's rows
 SCREENFUL_CELLS = 4096  # and their cells, at 16 columns
+SCROLLBAR_ROOM = 2  # columns a table that fits its width keeps free for the vertical scrollbar
 # A row table's Home and End go to its first and last row, as in every list; DataTable's own move a row
 # cursor nowhere (they scroll sideways).
-ROW_JUMP_BINDINGS = [
+ROW_JUMP_BINDINGS: list[BindingType] = [
     Binding("home", "scroll_top", "First row", show=False),
     Binding("end", "scroll_bottom", "Last row", show=False),
 ]

@@ -14,7 +14,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from backends.model import Agent
+from backends.model import Agent, NodeSnapshot
 from console.node_link import NodeLink
 from widgets.agents_table import AgentsTable
 from widgets.filter_box import FilterBox
@@ -90,6 +90,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     DEFAULT_CSS = """
     NodeScreen #agents-empty { display: none; padding: 1 2; color: $text-muted; height: auto; }
     NodeScreen #agents-empty.-shown { display: block; }
+    NodeScreen #agents-empty.-offline { padding: 0 1; color: $error; }
     NodeScreen #wide-left { width: 3fr; }
     NodeScreen #wide-right { width: 2fr; }
     NodeScreen #agents-panel { height: 3fr; }
@@ -179,7 +180,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def _panel(self, name: str, *body: Widget) -> Vertical:
         children = list(body)
         if name == "agents":
-            children.insert(0, Static(id="agents-empty"))  # its text: empty_node_hint, on update
+            children.insert(0, Static(id="agents-empty"))  # its text: _show_note, on update
         classes = "panel"
         if name == ("agents" if self.wide else self.active_tab):
             classes += " -focus-first"  # see AUTO_FOCUS
@@ -229,15 +230,13 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         for panel in self.query(".panel"):
             set_border_subtitle(panel, text)
         self.refresh_attention()  # before the snapshot check: an unreachable node has alerts too
+        if self._visible("agents"):
+            self._show_note(link, snap, kind, text)
         if snap is None:
             return
         now = self.deck.clock()
         table = self.query_one(AgentsTable)
         if self._visible("agents"):
-            empty = self.query_one("#agents-empty", Static)
-            empty.set_class(not snap.agents, "-shown")
-            if not snap.agents:  # a remote node says what it serves only once connected
-                update_steady(empty, safe_content(empty_node_hint(link), multiline=True))
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             healthy = sum(1 for a in snap.agents if a.health == "healthy")
@@ -256,6 +255,22 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             host.show(snap.system, link.cpu_history, link.mem_history)
         if self._visible("plan"):
             self.query_one(PhaseBoard).show(snap.phases, now)
+
+    def _show_note(self, link: NodeLink, snap: NodeSnapshot | None, kind: str, text: str) -> None:
+        """Above the agents: why a node is offline, whole (the header and the panels' borders have room for
+        the start of it only), or what to type next on a node with no agents."""
+        note = self.query_one("#agents-empty", Static)
+        if kind == "offline":
+            held = "its last data below, greyed" if snap is not None and snap.agents else "no data yet"
+            words = f"{link.name} is {text}\n({held}; it reconnects by itself)"
+        elif snap is not None and not snap.agents:  # a remote node says what it serves only once connected
+            words = empty_node_hint(link)
+        else:
+            words = ""
+        note.set_class(bool(words), "-shown")
+        note.set_class(kind == "offline", "-offline")
+        if words:
+            update_steady(note, safe_content(words, multiline=True))
 
     def refresh_attention(self) -> None:
         book, now, name = self.deck.alert_book, self.deck.clock(), self.link.name
