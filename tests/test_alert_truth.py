@@ -94,6 +94,37 @@ def test_error_lines_are_one_alert_with_one_count_in_status_and_json(node: Local
     ]
 
 
+# A crash is one error however deep its stack: 9 error lines and one traceback of many lines are 10 errors.
+DEEP_TRACEBACK_AGENT = (
+    "import sys, time, traceback\n"
+    "def dive(n):\n"
+    "    if n == 0:\n"
+    "        raise RuntimeError('deep down')\n"
+    "    dive(n - 1)\n"
+    "try:\n"
+    "    dive(40)\n"
+    "except RuntimeError:\n"
+    "    traceback.print_exc()\n"
+    "    sys.stderr.flush()\n"
+    "for i in range(9):\n"
+    "    print(f'ERROR: step {i} failed', flush=True)\n"
+    "print('all said', flush=True)\n"
+    "time.sleep(600)\n"
+)
+
+
+@linux_only
+def test_a_traceback_counts_as_one_error_however_deep(node: LocalNode) -> None:
+    node.start("deep", sys.executable, "-c", DEEP_TRACEBACK_AGENT)
+    wait_for(lambda: any(r["message"] == "all said" for r in node.logs("--agent", "deep")), "every line logged")
+    errors = [r for r in node.logs("--agent", "deep") if r["level"] == "error"]
+    assert len(errors) >= 9 + 8  # every line of the traceback is shown as an error line...
+
+    text = node.cli("status")
+    lines = [line for line in text.stdout.splitlines() if "agent:deep" in line]
+    assert lines == ["  ▲ warning  local agent:deep: 10 errors in the last minute"], text.stdout  # ...counted once
+
+
 @linux_only
 def test_a_stale_heartbeat_is_one_alert(node: LocalNode) -> None:
     config = Path(node.env["XDG_CONFIG_HOME"]) / "fleetdeck" / "config.toml"

@@ -8,6 +8,8 @@ is info; a stderr line is marked with ``stream=stderr``.
 A Python traceback is an error as a whole: :class:`OutputParser` follows each stream, so every line from
 ``Traceback (most recent call last):`` through the final ``XxxError: ...`` line (chained tracebacks,
 exception groups and a SyntaxError's ``File`` block included) is at error level, not only the first and last.
+Every line of a traceback after its first carries ``traceback=continued``, so a crash counts as one error
+in the error rate however deep its stack (see store_agents.error_counts).
 """
 
 from __future__ import annotations
@@ -106,6 +108,10 @@ def _parse_json(text: str) -> tuple[LogLevel, str, dict[str, Any]] | None:
     return level, message or text, extra
 
 
+#: the field, and its value, that mark a line as the continuation of a traceback begun on an earlier line
+TRACEBACK_FIELD, CONTINUED = "traceback", "continued"
+
+
 class OutputParser:
     """Parses one incarnation's output line by line, following a Python traceback on each stream.
 
@@ -121,8 +127,13 @@ class OutputParser:
 
     def parse(self, line: str, stream: str = "stdout") -> tuple[LogLevel, str, dict[str, Any]]:
         level, message, fields = parse_line(line, stream)
-        if self._in_traceback(message.rstrip(), stream) and level != "critical":
-            level = "error"
+        text = message.rstrip()
+        was_in_one = stream in self._state
+        if self._in_traceback(text, stream):
+            if level != "critical":
+                level = "error"
+            if was_in_one and not _TRACEBACK_HEADER.match(text):
+                fields[TRACEBACK_FIELD] = CONTINUED
         return level, message, fields
 
     def _in_traceback(self, text: str, stream: str) -> bool:

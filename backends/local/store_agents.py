@@ -73,12 +73,15 @@ def all_records(conn: sqlite3.Connection) -> list[AgentRecord]:
 
 
 def error_counts(conn: sqlite3.Connection, since: float) -> dict[str, int]:
-    """Error and critical log lines per source since ``since``.
+    """Errors per source since ``since``: error and critical log lines, a traceback counted once (its later
+    lines carry ``traceback=continued``, see loglines.OutputParser).
 
     Served by the partial index logs_errors (schema v2), which SQLite uses only while this WHERE clause
     names the levels exactly as the index does."""
     rows = conn.execute(
-        "SELECT source, COUNT(*) FROM logs WHERE ts >= ? AND level IN ('error', 'critical') GROUP BY source",
+        "SELECT source, COUNT(*) FROM logs WHERE ts >= ? AND level IN ('error', 'critical')"
+        " AND (fields IS NULL OR NOT json_valid(fields) OR json_extract(fields, '$.traceback') IS NOT 'continued')"
+        " GROUP BY source",
         (since,),
     )
     return {str(source): int(count) for source, count in rows}
