@@ -13,8 +13,6 @@ from .conftest import one_line_error as _one_line_error
 AT = str(int(T0))
 
 
-
-
 # --- basics --------------------------------------------------------------------------------------------
 
 
@@ -175,7 +173,7 @@ def test_config_check_reports_a_rebinding_that_clashes(fleetdeck, tmp_path: Path
     ("body", "key"),
     [
         ('refresh_s = "fast"\n', "refresh_s"),
-        ("[[nodes]]\nname = \"a\"\nbackend = \"demo\"\nenvironment = \"prod\"\n", "nodes[0].environment"),
+        ('[[nodes]]\nname = "a"\nbackend = "demo"\nenvironment = "prod"\n', "nodes[0].environment"),
         ("refresh_s = 1.0\nrefrsh_s = 2.0\n", "refrsh_s"),
         ("refresh_s = \n", "line 1"),
     ],

@@ -606,8 +606,9 @@ class ExplodingBackend(BrokenBackend):
 async def test_failing_backend_shows_offline_and_the_app_stays_up(backend_class: Any, message: str) -> None:
     clock = ManualClock(T0)
     backend = backend_class()
-    app = FleetDeckApp([NodeLink("broken-01", backend, clock=clock)], config=Config(refresh_s=0.1),
-                       clock=clock, frozen=False)
+    app = FleetDeckApp(
+        [NodeLink("broken-01", backend, clock=clock)], config=Config(refresh_s=0.1), clock=clock, frozen=False
+    )
     async with app.run_test(size=SMALL) as pilot:
         await pilot.pause(0.5)
         assert backend.calls >= 2  # it keeps trying

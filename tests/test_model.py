@@ -233,10 +233,20 @@ def test_json_round_trip_keeps_float_precision() -> None:
 
 
 def test_json_key_order_is_deterministic() -> None:
-    a = NodeInfo(id="n", name="n", backend="demo", labels={"b": "2", "a": "1"},
-                 capabilities=frozenset({"pause", "audit", "logs"}))
-    b = NodeInfo(id="n", name="n", backend="demo", labels={"a": "1", "b": "2"},
-                 capabilities=frozenset({"logs", "pause", "audit"}))
+    a = NodeInfo(
+        id="n",
+        name="n",
+        backend="demo",
+        labels={"b": "2", "a": "1"},
+        capabilities=frozenset({"pause", "audit", "logs"}),
+    )
+    b = NodeInfo(
+        id="n",
+        name="n",
+        backend="demo",
+        labels={"a": "1", "b": "2"},
+        capabilities=frozenset({"logs", "pause", "audit"}),
+    )
     assert to_json(a) == to_json(b)
     assert json.loads(to_json(a))["capabilities"] == ["audit", "logs", "pause"]
 

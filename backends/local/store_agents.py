@@ -80,7 +80,8 @@ def error_counts(conn: sqlite3.Connection, since: float) -> dict[str, int]:
     names the levels exactly as the index does."""
     rows = conn.execute(
         "SELECT source, COUNT(*) FROM logs WHERE ts >= ? AND level IN ('error', 'critical')"
-        " AND (fields IS NULL OR NOT json_valid(fields) OR json_extract(fields, '$.traceback') IS NOT 'continued')"
+        " AND (fields IS NULL OR NOT json_valid(fields)"
+        "      OR json_extract(fields, '$.traceback') IS NOT 'continued')"
         " GROUP BY source",
         (since,),
     )
