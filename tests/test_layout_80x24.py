@@ -17,6 +17,7 @@ from console.config import Config, NodeConfig
 from console.fleet_setup import configured_links
 from console.snapshot import screen_text
 from tests.serving import serve_asgi
+from widgets.column_fit import ColumnSpec, fit_columns
 
 SMALL = (80, 24)
 WIDE = (200, 50)
@@ -254,3 +255,24 @@ async def test_the_agents_table_at_80_columns_shows_the_columns_that_fit_by_prio
         await pilot.pause()
         assert "GPU mem" not in _agents_header(app)
         _assert_fits(app)
+
+
+def test_columns_are_taken_by_rank_while_they_fit_and_the_free_text_takes_the_rest() -> None:
+    specs = [
+        ColumnSpec("name", 10, rank=0),
+        ColumnSpec("why", 200, rank=0, elastic_min=16, elastic_want=30, grow_after=2),
+        ColumnSpec("health", 11, rank=1),
+        ColumnSpec("cpu", 4, rank=2),
+        ColumnSpec("role", 12, rank=3),
+        ColumnSpec("rst", 3, rank=4),
+    ]
+    # 80 columns: by rank until one does not fit (rst); the text gets what is left, never its 200
+    assert fit_columns(specs, 80) == {"name": 10, "why": 33, "health": 11, "cpu": 4, "role": 12}
+    assert fit_columns(specs, 200)["rst"] == 3
+    # narrower: the text first grows to 30, then rank 3 does not fit, and rank 4 may not jump the queue
+    assert fit_columns(specs, 70) == {"name": 10, "why": 37, "health": 11, "cpu": 4}
+    # a screen too narrow for the text's minimum keeps what is always shown
+    assert fit_columns(specs, 20) == {"name": 10, "why": 16}
+    # a short text takes no more room than it needs
+    short = [ColumnSpec("name", 10, rank=0), ColumnSpec("why", 4, rank=0, elastic_min=16)]
+    assert fit_columns(short, 80) == {"name": 10, "why": 4}

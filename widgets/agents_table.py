@@ -76,7 +76,7 @@ def _state_cell(agent: Agent, now: float) -> Text:
     return _STATE_CELLS.get(agent.state) or safe_text(agent.state)
 
 
-MESSAGE_WIDTH = 34  # the message's room when the table's width is not known yet
+MESSAGE_WIDTH = 34  # the message's room before the columns after GPU memory get any
 MESSAGE_MIN = 16  # the least room it gets: the other columns are left out before it is squeezed below this
 MESSAGE_MAX = 120  # the most, on a wide screen (the whole text is in the agent's detail)
 
@@ -121,15 +121,16 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 _BY_KEY = {c.key: c for c in COLUMNS}
 NODE_KEY = "node"  # the optional first column; sorts by node, then agent name
-# Which columns get room first when the table is narrow (0: always shown); the message ("why") takes what
-# is left, between MESSAGE_MIN and MESSAGE_MAX. The rest is in the agent's detail, or on a wider screen.
+# Which columns get room first when the table is narrow (0: always shown). The message ("why") is kept
+# MESSAGE_MIN wide, grown to MESSAGE_WIDTH before the columns after GPU memory, and takes what is left, up
+# to MESSAGE_MAX. What is left out is in the agent's detail, or on a wider screen.
 COLUMN_RANK = {
     "name": 0, "health": 1, "state": 2, "cpu": 3, "gpu": 4, "progress": 5, "heartbeat": 6, "role": 7,
     "phase": 8, "rss": 9, "restarts": 10,
 }  # fmt: skip
 # The widest cell a column of fixed vocabulary or format shows ("✖ unhealthy", "stopping", "100%",
-# "512.0 MiB", "7m12s"); free-text columns are measured from the agents shown.
-FIXED_WIDTH = {"health": 11, "state": 8, "progress": 4, "cpu": 4, "rss": 9, "gpu": 9, "heartbeat": 5}
+# "3200%" on a big machine, "1023.9 MiB", "39m16s"); free-text columns are measured from the agents shown.
+FIXED_WIDTH = {"health": 11, "state": 8, "progress": 4, "cpu": 5, "rss": 10, "gpu": 10, "heartbeat": 6}
 MEASURED = {
     "name": lambda a: a.name,
     "role": lambda a: a.labels.get("role", NA),
@@ -218,6 +219,11 @@ class AgentsTable(SyncedTable[str | Text]):
 
     def _fit(self) -> dict[str, int]:
         """The columns that fit the table's width now, by rank, and how wide each is."""
+        room = self.size.width - SCROLLBAR_ROOM if self.size.width else 10_000  # not laid out yet: all
+        return fit_columns(self._column_specs(), room)
+
+    def _column_specs(self) -> list[ColumnSpec]:
+        """Each column's width (measured from the agents held where the text is free) and rank."""
         agents = self._rows.values()
         specs = []
         if self.node_column:
@@ -230,7 +236,14 @@ class AgentsTable(SyncedTable[str | Text]):
             if column.key == "message":
                 longest = max([label, *(len(a.health_reason or a.message or "") for a in agents)])
                 specs.append(
-                    ColumnSpec("message", min(longest, MESSAGE_MAX), rank=0, elastic_min=MESSAGE_MIN)
+                    ColumnSpec(
+                        "message",
+                        min(longest, MESSAGE_MAX),
+                        rank=0,
+                        elastic_min=MESSAGE_MIN,
+                        elastic_want=MESSAGE_WIDTH,
+                        grow_after=COLUMN_RANK["gpu"],
+                    )
                 )
                 continue
             if column.key in MEASURED:
@@ -241,8 +254,7 @@ class AgentsTable(SyncedTable[str | Text]):
             if column.key == "name" and self.marked:
                 width += MARK_ROOM
             specs.append(ColumnSpec(column.key, width, rank=COLUMN_RANK[column.key]))
-        room = self.size.width - SCROLLBAR_ROOM if self.size.width else 10_000  # not laid out yet: all
-        return fit_columns(specs, room)
+        return specs
 
     def _refit(self) -> bool:
         """Choose the columns again; when they change, the table is set up anew (True)."""

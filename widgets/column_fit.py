@@ -23,6 +23,9 @@ class ColumnSpec:
     width: int  # the widest cell (or the label), in columns
     rank: int  # 0 is always shown; then the lower, the sooner a column is given room
     elastic_min: int | None = None  # the free-text column: at least this wide, more when there is room
+    # ... and, before any column ranked after ``grow_after`` is given room, this wide (if its text is)
+    elastic_want: int = 0
+    grow_after: int = 0
 
 
 def fit_columns(specs: Sequence[ColumnSpec], room: int) -> dict[str, int]:
@@ -30,12 +33,21 @@ def fit_columns(specs: Sequence[ColumnSpec], room: int) -> dict[str, int]:
 
     Columns of rank 0 are always shown, even when they alone are wider than the room; the others are
     taken by rank until one does not fit. The elastic column (at most one) is reserved its minimum first,
-    so the others never squeeze it below that, and it takes the room left, up to its widest cell.
+    so the others never squeeze it below that; it grows to ``elastic_want`` before the columns ranked after
+    ``grow_after`` get room, and takes the room left at the end, up to its widest cell.
     """
     elastic = next((s for s in specs if s.elastic_min is not None), None)
-    used = 0 if elastic is None else (min(elastic.elastic_min or 0, elastic.width) + CELL_PADDING)
+    reserved = 0 if elastic is None else min(elastic.elastic_min or 0, elastic.width)
+    used = 0 if elastic is None else reserved + CELL_PADDING
+    grown = elastic is None
     chosen: set[str] = set()
     for spec in sorted((s for s in specs if s is not elastic), key=lambda s: s.rank):
+        if not grown and elastic is not None and spec.rank > elastic.grow_after:
+            grown = True
+            extra = max(0, min(elastic.elastic_want, elastic.width) - reserved)
+            if used + extra > room:
+                break  # the text takes the room left
+            used += extra
         cost = spec.width + CELL_PADDING
         if spec.rank != 0 and used + cost > room:
             break  # no less important column jumps the queue into a gap: the room left goes to the text

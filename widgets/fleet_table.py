@@ -79,7 +79,7 @@ def row_cells(row: FleetRow) -> tuple[str | Text, ...]:
     cpu = NA if snap is None else fmt_percent(snap.system.cpu_percent)
     mem = NA if snap is None else fmt_percent(ratio(snap.system.mem_used, snap.system.mem_total))
     return (
-        safe_text(row.name, style="bold"),
+        cut_cell(safe_text(row.name, style="bold")),
         safe_text(row.environment, style=_ENV_STYLE.get(row.environment, "")),
         # may quote a node's error, hundreds of characters long: cut to its column, whole on the Node screen
         cut_cell(safe_text(row.freshness_text, style=_FRESH_STYLE.get(row.freshness, ""))),
@@ -107,7 +107,7 @@ COLUMN_RANK = {
 }
 DATA_MIN = 12
 DATA_MAX = 60
-PHASE_MAX = 32
+CAPPED = {"Node": 20, "Active phase": 32}  # free text too: a long name is cut, and whole on the Node screen
 
 
 class FleetTable(DataTable[str | Text]):
@@ -152,7 +152,7 @@ class FleetTable(DataTable[str | Text]):
             if label == "Data":
                 specs.append(ColumnSpec(label, min(width, DATA_MAX), rank=0, elastic_min=DATA_MIN))
             else:
-                capped = min(width, PHASE_MAX) if label == "Active phase" else width
+                capped = min(width, CAPPED.get(label, width))
                 specs.append(ColumnSpec(label, capped, rank=COLUMN_RANK[label]))
         return fit_columns(specs, room)
 
