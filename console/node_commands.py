@@ -227,13 +227,14 @@ KNOWN_SHOWN = 10
 
 async def require_agent(backend: Backend, agent_id: str) -> None:
     """NotFound, worded as the node words it for pause or dispatch, unless ``agent_id`` is on the node
-    (or is the node's own log source)."""
+    (or is the node's own log source, or a task's: a Ray job logs under its task's id)."""
     from console.alerts import NODE_SOURCE
 
     if agent_id == NODE_SOURCE:
         return
-    known = sorted(agent.id for agent in (await backend.snapshot()).agents)
-    if agent_id in known:
+    snapshot = await backend.snapshot()
+    known = sorted(agent.id for agent in snapshot.agents)
+    if agent_id in known or any(task.id == agent_id for task in snapshot.tasks):
         return
     if not known:
         raise NotFound(f"no agent {agent_id!r} on this node (there are no agents)")

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+import psutil
 import pytest
 
 from backends.local import git_scratch, gitsnap
@@ -129,8 +130,12 @@ def test_restore_killed_at_random_moments_then_run_again_gives_the_exact_tree(tm
         assert worktree(repo) == b_tree
         process = start()
         time.sleep(rng.uniform(0.1 * span, span))
+        children = psutil.Process(process.pid).children(recursive=True)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
+        # A git child outlives the killed process and may still be writing files. A rollback's recovery
+        # waits for it (the child holds rollback.lock); restore alone does not, so wait here as recovery would.
+        psutil.wait_procs(children, timeout=60)
         gitsnap.restore(repo, a, previous=b)
         assert worktree(repo) == a_tree
         assert directories(repo) == implied_dirs(a_tree)
