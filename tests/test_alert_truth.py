@@ -218,10 +218,13 @@ def notes_shown(app: FleetDeckApp) -> dict[str, str]:
 
 
 async def first_notes(pilot: Any, app: FleetDeckApp) -> dict[str, str]:
-    """The notes once every node has answered and the list shows it."""
+    """The notes once every node has answered and the list shows every alert the book holds open."""
     await wait_until(pilot, lambda: all(link.snapshot for link in app.links.values()), "every node polled")
     await pilot.pause()
-    return await wait_until(pilot, lambda: notes_shown(app), "the Attention list filled")
+    # The list repaints in its own time: one painted after the first node's poll holds only its alerts.
+    return await wait_until(
+        pilot, lambda: gate_key("gpu-prod-01") in (shown := notes_shown(app)) and shown, "the list filled"
+    )
 
 
 async def repoll(pilot: Any, app: FleetDeckApp, link: NodeLink, clock: FrozenClock) -> None:
