@@ -29,6 +29,15 @@ def footer_line(app: Any) -> str:
     return screen_text(app).splitlines()[footer.region.y].strip("┃ ")
 
 
+async def shown_footer(pilot: Any, app: Any) -> str:
+    """The footer's row once it has laid out its keys: it composes them when the screen's bindings are
+    ready, which on a busy machine can be a frame or two after the first."""
+    deadline = time.monotonic() + 10
+    while not (line := footer_line(app)) and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+    return line
+
+
 def _keys_inside(app: Any) -> None:
     footer = app.screen.query_one("Footer")
     for key in footer.query("FooterKey"):
@@ -57,8 +66,7 @@ async def test_every_footer_at_80_columns_shows_what_matters_most_and_no_key_cut
 ) -> None:
     app = await frozen_demo_app_async(screen=screen)
     async with app.run_test(size=SMALL) as pilot:
-        await pilot.pause()
-        line = footer_line(app)
+        line = await shown_footer(pilot, app)
         for key in wanted:
             assert key in line, (key, line)
         assert line.startswith("? Help"), line  # the key to every other key comes first
@@ -68,8 +76,7 @@ async def test_every_footer_at_80_columns_shows_what_matters_most_and_no_key_cut
 async def test_a_wide_footer_shows_the_keys_a_narrow_one_leaves_to_help(frozen_demo_app_async) -> None:
     app = await frozen_demo_app_async(screen="node")
     async with app.run_test(size=WIDE) as pilot:
-        await pilot.pause()
-        line = footer_line(app)
+        line = await shown_footer(pilot, app)
         for key in (
             "? Help",
             "r Rollback",
