@@ -27,7 +27,7 @@ from widgets.safe import safe_text
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
-from .base import FleetDeckScreen, filter_binding_allowed
+from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
 from .coalesce import CoalescedRepaint
 
 # the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
@@ -59,14 +59,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     """
 
     BINDINGS = [
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            priority=True,  # see filter_binding_allowed
-            tooltip="Filter by node, name, role, state, health",
-        ),
+        filter_binding("Filter by node, name, role, state, health"),
         Binding("enter", "open_agent", "Agent", id="open", show=False, tooltip="Open the selected agent"),
         Binding("l", "logs", "Logs", id="logs", tooltip="The selected agent's logs, on its node"),
         Binding("o", "sort", "Sort", id="sort", tooltip="Sort agents by the next column"),

@@ -36,7 +36,7 @@ from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle, update_steady
 
 from .audit_detail import AuditDetailScreen
-from .base import FleetDeckScreen, filter_binding_allowed
+from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
 
 _AGE_SYMBOLS = {"live": "●", "stale": "◐", "offline": "✖", "connecting": "○", "unsupported": "–"}
 
@@ -83,14 +83,7 @@ class AuditScreen(FleetDeckScreen):
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Close the filter box, or go back"),
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            priority=True,  # see filter_binding_allowed
-            tooltip="Filter: words, operator:NAME, action:NAME, outcome:ok|denied|failed, node:NAME",
-        ),
+        filter_binding("Filter: words, operator:NAME, action:NAME, outcome:ok|denied|failed, node:NAME"),
         Binding("o", "cycle_operator", "Operator", id="operator_filter", tooltip="Cycle the operator shown"),
         Binding("w", "cycle_action", "Action", id="action_filter", tooltip="Cycle the action (what) shown"),
         Binding(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Input
 
@@ -46,6 +47,11 @@ class FleetDeckScreen(Screen[None]):
         for link in self.deck.links.values():
             self.node_updated(link)
         self.logs_arrived()
+
+
+def filter_binding(tooltip: str) -> Binding:
+    """`/`, which opens a screen's filter box: a priority binding (see filter_binding_allowed)."""
+    return Binding("slash", "filter", "Filter", id="filter", priority=True, tooltip=tooltip)
 
 
 def filter_binding_allowed(screen: Screen[None]) -> bool:

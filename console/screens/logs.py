@@ -21,7 +21,7 @@ from widgets.log_view import LogFilter, LogView
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle
 
-from .base import FleetDeckScreen, filter_binding_allowed
+from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
 
 
 def parse_log_filter(text: str, base: LogFilter) -> LogFilter:
@@ -51,14 +51,7 @@ class LogsScreen(FleetDeckScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="back"),
         Binding("f", "toggle_follow", "Follow", id="follow"),
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            priority=True,  # see filter_binding_allowed
-            tooltip="Filter: words, level:LEVEL, agent:ID",
-        ),
+        filter_binding("Filter: words, level:LEVEL, agent:ID"),
         Binding("v", "cycle_level", "Level", id="level", tooltip="Cycle the minimum level shown"),
         Binding("x", "clear_filter", "Clear filter", id="clear_filter"),
     ]

@@ -29,7 +29,7 @@ from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
-from .base import FleetDeckScreen, filter_binding_allowed
+from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
 # what an empty node shows instead of an empty table: the next thing to type, for the kind of node it is
@@ -105,14 +105,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     """
 
     BINDINGS = [
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            id="filter",
-            priority=True,  # see filter_binding_allowed
-            tooltip="Filter agents by name, role, state, health",
-        ),
+        filter_binding("Filter agents by name, role, state, health"),
         Binding("enter", "open_agent", "Agent", id="open", show=False, tooltip="Open the selected agent"),
         Binding("l", "logs", "Logs", id="logs", tooltip="This node's logs, full screen"),
         Binding("f", "toggle_follow", "Follow", id="follow", tooltip="Follow the log pane on/off"),
