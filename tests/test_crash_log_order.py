@@ -15,7 +15,7 @@ from .agents.local_node import LocalNode
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and signals")
 
-# What the issue saw: a line printed and flushed, then an exception.
+# The crash to keep in order: a line printed and flushed, then an exception.
 PRINT_THEN_CRASH = textwrap.dedent(
     """
     print("loading the batch", flush=True)

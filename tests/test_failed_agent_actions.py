@@ -39,7 +39,7 @@ def node(tmp_path: Path, cli_env: dict[str, str]):
 
 
 def failed_c2(node: LocalNode) -> None:
-    """`fleetdeck run --name c2 -- python -c 'raise SystemExit(3)'`, as the issue ran it."""
+    """`fleetdeck run --name c2 -- python -c 'raise SystemExit(3)'`: an agent that fails at once."""
     run = node.start("c2", sys.executable, "-c", EXIT_3)
     assert run.wait(timeout=60) == 3
     agent = node.wait_agent("c2", lambda a: a["state"] == "failed", "failed")

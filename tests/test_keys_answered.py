@@ -112,7 +112,7 @@ def _covered(app: Any, widget: Any) -> Any:
 
 
 async def test_a_toast_never_covers_the_buttons_of_the_dialog_it_points_to() -> None:
-    """The issue's case: after a rollback on production, its toast still up, ctrl+z's confirmation opens."""
+    """After a rollback on production, with its toast still up, ctrl+z's confirmation opens."""
     app = await fleet_app(nodes=3, screen="node")  # gpu-prod-01, production
     async with app.run_test(size=SMALL, notifications=True) as pilot:
         await pilot.pause()
