@@ -61,6 +61,20 @@ def shown_keys(table: AttentionList) -> list[str]:
     return [str(key.value) for key in table.rows]
 
 
+async def test_a_long_node_name_leaves_the_reason_its_room_at_80_columns() -> None:
+    table = AttentionList()
+    async with Host(table).run_test(size=(80, 10)) as pilot:
+        reason = "unreachable: connection refused by 10.255.255.1:9"
+        node = "far-site-with-a-very-long-name-indeed"
+        table.show([row("a", "critical", node=node, subject="node", reason=reason)], T0)
+        await pilot.pause()
+        assert plain_row(table, "a")[1] == "far-site-with-a-ver…"  # the name is cut...
+        assert plain_row(table, "a")[5].startswith("unreachable: connection")  # ...not the reason
+        table.show([row("b", subject="agent:" + "x" * 40)], T0)
+        await pilot.pause()
+        assert plain_row(table, "b")[2] == "agent:" + "x" * 25 + "…"
+
+
 async def test_rows_say_severity_in_words_since_when_and_the_notes() -> None:
     table = AttentionList()
     async with Host(table).run_test(size=(120, 20)) as pilot:

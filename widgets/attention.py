@@ -25,6 +25,9 @@ from .synced_table import SyncedTable
 
 SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
 MIN_REASON_WIDTH = 12  # below this the table is cut at the edge rather than the reason cut to nothing
+# Node and subject are free text: one longer than these is cut with "…" (as the Fleet table cuts a node's
+# name; each is whole on the screen enter leads to), so a long name cannot take the reason's room.
+NODE_MAX, SUBJECT_MAX = 20, 32
 
 
 @dataclass(frozen=True)
@@ -173,8 +176,8 @@ class AttentionList(SyncedTable[Text]):
         word, style = SEVERITY_CELL.get(row.severity, (row.severity.upper(), ""))
         cells = [
             safe_text(word, style=dim or style),
-            *([safe_text(row.node, style=dim or "bold")] if self.node_column else []),
-            safe_text(row.subject, style=dim or ""),  # "agent:<the agent's id>"
+            *([_cut(safe_text(row.node, style=dim or "bold"), NODE_MAX)] if self.node_column else []),
+            _cut(safe_text(row.subject, style=dim or ""), SUBJECT_MAX),  # "agent:<the agent's id>"
             Text(fmt_duration(None if row.since is None else now - row.since), style=dim or ""),
             Text(note_text(row, now), style=dim or "bold"),
         ]
@@ -200,6 +203,11 @@ class AttentionList(SyncedTable[Text]):
 
     def action_show_snoozed(self) -> None:
         self.show_snoozed = not self.show_snoozed
+
+
+def _cut(text: Text, width: int) -> Text:
+    text.truncate(width, overflow="ellipsis")
+    return text
 
 
 def _looks(text: Text) -> tuple[object, ...]:
