@@ -8,9 +8,7 @@ confirmation, ctrl+z). What is checked is what the user's git says: ``git status
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ from console.fleet_setup import local_link
 from console.snapshot import screen_text
 
 from .agents.local_node import LocalNode
+from .test_local_cli import git as run_git  # git with no user or system config, a fixed identity
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the local node reads /proc")
 
@@ -32,18 +31,7 @@ BROKEN = "def main():\n    return 1 / 0  # broken\n"
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
-    ).stdout
+    return run_git(repo, *args).stdout
 
 
 def staged(repo: Path) -> dict[str, str]:
