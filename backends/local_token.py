@@ -36,7 +36,7 @@ class LocalTokenError(Exception):
 
 
 def state_home(environ: Mapping[str, str] | None = None) -> Path:
-    """$XDG_STATE_HOME/fleetdeck (default ~/.local/state/fleetdeck), as ``console.paths.state_dir``: a
+    """$XDG_STATE_HOME/fleetdeck (default ~/.local/state/fleetdeck), as ``console.core.paths.state_dir``: a
     relative XDG value is ignored, as the spec says."""
     env = os.environ if environ is None else environ
     value = env.get("XDG_STATE_HOME", "")

@@ -66,8 +66,8 @@ async def watch(
     start_screen: str, *, nodes: int, agents: int, warmup_s: float, seconds: float
 ) -> dict[str, float]:
     from console.app import FleetDeckApp
-    from console.config import Config
-    from console.fleet_setup import demo_links
+    from console.core.config import Config
+    from console.core.fleet_setup import demo_links
 
     links = demo_links(seed=7, nodes=nodes, agents=agents, clock=time.time)
     app = FleetDeckApp(

@@ -98,8 +98,8 @@ class DeliveryProbe:
 
 async def flood(case: str, rate: float, seconds: float) -> dict[str, float]:
     from console.app import FleetDeckApp
-    from console.config import Config
-    from console.node_link import NodeLink
+    from console.core.config import Config
+    from console.core.node_link import NodeLink
     from console.screens.logs import LogsScreen
 
     total = int(rate * seconds)

@@ -19,12 +19,13 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker
 
-from console.alert_book import AlertBook
-from console.alert_book import default_path as alert_book_path
-from console.alerts import link_alerts
-from console.config import Config, normalised_keymap
+from console.core.alert_book import AlertBook
+from console.core.alert_book import default_path as alert_book_path
+from console.core.alerts import link_alerts
+from console.core.config import Config, normalised_keymap
+from console.core.describe_error import describe_error
+from console.core.node_link import NodeLink
 from console.keys import KeyHelp, key_help, keymap_in_force
-from console.node_link import NodeLink, describe_error
 from console.operator import Operator
 from console.safe_notify import SafeNotifyApp
 from console.screens.agent import AgentScreen

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from backends.agent_states import state_refusal
 from backends.errors import BackendError
 from backends.model import Agent, Checkpoint, Phase, Target
+from console.core.describe_error import describe_error
+from console.core.node_link import NodeLink
 from console.dialogs.checkpoint import CheckpointDialog
 from console.dialogs.confirm import ConfirmDialog, Confirmed
 from console.dialogs.dispatch import Dispatch, DispatchDialog
 from console.dialogs.rollback import RollbackPicker
-from console.node_link import NodeLink, describe_error
 
 if TYPE_CHECKING:
     from console.app import FleetDeckApp

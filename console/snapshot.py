@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from textual.app import App
 
-from console.clock import FrozenClock
-from console.config import Config
-from console.node_link import NodeLink
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.node_link import NodeLink
 
 HISTORY_S = 60
 HISTORY_STEP_S = 2

@@ -15,9 +15,9 @@ import pytest
 # Before Textual is imported anywhere: no animation may make a screenshot depend on timing.
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
-from console.clock import FrozenClock
-from console.config import Config
-from console.fleet_setup import demo_links
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
 from console.snapshot import build_app, prime
 
 T0 = 1767225600.0  # 2026-01-01 00:00 UTC, on the hour

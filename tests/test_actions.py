@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from console.clock import FrozenClock
-from console.config import Config
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
 from console.dialogs.confirm import ConfirmDialog
 from console.dialogs.dispatch import DispatchDialog
 from console.dialogs.rollback import RollbackPicker
-from console.fleet_setup import demo_links
 from console.screens.agent import AgentScreen
 from console.screens.node import NodeScreen
 from console.snapshot import build_app, prime

@@ -24,13 +24,13 @@ from typing import Any
 import pytest
 
 from backends.model import Agent, LogRecord, NodeInfo, NodeSnapshot, Target
-from console.alerts import node_alerts, recent_error_counts
 from console.app import FleetDeckApp
-from console.clock import FrozenClock, SystemClock
-from console.config import Config, NodeConfig, Thresholds
-from console.fleet_setup import configured_links, demo_links, local_link
-from console.node_link import NodeLink
-from console.status import fleet_status
+from console.core.alerts import node_alerts, recent_error_counts
+from console.core.clock import FrozenClock, SystemClock
+from console.core.config import Config, NodeConfig, Thresholds
+from console.core.fleet_setup import configured_links, demo_links, local_link
+from console.core.node_link import NodeLink
+from console.core.status import fleet_status
 from widgets.attention import AttentionList
 
 from .agents.local_node import LocalNode, wait_for

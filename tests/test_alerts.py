@@ -21,10 +21,10 @@ from backends.model import (
     Phase,
     SystemMetrics,
 )
-from console.alert_book import FILE_NAME, SAVE_EVERY_S, AlertBook
-from console.alerts import Alert, alert_key, node_alerts, recent_error_counts, split_key
-from console.clock import FrozenClock
-from console.config import Threshold, Thresholds
+from console.core.alert_book import FILE_NAME, SAVE_EVERY_S, AlertBook
+from console.core.alerts import Alert, alert_key, node_alerts, recent_error_counts, split_key
+from console.core.clock import FrozenClock
+from console.core.config import Threshold, Thresholds
 
 from .conftest import T0
 

@@ -16,10 +16,10 @@ from textual.widgets import Input
 from backends.errors import Unreachable
 from backends.model import Agent
 from console.app import FleetDeckApp, binding_contexts
-from console.clock import FrozenClock
-from console.config import DEFAULT_KEYS, Config, check_config
+from console.core.clock import FrozenClock
+from console.core.config import DEFAULT_KEYS, Config, check_config
+from console.core.fleet_setup import demo_links
 from console.dialogs.confirm import ConfirmDialog
-from console.fleet_setup import demo_links
 from console.keys import clashes
 from console.screens.agent import AgentScreen
 from console.screens.all_agents import AllAgentsScreen

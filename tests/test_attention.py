@@ -11,12 +11,12 @@ import pytest
 from textual.app import App, ComposeResult
 from textual.widgets import TabbedContent
 
-from console.alert_book import FILE_NAME, AlertBook
-from console.alerts import link_alerts
 from console.app import FleetDeckApp, binding_contexts
-from console.clock import FrozenClock
-from console.config import Config
-from console.fleet_setup import demo_links
+from console.core.alert_book import FILE_NAME, AlertBook
+from console.core.alerts import link_alerts
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
 from console.screens.agent import AgentScreen
 from console.screens.fleet import FleetScreen
 from console.screens.node import NodeScreen

@@ -18,10 +18,10 @@ from backends.base import Backend
 from backends.errors import NotFound
 from backends.model import AuditEntry, LogRecord, NodeInfo, NodeSnapshot, Target, from_json
 from console.app import FleetDeckApp, binding_contexts
-from console.audit_trail import AUDIT_REFRESH_S
-from console.config import Config
-from console.fleet_setup import demo_links
-from console.node_link import NodeLink
+from console.core.audit_trail import AUDIT_REFRESH_S
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
+from console.core.node_link import NodeLink
 from console.screens.audit import AuditScreen
 from console.screens.audit_detail import AuditDetailScreen
 from console.screens.fleet import FleetScreen

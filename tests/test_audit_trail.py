@@ -14,8 +14,8 @@ import pytest
 from backends.base import Backend
 from backends.errors import NotFound
 from backends.model import AuditEntry, LogRecord, NodeInfo, NodeSnapshot, from_json
-from console.audit_export import audit_line, audit_lines, default_export_path, write_audit_jsonl
-from console.audit_trail import AUDIT_REFRESH_S, AuditTrail
+from console.core.audit_export import audit_line, audit_lines, default_export_path, write_audit_jsonl
+from console.core.audit_trail import AUDIT_REFRESH_S, AuditTrail
 from widgets.audit_table import AuditFilter
 
 from .conftest import T0

@@ -17,7 +17,7 @@ AT = str(int(T0))
 
 
 def test_version(fleetdeck) -> None:
-    from console.cli import package_version
+    from backends.package_version import package_version
 
     result = fleetdeck("--version")
     assert result.returncode == 0

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from console import paths
-from console.config import (
+from console.core import paths
+from console.core.config import (
     DEFAULT_KEYS,
     Config,
     ConfigError,

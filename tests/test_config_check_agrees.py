@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from console.app import FleetDeckApp, binding_contexts
-from console.config import load_config
-from console.fleet_setup import configured_links
+from console.core.config import load_config
+from console.core.fleet_setup import configured_links
 from console.keys import default_keymap
 from console.screens.help import HelpScreen
 from console.screens.node import NodeScreen

@@ -17,10 +17,10 @@ from backends.base import Backend
 from backends.errors import Unreachable
 from backends.model import LOG_LEVEL_RANK, LOG_LEVELS, LogRecord, NodeInfo, NodeSnapshot
 from console.app import FleetDeckApp, binding_contexts
-from console.config import Config
-from console.fleet_setup import demo_links
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
+from console.core.node_link import NodeLink
 from console.keys import key_display
-from console.node_link import NodeLink
 from console.screens.agent import AgentScreen
 from console.screens.fleet import FleetScreen
 from console.screens.help import HelpScreen

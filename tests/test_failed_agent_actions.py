@@ -16,8 +16,8 @@ import pytest
 
 from backends.node_api import ACTION_PATHS
 from console.app import FleetDeckApp
-from console.config import Config
-from console.fleet_setup import local_link
+from console.core.config import Config
+from console.core.fleet_setup import local_link
 from console.screens.node import NodeScreen
 from widgets.agents_table import AgentsTable
 

@@ -16,8 +16,8 @@ import pytest
 from backends.demo import demo_fleet
 from backends.node_server.app import create_app
 from console.app import FleetDeckApp
-from console.config import Config, NodeConfig
-from console.fleet_setup import configured_links
+from console.core.config import Config, NodeConfig
+from console.core.fleet_setup import configured_links
 from console.screens.help import HelpScreen
 from console.snapshot import screen_text
 from tests.agents.local_node import LocalNode

@@ -9,9 +9,9 @@ from typing import Any
 
 from backends.errors import Unreachable
 from console.app import GC_YOUNG_THRESHOLD, FleetDeckApp
-from console.config import Config
-from console.fleet_setup import demo_links
-from console.node_link import fleet_log_capacity
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
+from console.core.node_link import fleet_log_capacity
 from console.screens.all_agents import AllAgentsScreen
 from console.snapshot import screen_text
 

@@ -134,7 +134,7 @@ def test_restore_killed_at_random_moments_then_run_again_gives_the_exact_tree(tm
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         # A git child outlives the killed process and may still be writing files. A rollback's recovery
-        # waits for it (the child holds rollback.lock); restore alone does not, so wait here as recovery would.
+        # waits for it (the child holds rollback.lock); restore alone does not, so wait as recovery would.
         psutil.wait_procs(children, timeout=60)
         gitsnap.restore(repo, a, previous=b)
         assert worktree(repo) == a_tree

@@ -15,13 +15,13 @@ from typing import Any
 from textual.content import Content
 
 from console.app import FleetDeckApp
-from console.clock import FrozenClock
-from console.config import Config
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.node_link import NodeLink
 from console.dialogs.checkpoint import CheckpointDialog
 from console.dialogs.confirm import ConfirmDialog
 from console.dialogs.dispatch import DispatchDialog
 from console.dialogs.rollback import RollbackPicker
-from console.node_link import NodeLink
 from console.screens.audit_detail import AuditDetailScreen
 from console.screens.help import HelpScreen
 from console.snapshot import build_app, prime, screen_text

@@ -219,7 +219,7 @@ async def test_a_dispatch_whose_answer_was_lost_is_retried_and_done_once(demo: D
 async def test_the_console_link_turns_a_viewers_actions_off_with_the_reason(
     served_demo: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
     backend = with_token(served_demo, monkeypatch, VIEWER_TOKEN)
     link = NodeLink("gpu-01", backend, clock=lambda: T0)

@@ -13,7 +13,7 @@ from backends.http import HttpBackend
 from backends.http.retry import RetryPolicy, parse_retry_after
 from backends.model import ALL_CAPABILITIES
 from backends.registry import resolve
-from console.config import NodeConfig
+from console.core.config import NodeConfig
 
 from .test_http_backend_support import backend_for, write_token
 

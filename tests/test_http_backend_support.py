@@ -17,7 +17,7 @@ from typing import Any
 from backends.http import HttpBackend
 from backends.model import ALL_CAPABILITIES, NodeInfo, to_json
 from backends.node_api import PREFIX, Whoami
-from console.config import NodeConfig
+from console.core.config import NodeConfig
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

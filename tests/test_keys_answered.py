@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from textual.widgets import Button, DataTable, Input
 
-from console.clock import FrozenClock
-from console.config import Config
+from console.core.clock import FrozenClock
+from console.core.config import Config
+from console.core.fleet_setup import demo_links
 from console.dialogs.confirm import ConfirmDialog
 from console.dialogs.rollback import RollbackPicker
-from console.fleet_setup import demo_links
 from console.screens.all_agents import AllAgentsScreen
 from console.screens.fleet import FleetScreen
 from console.snapshot import build_app, prime, screen_text

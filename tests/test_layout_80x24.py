@@ -13,8 +13,8 @@ import pytest
 from backends.demo import demo_fleet
 from backends.node_server.app import create_app
 from console.app import FleetDeckApp
-from console.config import Config, NodeConfig
-from console.fleet_setup import configured_links
+from console.core.config import Config, NodeConfig
+from console.core.fleet_setup import configured_links
 from console.snapshot import screen_text
 from tests.serving import serve_asgi
 from widgets.column_fit import ColumnSpec, fit_columns

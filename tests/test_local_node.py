@@ -386,9 +386,9 @@ async def test_the_console_on_the_local_node_shows_how_to_start_and_no_gpu(tmp_p
     if nvidia_driver_present():
         pytest.skip("this machine has an NVIDIA driver: the GPU tab shows real GPUs")
     from console.app import FleetDeckApp
-    from console.clock import SystemClock
-    from console.config import Config
-    from console.fleet_setup import local_link
+    from console.core.clock import SystemClock
+    from console.core.config import Config
+    from console.core.fleet_setup import local_link
     from console.snapshot import screen_text
     from widgets.gpu_panel import GpuPanel
 
@@ -415,8 +415,8 @@ async def test_the_console_on_the_local_node_shows_how_to_start_and_no_gpu(tmp_p
 
 
 def test_config_thresholds_reach_the_local_nodes_health_judgement(tmp_path) -> None:
-    from console.config import Config, Thresholds
-    from console.fleet_setup import local_link
+    from console.core.config import Config, Thresholds
+    from console.core.fleet_setup import local_link
 
     config = Config(thresholds=Thresholds(heartbeat_stale_s=(1.0, 2.0), error_log_rate_per_min=(3.0, 4.0)))
     link = local_link(lambda: 0.0, state_dir=str(tmp_path), config=config)

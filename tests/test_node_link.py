@@ -9,8 +9,8 @@ import pytest
 
 from backends.errors import TimedOut, Unreachable
 from backends.model import NodeInfo
-from console.clock import FrozenClock
-from console.node_link import NodeLink, offline_after
+from console.core.clock import FrozenClock
+from console.core.node_link import NodeLink, offline_after
 from tests.fake_backend import FakeBackend
 
 REFRESH_S = 1.0

@@ -24,7 +24,7 @@ from backends.node_api import (
 )
 from backends.node_server.app import create_app
 from backends.node_server.tokens import TokenBook, parse_tokens
-from console.clock import FrozenClock
+from console.core.clock import FrozenClock
 from tests.conftest import T0
 from tests.serving import as_owner, owner_auth, serve_asgi
 

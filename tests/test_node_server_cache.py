@@ -7,7 +7,7 @@ import asyncio
 from backends.demo.backend import DemoBackend
 from backends.model import NodeSnapshot
 from backends.node_server.snapshot_cache import SnapshotCache
-from console.clock import FrozenClock
+from console.core.clock import FrozenClock
 from tests.conftest import T0
 
 TTL = 0.5

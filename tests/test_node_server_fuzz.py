@@ -15,7 +15,7 @@ from backends.demo.backend import DemoBackend
 from backends.model import LogRecord
 from backends.node_server.app import begin_shutdown, create_app
 from backends.node_server.idempotency import IdempotencyStore
-from console.clock import FrozenClock
+from console.core.clock import FrozenClock
 from tests.conftest import T0
 from tests.serving import serve_asgi
 from tests.test_node_server_api import OPERATOR_TOKEN, token_book

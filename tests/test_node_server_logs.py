@@ -20,7 +20,7 @@ from backends.local.store import Store
 from backends.model import LogRecord, from_json
 from backends.node_api import LogGap
 from backends.node_server.app import create_app
-from console.clock import FrozenClock
+from console.core.clock import FrozenClock
 from tests.conftest import T0
 from tests.serving import ServedNode, as_owner, serve_asgi
 

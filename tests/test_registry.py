@@ -75,7 +75,7 @@ def test_a_builtin_name_cannot_be_taken_over(entry_points) -> None:
 
 
 async def test_a_third_party_backend_works_in_the_console_layer(entry_points) -> None:
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
     entry_points(_entry_point("fake", "tests.fake_backend:FakeBackend"))
     link = NodeLink("fake-01", resolve("fake")(), clock=lambda: 1.0)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from console.app import FleetDeckApp
-from console.config import Config
+from console.core.config import Config
+from console.core.fleet_setup import local_link
 from console.dialogs.confirm import ConfirmDialog
 from console.dialogs.rollback import RollbackPicker
-from console.fleet_setup import local_link
 from console.snapshot import screen_text
 
 from .agents.local_node import LocalNode

@@ -303,9 +303,9 @@ def supervisor_said(store: Store) -> bool:
 async def test_the_console_offers_recovery_through_the_confirm_dialog(node: LocalNode) -> None:
     from backends.local.backend import LocalBackend
     from console.app import FleetDeckApp
-    from console.config import Config
+    from console.core.config import Config
+    from console.core.node_link import NodeLink
     from console.dialogs.confirm import ConfirmDialog
-    from console.node_link import NodeLink
 
     scene = Scene(node, files=200)
     try:

@@ -32,6 +32,7 @@ from backends.model import (
     Target,
     Task,
 )
+from backends.package_version import package_version
 
 from .actions import Actions
 from .metrics import HostSampler, ancestors
@@ -44,15 +45,6 @@ T = TypeVar("T")
 # the wait is most of a line's delay to the console and to the node server's SSE clients.
 LOG_POLL_S = 0.1
 LOG_PAGE = 5_000
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fleetdeck")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 class LocalBackend(Backend):
@@ -85,7 +77,7 @@ class LocalBackend(Backend):
             id=node_name,
             name=node_name,
             backend=self.name,
-            version=_version(),
+            version=package_version(),
             hostname=socket.gethostname(),
             environment=environment,
             labels={"state_dir": str(self.state_dir)},

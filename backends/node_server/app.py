@@ -25,6 +25,7 @@ from starlette.routing import Route
 from backends.base import Backend
 from backends.local_token import ensure_token, os_user, token_path
 from backends.node_api import ACTION_PATHS, PREFIX
+from backends.package_version import package_version
 
 from . import reads
 from .access_log import AccessLog, RouteNames
@@ -153,14 +154,5 @@ async def openapi_document(request: Request) -> Response:
     if node.openapi_json is None:
         from backends.model import to_json
 
-        node.openapi_json = to_json(build_openapi(node.backend.info, _version()))
+        node.openapi_json = to_json(build_openapi(node.backend.info, package_version()))
     return json_response(node.openapi_json)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("fleetdeck")
-    except PackageNotFoundError:
-        return "0+unknown"

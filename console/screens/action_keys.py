@@ -14,7 +14,7 @@ from backends.model import Agent
 
 if TYPE_CHECKING:
     from console.app import FleetDeckApp
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
     from console.operator import Operator
 
 ACTION_BINDINGS = [

@@ -13,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from backends.model import Agent, NodeSnapshot
-from console.node_link import NodeLink
+from console.core.node_link import NodeLink
 from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.key_footer import KeyFooter

@@ -19,7 +19,7 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from backends.model import Agent
-from console.node_link import NodeLink
+from console.core.node_link import NodeLink
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter

@@ -10,14 +10,14 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Static
 
-from console.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
+from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
 from widgets.attention import AttentionList, AttentionRow
 from widgets.format import fmt_duration
 from widgets.steady import set_border_title
 
 if TYPE_CHECKING:
     from console.app import FleetDeckApp
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
 EMPTY_TEXT: Final = "✔ nothing needs attention"
 EMPTY_CLASS: Final = "attention-empty"

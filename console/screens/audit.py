@@ -26,9 +26,9 @@ from textual.worker import Worker
 
 from backends.model import AuditEntry
 from backends.safe_text import terminal_safe
-from console.audit_export import default_export_path, write_audit_jsonl
-from console.audit_trail import AUDIT_REFRESH_S
-from console.node_link import NodeLink
+from console.core.audit_export import default_export_path, write_audit_jsonl
+from console.core.audit_trail import AUDIT_REFRESH_S
+from console.core.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter

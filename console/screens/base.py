@@ -12,7 +12,7 @@ from widgets.data_age import Freshness
 
 if TYPE_CHECKING:
     from console.app import FleetDeckApp
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
 
 class FleetDeckScreen(Screen[None]):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from textual.timer import Timer
 
 if TYPE_CHECKING:
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
 REDRAW_S = 0.5  # the most often such a screen repaints (or once per refresh interval, if longer)
 # A node whose freshness changed is news and waits no longer than this after the last repaint; not zero, so

@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from console.node_link import NodeLink
+from console.core.node_link import NodeLink
 from widgets.fleet_table import FleetRow, FleetTable
 from widgets.key_footer import KeyFooter
 from widgets.steady import update_steady

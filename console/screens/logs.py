@@ -14,7 +14,7 @@ from textual.widgets import Input, Static
 
 from backends.model import LOG_LEVELS
 from backends.safe_text import terminal_safe
-from console.node_link import NodeLink
+from console.core.node_link import NodeLink
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter
 from widgets.log_view import LogFilter, LogView

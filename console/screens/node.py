@@ -15,7 +15,7 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backends.model import Agent, NodeSnapshot
-from console.node_link import NodeLink
+from console.core.node_link import NodeLink
 from widgets.agents_table import AgentsTable
 from widgets.filter_box import FilterBox
 from widgets.gpu_panel import GpuPanel

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from backends.errors import BackendError
 from backends.safe_text import terminal_safe
-from console.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
+from console.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CliError
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -82,7 +82,7 @@ def plan(args: argparse.Namespace) -> int:
     from backends.local.planfile import PlanError
     from backends.local.store import Store, StoreError
     from backends.model import to_builtins
-    from console.config import ConfigError, load_config
+    from console.core.config import ConfigError, load_config
 
     try:
         operator = load_config(Path(args.config) if args.config else None).operator

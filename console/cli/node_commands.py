@@ -23,9 +23,10 @@ from backends.base import Backend
 from backends.errors import BackendError, NotFound, Unreachable
 from backends.model import DispatchRequest, LogRecord, ModelError, Target, to_builtins
 from backends.safe_text import json_safe, json_safe_bytes, terminal_safe
-from console.cli import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
-from console.node_link import NodeLink, describe_error
-from console.text_table import print_table
+from console.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from console.cli.text_table import print_table
+from console.core.describe_error import describe_error
+from console.core.node_link import NodeLink
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 
 T = TypeVar("T")
@@ -40,7 +41,7 @@ def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]], *,
         try:
             await backend.open()
             if warn:
-                from console.recover_command import warn_if_interrupted
+                from console.cli.recover_command import warn_if_interrupted
 
                 await warn_if_interrupted(backend)
             return await call(backend)
@@ -168,7 +169,7 @@ def show_checkpoints(link: NodeLink, args: argparse.Namespace) -> int:
 def show_audit(link: NodeLink, args: argparse.Namespace) -> int:
     entries = run_on_backend(link.backend, lambda b: b.audit(since_seq=args.since or 0))
     if getattr(args, "jsonl", False):
-        from console.audit_export import audit_lines
+        from console.core.audit_export import audit_lines
 
         lines = audit_lines((link.name, e) for e in entries)
         sys.stdout.buffer.writelines(json_safe_bytes(line) for line in lines)
@@ -228,7 +229,7 @@ KNOWN_SHOWN = 10
 async def require_agent(backend: Backend, agent_id: str) -> None:
     """NotFound, worded as the node words it for pause or dispatch, unless ``agent_id`` is on the node
     (or is the node's own log source, or a task's: a Ray job logs under its task's id)."""
-    from console.alerts import NODE_SOURCE
+    from console.core.alerts import NODE_SOURCE
 
     if agent_id == NODE_SOURCE:
         return
@@ -296,7 +297,7 @@ def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
             say(f"checkpoint {checkpoint.id} taken ({checkpoint.label})")
         return EXIT_OK
     if action == "rollback" and (args.recover or not args.checkpoint):
-        from console.recover_command import recover
+        from console.cli.recover_command import recover
 
         return recover(link, args, operator)
     if action == "rollback":
@@ -349,3 +350,15 @@ READERS: dict[str, Callable[[NodeLink, argparse.Namespace], int]] = {
     "logs": stream_logs,
 }
 ACTIONS: Sequence[str] = ("dispatch", "pause", "resume", "stop", "checkpoint", "rollback")
+
+
+def run(args: argparse.Namespace) -> int:
+    """One of the scriptable per-node commands (agents, logs, pause, rollback, ...)."""
+    from console.cli.node_choice import load_config_of, single_link_of
+    from console.core.clock import SystemClock
+
+    config = load_config_of(args)
+    link = single_link_of(args, config, SystemClock())
+    if args.command in READERS:
+        return READERS[args.command](link, args)
+    return act(link, args, operator=config.operator)

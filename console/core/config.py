@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import msgspec
 import tomli_w
 
-from console import paths
+from console.core import paths
 
 Environment = Literal["dev", "staging", "production"]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]

@@ -1,7 +1,8 @@
 """The console's memory of alerts over time: since when each has been on, how often it flapped, and what the
 operator acknowledged or snoozed, kept across restarts of the console in ``state_dir()/console-alerts.json``.
 
-:func:`console.alerts.node_alerts` says what is wrong *now*; this book turns those snapshots into episodes:
+:func:`console.core.alerts.node_alerts` says what is wrong *now*; this book turns those snapshots into
+episodes:
 
 - An alert's episode starts the first time its key (node, subject, rule) fires. If it clears and comes back
   within ``flap_window_s`` (10 min) it is the same episode with one more flap, not a new alert: a GPU hovering
@@ -31,7 +32,7 @@ from typing import Final
 
 import msgspec
 
-from console.alerts import SEVERITY_RANK, Alert, Severity
+from console.core.alerts import SEVERITY_RANK, Alert, Severity
 
 FILE_NAME: Final = "console-alerts.json"
 FLAP_WINDOW_S: Final = 600.0
@@ -92,7 +93,7 @@ def _rises(new: Severity, old: Severity | None) -> bool:
 
 
 def default_path() -> Path:
-    from console import paths
+    from console.core import paths
 
     return paths.state_dir() / FILE_NAME
 

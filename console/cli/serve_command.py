@@ -12,7 +12,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from console.cli import EXIT_OK, EXIT_USAGE, CliError, _positive
+from console.cli.arg_types import bounded
+from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
     from backends.base import Backend
@@ -47,7 +48,7 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "in clear text)",
     )
     serve.add_argument(
-        "--header-timeout", type=_positive(float, 1, 600), default=10.0, metavar="SECONDS",
+        "--header-timeout", type=bounded(float, 1, 600), default=10.0, metavar="SECONDS",
         help="close a connection whose request headers (or TLS handshake) take longer (default 10)",
     )  # fmt: skip
     serve.add_argument("--state-dir", help="the local node's state directory (default: as `fleetdeck run`)")
@@ -55,15 +56,15 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--demo", action="store_true", help="serve one node of the seeded demo fleet")
     serve.add_argument("--seed", type=int, default=7, help="with --demo: the fleet's seed (default 7)")
     serve.add_argument(
-        "--demo-node", type=_positive(int, 1, 3), default=1, help="with --demo: which node, 1..3 (default 1)"
+        "--demo-node", type=bounded(int, 1, 3), default=1, help="with --demo: which node, 1..3 (default 1)"
     )
     serve.add_argument(
         "--agents",
-        type=_positive(int, 1, 10_000),
+        type=bounded(int, 1, 10_000),
         help="with --demo: agents on the node (default: its share of 80)",
     )
     serve.add_argument(
-        "--max-body", type=_positive(int, 1024, 64 * 1024 * 1024), default=64 * 1024, metavar="BYTES",
+        "--max-body", type=bounded(int, 1024, 64 * 1024 * 1024), default=64 * 1024, metavar="BYTES",
         help="largest request body accepted (default 65536)",
     )  # fmt: skip
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request to stderr")
@@ -142,7 +143,7 @@ async def _serve(
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
     try:
         await backend.open()
-        from console.recover_command import warn_if_interrupted
+        from console.cli.recover_command import warn_if_interrupted
 
         await warn_if_interrupted(backend)  # a rollback killed half-way: say so before serving
         try:
@@ -191,10 +192,10 @@ def _backend(args: argparse.Namespace) -> Backend:
     if args.agents is not None:
         raise CliError("--agents goes with --demo", EXIT_USAGE)
 
-    from console.commands import _load
-    from console.fleet_setup import SetupError, configured_links, local_link
+    from console.cli.node_choice import load_config_of
+    from console.core.fleet_setup import SetupError, configured_links, local_link
 
-    config = _load(args)
+    config = load_config_of(args)
     try:
         if args.node:
             return configured_links(config, clock=time.time, only=[args.node])[0].backend

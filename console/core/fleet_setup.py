@@ -6,8 +6,8 @@ from collections.abc import Callable, Sequence
 
 from backends.errors import BackendError
 from backends.registry import resolve
-from console.config import Config, NodeConfig
-from console.node_link import LOG_CAPACITY, NodeLink, fleet_log_capacity
+from console.core.config import Config, NodeConfig
+from console.core.node_link import LOG_CAPACITY, NodeLink, fleet_log_capacity
 
 
 class SetupError(Exception):

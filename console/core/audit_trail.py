@@ -1,9 +1,9 @@
 """What the console holds of one node's audit trail: the entries fetched so far, the resume cursor, when the
 last fetch finished, and why the last one failed.
 
-Plain Python (no Textual), like :mod:`console.node_link`: the Audit screen's workers and the headless snapshot
-call :meth:`AuditTrail.fetch`; screens read the fields. Fetching is incremental (only entries after the last
-seq), so refreshing every few seconds costs one small call per node, however long the trail is.
+Plain Python (no Textual), like :mod:`console.core.node_link`: the Audit screen's workers and the headless
+snapshot call :meth:`AuditTrail.fetch`; screens read the fields. Fetching is incremental (only entries after
+the last seq), so refreshing every few seconds costs one small call per node, however long the trail is.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend
 from backends.model import AuditEntry
+from console.core.describe_error import describe_error
 
 AUDIT_CAPACITY = 20_000  # entries kept per node; the backend keeps the whole trail, the console a window
 AUDIT_REFRESH_S = 5.0  # how often a visible Audit screen asks each node for newer entries
@@ -70,8 +71,6 @@ class AuditTrail:
             self._busy = False
 
     async def _fetch_once(self, backend: Backend, timeout: float, clock: Callable[[], float]) -> int:
-        from console.node_link import describe_error  # node_link imports this module
-
         try:
             batch = await asyncio.wait_for(backend.audit(since_seq=self.last_seq), timeout)
         except asyncio.CancelledError:

@@ -13,8 +13,8 @@ import sys
 
 from backends.base import Backend
 from backends.safe_text import terminal_safe
-from console.cli import EXIT_OK, EXIT_USAGE, CliError
-from console.node_link import NodeLink
+from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
+from console.core.node_link import NodeLink
 
 
 async def warn_if_interrupted(backend: Backend) -> None:
@@ -28,7 +28,7 @@ async def warn_if_interrupted(backend: Backend) -> None:
 
 
 def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
-    from console.node_commands import confirm, emit_json, run_on_backend
+    from console.cli.node_commands import confirm, emit_json, run_on_backend
 
     if not args.recover:
         raise CliError("rollback needs a CHECKPOINT, or --recover to finish an interrupted one", EXIT_USAGE)

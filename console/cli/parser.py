@@ -1,20 +1,19 @@
-"""The ``fleetdeck`` command line. Every console action can also be scripted from here.
+"""The ``fleetdeck`` command line's grammar: every command, its options and their help.
 
-Exit codes (DESIGN.md §6): 0 success, 1 the node refused or failed, 2 usage or config error, 3 unreachable;
-``status`` exits 0 ok, 1 warning, 2 critical, 3 unreachable. Failures print one line, never a traceback.
-Heavy imports (Textual, backends) happen inside the handlers so ``--help`` and scripts start fast.
+It is built on every start (even for ``--help``), so only argparse and the command families' own parser
+parts are imported here; what a command needs to run is imported by its handler.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-SCREENS = ("fleet", "node", "agent", "agents", "logs", "audit", "help")
+from backends.package_version import package_version
+from console.cli.arg_types import bounded, screen_size
+from console.cli.serve_command import add_node_parser
+from console.core.start_screens import START_SCREENS
+
+# the commands that read or act on one node (console/cli/node_commands.py)
 NODE_COMMANDS = frozenset(
     (
         "agents",
@@ -33,50 +32,11 @@ NODE_COMMANDS = frozenset(
 )
 
 
-class CliError(Exception):
-    """A failure to report as one line with an exit code."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-def package_version() -> str:
-    try:
-        return version("fleetdeck")
-    except PackageNotFoundError:
-        return "0+unknown"
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        width, _, height = text.lower().partition("x")
-        size = int(width), int(height)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 120x40, got {text!r}") from None
-    if not (20 <= size[0] <= 1000 and 5 <= size[1] <= 500):
-        raise argparse.ArgumentTypeError(f"size {text!r} is out of range (20x5 to 1000x500)")
-    return size
-
-
-def _positive(kind: type[int] | type[float], low: float, high: float):
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({low}..{high})")
-        return value
-
-    return parse
-
-
 def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="demo fleet seed (default 7)")
-    parser.add_argument("--nodes", type=_positive(int, 1, 100), default=3, help="demo nodes (default 3)")
+    parser.add_argument("--nodes", type=bounded(int, 1, 100), default=3, help="demo nodes (default 3)")
     parser.add_argument(
-        "--agents", type=_positive(int, 1, 10_000), default=80, help="demo agents in total (default 80)"
+        "--agents", type=bounded(int, 1, 10_000), default=80, help="demo agents in total (default 80)"
     )
 
 
@@ -104,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     snap = sub.add_parser("snapshot", help="render a screen headless to .svg or .txt")
     snap.add_argument("--demo", action="store_true", help="render the demo fleet")
     snap.add_argument("--node", action="append", help="a configured node (repeatable)")
-    snap.add_argument("--screen", choices=SCREENS, default="node", help="which screen (default node)")
-    snap.add_argument("--size", type=_size, default=(120, 40), help="WIDTHxHEIGHT (default 120x40)")
+    snap.add_argument("--screen", choices=START_SCREENS, default="node", help="which screen (default node)")
+    snap.add_argument("--size", type=screen_size, default=(120, 40), help="WIDTHxHEIGHT (default 120x40)")
     snap.add_argument("--at", type=float, help="freeze the clock at this UTC epoch (deterministic)")
     snap.add_argument("-o", "--output", required=True, help="FILE.svg or FILE.txt")
     _add_demo_shape(snap)
@@ -121,8 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_node_commands(sub)
     _add_local_commands(sub)
-
-    from console.serve_command import add_node_parser
 
     add_node_parser(sub)
 
@@ -247,59 +205,3 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     plan.add_argument("file", metavar="FILE.toml")
     plan.add_argument("--state-dir", help="the local node's state directory")
     plan.add_argument("--json", action="store_true", help="print the applied phases as JSON")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except CliError as exc:
-        # the message may carry a node's error text, a label or a name: shown, never obeyed
-        print(f"fleetdeck: {_safe(exc)}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # the reader went away (e.g. `| head`); say nothing more, as other Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-    except Exception as exc:  # the last line of defence: one line, never a traceback
-        if os.environ.get("FLEETDECK_DEBUG"):
-            raise
-        print(
-            f"fleetdeck: internal error: {type(exc).__name__}: {_safe(exc)} (FLEETDECK_DEBUG=1 shows more)",
-            file=sys.stderr,
-        )
-        return EXIT_FAILED
-
-
-def _safe(exc: BaseException) -> str:
-    from backends.safe_text import terminal_safe
-
-    return terminal_safe(exc)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from console import commands
-
-    if args.command == "snapshot":
-        return commands.snapshot(args)
-    if args.command == "status":
-        return commands.status(args)
-    if args.command == "config":
-        return commands.config(args)
-    if args.command in NODE_COMMANDS:
-        return commands.node_command(args)
-    if args.command == "node":
-        from console import serve_command
-
-        return serve_command.run(args)
-    if args.command in ("run", "report", "plan"):
-        from console import local_commands
-
-        return getattr(local_commands, args.command)(args)
-    return commands.console(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,9 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from backends.base import Backend
-from backends.errors import BackendError, TimedOut
-from backends.model import LogRecord, ModelError, NodeSnapshot
-from console.audit_trail import AuditTrail
+from backends.errors import TimedOut
+from backends.model import LogRecord, NodeSnapshot
+from console.core.audit_trail import AuditTrail
+from console.core.describe_error import describe_error
 
 HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
 LOG_CAPACITY = 10_000  # lines kept per node (a second of a 10,000 lines/s flood, several minutes of most)
@@ -42,15 +43,6 @@ class Freshness:
 def offline_after(refresh_s: float) -> float:
     """How long a node that only times out is shown stale before it is called offline."""
     return max(10 * refresh_s, 30.0)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line an operator can act on, whatever went wrong inside a backend call."""
-    if isinstance(exc, (BackendError, ModelError)):
-        return str(exc) or type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class NodeLink:

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.model import LogRecord
-from console.alerts import ERROR_WINDOW_S, Alert, node_alerts, recent_error_counts
-from console.config import Config
-from console.node_link import NodeLink
+from console.core.alerts import ERROR_WINDOW_S, Alert, node_alerts, recent_error_counts
+from console.core.config import Config
+from console.core.node_link import NodeLink
 
 EXIT_BY_STATE = {"ok": 0, "warning": 1, "critical": 2, "unreachable": 3}
 POLL_TIMEOUT_S = 10.0

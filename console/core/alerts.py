@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
 from backends.model import LogRecord, NodeSnapshot
-from console.config import Thresholds
+from console.core.config import Thresholds
 
 if TYPE_CHECKING:
-    from console.node_link import NodeLink
+    from console.core.node_link import NodeLink
 
 Severity = Literal["warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1}
