@@ -181,6 +181,9 @@ class LogView(ScrollView, can_focus=True):
 
     # --- follow ----------------------------------------------------------------------------------------
 
+    # Following pauses while the operator holds the scrollbar, as Textual's Log does: a line arriving must
+    # not yank the thumb out from under the mouse. Once let go, the next batch takes the view to the newest.
+
     def watch_follow(self, follow: bool) -> None:
         if follow:
             self._scroll_to_newest()
@@ -191,7 +194,12 @@ class LogView(ScrollView, can_focus=True):
 
     def _scroll_to_newest(self) -> None:
         # after the next layout pass, when the virtual size is known to the scroll machinery
-        self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+        if not self.is_vertical_scrollbar_grabbed:
+            self.call_after_refresh(self._scroll_end_unless_held)
+
+    def _scroll_end_unless_held(self) -> None:
+        if not self.is_vertical_scrollbar_grabbed:  # the operator may have taken it since
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
 
     def _resize(self) -> None:
         self.virtual_size = Size(self._width, len(self._visible))
