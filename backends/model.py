@@ -10,7 +10,7 @@ An unknown value is ``None`` (rendered "n/a"), never a made-up 0.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -27,6 +27,7 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=200)]
 
 # --- enumerations (plain strings on the wire) ----------------------------------------------------------
 
+# From least to most careful: a node is treated as the stricter of what the config and the node say.
 Environment = Literal["dev", "staging", "production"]
 GpuStatusKind = Literal["ok", "no_driver", "error"]
 AgentKind = Literal["process", "reporting", "actor"]
@@ -40,14 +41,16 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 AuditOutcome = Literal["ok", "denied", "failed"]
 TargetKind = Literal["agent", "phase", "task"]
 
-LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error", "critical")
+LOG_LEVELS: tuple[LogLevel, ...] = get_args(LogLevel)
 LOG_LEVEL_RANK: dict[str, int] = {level: rank for rank, level in enumerate(LOG_LEVELS)}
+ENVIRONMENT_RANK: dict[str, int] = {env: rank for rank, env in enumerate(get_args(Environment))}
 
 # Capabilities a backend may declare; the console enables an action only when its capability is present.
-Capability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "audit", "logs"]
-ALL_CAPABILITIES: frozenset[str] = frozenset(
-    ("dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "audit", "logs")
-)
+# The actions change a node, so a read-only node or a viewer's token loses them; reading never does.
+ActionCapability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollback"]
+Capability = Literal[ActionCapability, "audit", "logs"]
+ALL_CAPABILITIES: frozenset[str] = frozenset(get_args(Capability))
+ACTION_CAPABILITIES: frozenset[str] = frozenset(get_args(ActionCapability))
 # Conditions a node may already judge into its agents' health. The console judges only what a node leaves
 # out, from its own view (its log buffer, its clock): one condition judged twice is two alerts, two counts.
 HealthCheck = Literal["heartbeat", "error_rate"]

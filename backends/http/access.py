@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.model import ALL_CAPABILITIES, NodeInfo
+from backends.model import ACTION_CAPABILITIES, ALL_CAPABILITIES, ENVIRONMENT_RANK, NodeInfo
 from backends.node_api import Whoami
 
 from .settings import HttpSettings
 
 BACKEND_NAME = "http"
-ACTION_CAPABILITIES = frozenset({"dispatch", "pause", "resume", "stop", "checkpoint", "rollback"})
 CAPABILITY_WORDS = {
     "dispatch": "dispatch work",
     "pause": "pause",
@@ -26,7 +25,6 @@ CAPABILITY_WORDS = {
     "audit": "show an audit trail",
     "logs": "stream logs",
 }
-_ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "production": 2}
 
 
 @dataclass(frozen=True)
@@ -111,4 +109,4 @@ def for_caller(server: NodeInfo, whoami: Whoami, settings: HttpSettings) -> Acce
 
 def stricter(configured: str, reported: str) -> str:
     """A node that calls itself production is treated as production, whatever the config forgot."""
-    return max(configured, reported, key=lambda env: _ENVIRONMENT_RANK.get(env, 0))
+    return max(configured, reported, key=lambda env: ENVIRONMENT_RANK.get(env, 0))

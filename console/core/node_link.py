@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from backends.base import Backend
 from backends.errors import TimedOut
-from backends.model import LogRecord, NodeSnapshot
+from backends.model import ENVIRONMENT_RANK, LogRecord, NodeSnapshot
 from console.core.audit_trail import AuditTrail
 from console.core.describe_error import describe_error
 
@@ -29,9 +29,6 @@ MIN_LOG_CAPACITY = 1_000
 def fleet_log_capacity(nodes: int) -> int:
     """Lines to keep per node when ``nodes`` nodes are watched."""
     return max(MIN_LOG_CAPACITY, min(LOG_CAPACITY, FLEET_LOG_BUDGET // max(nodes, 1)))
-
-
-ENVIRONMENT_RANK = {"dev": 0, "staging": 1, "production": 2}
 
 
 @dataclass(frozen=True)
