@@ -11,18 +11,17 @@ import difflib
 import os
 import re
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from backends.errors import Conflict, Invalid, NotFound
-from backends.model import Agent, Checkpoint, DispatchRequest, Phase, Target, Task
+from backends.model import Agent, Checkpoint, DispatchRequest, LogLevel, Phase, Target, Task
 
+from .catalog import NodeSpec
 from .history import History
 from .plan import ACTIVE_PHASE_ID
 from .signals import mix, text_key, unit
 from .state import COMMAND_STARTUP_S, CheckpointRecord, CommandAgent, Hold, HoldKind, TaskRecord, stronger
-
-if TYPE_CHECKING:
-    from .backend import DemoBackend
+from .world import World
 
 _LIVE_TASK = ("queued", "running", "paused")
 _TASK_ERRORS = (
@@ -47,8 +46,27 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+class DemoNode(Protocol):
+    """What the actions read from the node they act on (the DemoBackend): named here, so that this module
+    does not import the backend that imports it."""
+
+    seed: int
+    spec: NodeSpec
+
+    @property
+    def world(self) -> World: ...
+
+    def agents_at(self, t: float) -> tuple[list[Agent], dict[str, str]]: ...
+
+    def phases_at(self, t: float) -> tuple[Phase, ...]: ...
+
+    def write_log(
+        self, ts: float, level: LogLevel, source: str, message: str, fields: dict[str, Any] | None = None
+    ) -> None: ...
+
+
 class Operations:
-    def __init__(self, node: DemoBackend, history: History) -> None:
+    def __init__(self, node: DemoNode, history: History) -> None:
         self.node = node
         self.state = history.state
         self.checkpoints: list[CheckpointRecord] = history.checkpoints
