@@ -19,6 +19,13 @@ from textual.binding import Binding
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey  # the footer's own key widget (textual<9)
 
+# What this footer leans on that Textual keeps private (textual<9): the footer's key widget, and the flag
+# Footer sets once the screen's bindings are known. tests/test_textual_private.py checks each still exists.
+TEXTUAL_PRIVATE_PARTS: tuple[str, ...] = (
+    "textual.widgets._footer.FooterKey",
+    "textual.widgets.Footer._bindings_ready",
+)
+
 KEY_GAP = 1  # columns between two keys (a compact FooterKey's right margin)
 
 

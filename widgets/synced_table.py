@@ -14,6 +14,28 @@ from textual.cache import LRUCache
 from textual.widgets import DataTable
 from textual.widgets._data_table import TwoWayDict  # the row-place map DataTable keeps (textual<9)
 
+# What this table leans on that Textual keeps private (textual<9): the row-place map, the update counter
+# that keys DataTable's render caches, the caches, and the render steps overridden below.
+# tests/test_textual_private.py checks each still exists, so an upgrade that moves one fails there by name,
+# not here as a slow or stale table.
+TEXTUAL_PRIVATE_PARTS: tuple[str, ...] = (
+    "textual.widgets._data_table.TwoWayDict",
+    "textual.widgets._data_table.TwoWayDict.get",
+    "textual.widgets._data_table.TwoWayDict.get_key",
+    "textual.widgets.DataTable._update_count",
+    "textual.widgets.DataTable._row_locations",
+    "textual.widgets.DataTable._column_locations",
+    "textual.widgets.DataTable._cell_render_cache",
+    "textual.widgets.DataTable._row_render_cache",
+    "textual.widgets.DataTable._row_renderable_cache",
+    "textual.widgets.DataTable._line_cache",
+    "textual.widgets.DataTable._offset_cache",
+    "textual.widgets.DataTable._ordered_row_cache",
+    "textual.widgets.DataTable._render_line_in_row",
+    "textual.widgets.DataTable._render_cell",
+    "textual.widgets.DataTable._get_row_renderables",
+)
+
 CellT = TypeVar("CellT")
 SCREENFUL_LINES = 256  # a tall terminal's rows
 SCREENFUL_CELLS = 4096  # and their cells, at 16 columns
@@ -30,6 +52,8 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
     BINDINGS = ROW_JUMP_BINDINGS
     #: let a cell that grows widen its column (costs a layout pass; only for short, changing columns)
     GROW_COLUMNS: ClassVar[bool] = False
+    # DataTable's counter is an int; while a row or cell renders it holds a version tuple instead (below)
+    _update_count: Any
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -125,7 +149,7 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
     def clear(self, columns: bool = False) -> SyncedTable[CellT]:
         self._row_versions.clear()
         self._cell_versions.clear()
-        return super().clear(columns)  # type: ignore[return-value]
+        return super().clear(columns)
 
     def _structure(self) -> Any:
         count = self._update_count
