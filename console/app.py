@@ -1,6 +1,9 @@
 """The fleetdeck App: wires nodes (NodeLinks over backends) to screens, runs the polling and log workers,
 and owns the things every screen shares: the clock, thresholds, themes, keys and the command palette.
 
+Attributes go down, messages come up: each screen is handed a DeckContext (console/context.py) and posts
+the messages of console/messages.py for what only the app does (open a screen, repaint after an action).
+
 Polling and log streaming run in workers; the UI thread only copies finished snapshots into widgets. A slow
 node is bounded by a timeout and never holds up another node or the screen.
 """
@@ -13,18 +16,22 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
+from textual import on, work
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.worker import Worker
 
+from console import messages
+from console.context import DeckContext
 from console.core.alert_book import AlertBook
 from console.core.alert_book import default_path as alert_book_path
 from console.core.alerts import link_alerts
 from console.core.config import Config, normalised_keymap
 from console.core.describe_error import describe_error
 from console.core.node_link import NodeLink
+from console.core.start_screens import StartScreen
 from console.keys import KeyHelp, key_help, keymap_in_force
 from console.operator import Operator
 from console.safe_notify import SafeNotifyApp
@@ -100,7 +107,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         clock: Callable[[], float],
         frozen: bool = False,
         theme: str | None = None,
-        start_screen: str | None = None,
+        start_screen: StartScreen | None = None,
         user_themes_dir: Any = None,
         tune_gc: bool = False,
     ) -> None:
@@ -110,7 +117,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         self.links: dict[str, NodeLink] = {link.name: link for link in links}
         self.config = config
         self.operator = config.operator
-        self.actions = Operator(self)
+        self.actions = Operator(self, operator=config.operator, clock=clock, refresh_s=config.refresh_s)
         self.clock = clock
         self.frozen = frozen
         self.refresh_s = config.refresh_s
@@ -135,15 +142,21 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         keys, self.key_errors = keymap_in_force(binding_contexts(), normalised_keymap(config))
         if keys:
             self.set_keymap(keys)
+        self.deck = DeckContext(
+            links=self.links,
+            clock=clock,
+            alert_book=self.alert_book,
+            thresholds=config.thresholds,
+            refresh_s=config.refresh_s,
+            frozen=frozen,
+            actions=self.actions,
+            key_help=self.key_help,
+        )
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         # The stylesheet is first built with Textual's default theme, before ours are registered:
         # derive fleetdeck's variables from whatever theme is current so every CSS rule resolves.
         return {**super().get_theme_variable_defaults(), **fleetdeck_variables(self.current_theme)}
-
-    def threshold(self, name: str) -> tuple[float, float] | None:
-        value = getattr(self.thresholds, name, None)
-        return None if value is None else (float(value[0]), float(value[1]))
 
     # --- start -----------------------------------------------------------------------------------------
 
@@ -161,8 +174,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             # after the first poll (at once, for everyone), each node is polled at its own moment within
             # the refresh interval: a hundred nodes polled in the same instant block the screen for as
             # long as all their snapshots take together
-            spread_s = self.refresh_s * index / len(self.links)
-            self.run_worker(self._poll_loop(link, spread_s), group="poll", name=f"poll {link.name}")
+            self._poll_loop(link, spread_s=self.refresh_s * index / len(self.links))
         # Logs start once the first frame is on screen: reading a node's backlog can take a while, and the
         # operator wants to see the fleet first.
         self.call_after_refresh(self._start_logs)
@@ -170,7 +182,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
     def _start_logs(self) -> None:
         for link in self.links.values():
             if link.backend.supports("logs"):
-                self.run_worker(self._log_loop(link), group="logs", name=f"logs {link.name}")
+                self._log_loop(link)
         self.set_interval(LOG_FLUSH_S, self._flush_logs)
 
     def on_unmount(self) -> None:
@@ -178,24 +190,30 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     def _open_start_screen(self) -> None:
         first = next(iter(self.links.values()))
-        self.push_screen(FleetScreen() if len(self.links) > 1 else NodeScreen(first))
-        start = self.start_screen
-        if start == "node" and len(self.links) > 1:
-            self.push_screen(NodeScreen(first))
-        elif start == "agent":
-            if len(self.links) > 1:
-                self.push_screen(NodeScreen(first))
-            agent = self.worst_agent(first)
-            if agent is not None:
-                self.push_screen(AgentScreen(first, agent))
-        elif start == "agents":
-            self.open_all_agents()
-        elif start == "logs":
-            self.open_logs(node=None if len(self.links) > 1 else first.name)
-        elif start == "help":
-            self.push_screen(HelpScreen())
-        elif start == "audit":
-            self.push_screen(AuditScreen())
+        deck = self.deck
+        self.push_screen(FleetScreen(deck) if len(self.links) > 1 else NodeScreen(deck, first))
+        self._START_SCREENS[self.start_screen or "fleet"](self, first)
+
+    def _start_on_node(self, first: NodeLink) -> None:
+        if len(self.links) > 1:
+            self.push_screen(NodeScreen(self.deck, first))
+
+    def _start_on_agent(self, first: NodeLink) -> None:
+        self._start_on_node(first)
+        agent = self.worst_agent(first)
+        if agent is not None:
+            self.push_screen(AgentScreen(self.deck, first, agent))
+
+    # what each start screen opens on top of the first one (Fleet, or the only node's Node screen)
+    _START_SCREENS: dict[StartScreen, Callable[[FleetDeckApp, NodeLink], None]] = {
+        "fleet": lambda app, first: None,
+        "node": _start_on_node,
+        "agent": _start_on_agent,
+        "agents": lambda app, first: app.open_all_agents(),
+        "logs": lambda app, first: app.open_logs(node=None if len(app.links) > 1 else first.name),
+        "help": lambda app, first: app.action_help(),
+        "audit": lambda app, first: app.action_audit(),
+    }
 
     @staticmethod
     def worst_agent(link: NodeLink) -> str | None:
@@ -207,6 +225,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     # --- workers ---------------------------------------------------------------------------------------
 
+    @work(group="poll")
     async def _poll_loop(self, link: NodeLink, spread_s: float) -> None:
         await link.poll(timeout=max(2.0, 3 * self.refresh_s))
         self._node_updated(link)
@@ -224,6 +243,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         if self.tune_gc and not self._first_polls_due:
             _tune_gc()
 
+    @work(group="logs")
     async def _log_loop(self, link: NodeLink) -> None:
         delay = LOG_RETRY_S[0]
         while True:
@@ -246,6 +266,11 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
     def node_refreshed(self, link: NodeLink) -> None:
         """Repaint what shows ``link`` now (after an action), without waiting for the next poll."""
         self._node_updated(link)
+
+    @on(messages.NodeRefreshed)
+    def _action_done(self, message: messages.NodeRefreshed) -> None:
+        self.node_refreshed(message.link)
+        self.refresh_audit()
 
     def update_alerts(self, link: NodeLink) -> None:
         """Judge ``link`` against the thresholds into the alert book, before any screen paints it."""
@@ -271,21 +296,48 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     # --- navigation ------------------------------------------------------------------------------------
 
-    def open_node(self, link: NodeLink) -> None:
-        self.push_screen(NodeScreen(link))
+    @on(messages.OpenNode)
+    def _open_node(self, message: messages.OpenNode) -> None:
+        self.open_node(message.link, tab=message.tab)
+
+    @on(messages.OpenAgent)
+    def _open_agent(self, message: messages.OpenAgent) -> None:
+        self.open_agent(message.link, message.agent_id)
+
+    @on(messages.OpenLogs)
+    def _open_logs(self, message: messages.OpenLogs) -> None:
+        self.open_logs(message.node, message.source)
+
+    @on(messages.OpenAllAgents)
+    def _open_all_agents(self) -> None:
+        self.open_all_agents()
+
+    def open_node(self, link: NodeLink, tab: str | None = None) -> None:
+        screen = NodeScreen(self.deck, link)
+        if tab is not None:
+            screen.active_tab = tab  # in the narrow (tabbed) layout it opens there; wide shows every panel
+        self.push_screen(screen)
 
     def open_agent(self, link: NodeLink, agent_id: str) -> None:
-        self.push_screen(AgentScreen(link, agent_id))
+        self.push_screen(AgentScreen(self.deck, link, agent_id))
 
     def open_logs(self, node: str | None, source: str | None = None) -> None:
-        self.push_screen(LogsScreen(node=node, source=source))
+        self.push_screen(LogsScreen(self.deck, node=node, source=source))
 
     def open_all_agents(self) -> None:
-        """Every node's agents in one table; one such screen at most (it holds up to thousands of rows), so
-        from a screen opened on top of it this goes back to it."""
-        existing = next((s for s in reversed(self.screen_stack) if isinstance(s, AllAgentsScreen)), None)
+        """Every node's agents in one table; one such screen at most (it holds up to thousands of rows)."""
+        self._bring_up(AllAgentsScreen, lambda: AllAgentsScreen(self.deck))
+
+    def action_audit(self) -> None:
+        self._bring_up(AuditScreen, lambda: AuditScreen(self.deck))
+
+    def _bring_up(self, kind: type[Screen[Any]], make: Callable[[], Screen[Any]]) -> None:
+        """Show the one screen of ``kind``: from a screen opened on top of it, go back to it; else open it."""
+        if isinstance(self.screen, kind):
+            return
+        existing = next((s for s in reversed(self.screen_stack) if isinstance(s, kind)), None)
         if existing is None:
-            self.push_screen(AllAgentsScreen())
+            self.push_screen(make())
             return
         while self.screen is not existing:
             self.pop_screen()
@@ -302,17 +354,6 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             return link
         return next(iter(self.links.values())) if len(self.links) == 1 else None
 
-    def action_audit(self) -> None:
-        if isinstance(self.screen, AuditScreen):
-            return
-        # One Audit screen at most: from a screen opened on top of it, `a` goes back to it.
-        existing = next((s for s in reversed(self.screen_stack) if isinstance(s, AuditScreen)), None)
-        if existing is None:
-            self.push_screen(AuditScreen())
-            return
-        while self.screen is not existing:
-            self.pop_screen()
-
     def refresh_audit(self) -> Worker[None] | None:
         """Fetch the newest audit entries for an Audit screen in the stack (called after each action);
         returns the fetching worker, or None when no Audit screen is open (it fetches when opened)."""
@@ -323,7 +364,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(self.deck, link=self.current_link()))
 
     def action_cycle_theme(self) -> None:
         names = self.theme_cycle()

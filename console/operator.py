@@ -8,9 +8,13 @@ action never reaches the backend.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker
 
 from backends.agent_states import state_refusal
 from backends.errors import BackendError
@@ -21,9 +25,7 @@ from console.dialogs.checkpoint import CheckpointDialog
 from console.dialogs.confirm import ConfirmDialog, Confirmed
 from console.dialogs.dispatch import Dispatch, DispatchDialog
 from console.dialogs.rollback import RollbackPicker
-
-if TYPE_CHECKING:
-    from console.app import FleetDeckApp
+from console.messages import NodeRefreshed
 
 T = TypeVar("T")
 CAPABILITY_WORDS = {
@@ -36,9 +38,29 @@ CAPABILITY_WORDS = {
 }
 
 
+class OperatorHost(Protocol):
+    """What the actions need of the app: to say things, to ask (a dialog), to work in the background, and
+    to tell the app what changed."""
+
+    def notify(
+        self, message: str, *, title: str = ..., severity: Any = ..., timeout: float | None = ...
+    ) -> None: ...
+
+    async def push_screen_wait(self, screen: Screen[Any]) -> Any: ...
+
+    def run_worker(self, work: Coroutine[Any, Any, Any], *, group: str = ...) -> Worker[Any]: ...
+
+    def post_message(self, message: Message) -> bool: ...
+
+
 class Operator:
-    def __init__(self, app: FleetDeckApp) -> None:
-        self.app = app
+    def __init__(
+        self, host: OperatorHost, *, operator: str, clock: Callable[[], float], refresh_s: float
+    ) -> None:
+        self.host = host
+        self.operator = operator  # who the audit trail names
+        self.clock = clock
+        self.refresh_s = refresh_s
         self.undo: dict[str, Checkpoint] = {}  # node -> the safety checkpoint of its last rollback
         self.interrupted: dict[str, str] = {}  # node -> what its interrupted rollback is, in words
 
@@ -66,7 +88,7 @@ class Operator:
         return reason is not None
 
     def say_disabled(self, action: str, reason: str) -> None:
-        self.app.notify(f"{action} is disabled: {reason}", severity="warning", timeout=5)
+        self.host.notify(f"{action} is disabled: {reason}", severity="warning", timeout=5)
 
     @staticmethod
     def pause_plan(agents: Sequence[Agent]) -> tuple[str, list[Agent]]:
@@ -102,51 +124,51 @@ class Operator:
             if not targets:
                 self.say_disabled(action, refused[0] + more)
                 return
-            self.app.notify(
+            self.host.notify(
                 f"{action}: {len(refused)} left out: {refused[0]}{more}", severity="warning", timeout=6
             )
         # pausing several agents at once is destructive enough to preview and confirm
         confirm = action == "pause" and len(targets) > 1
-        self.app.run_worker(self._act(link, action, targets, confirm=confirm), group="actions")
+        self.host.run_worker(self._act(link, action, targets, confirm=confirm), group="actions")
 
     def stop(self, link: NodeLink, agents: Sequence[Agent]) -> None:
         if agents and self._allowed(link, "stop"):
             targets = [Target(kind="agent", id=a.id) for a in agents if a.state not in ("stopped", "failed")]
             if not targets:
-                self.app.notify("nothing to stop: the chosen agents are already stopped", timeout=4)
+                self.host.notify("nothing to stop: the chosen agents are already stopped", timeout=4)
                 return
-            self.app.run_worker(self._act(link, "stop", targets, confirm=True), group="actions")
+            self.host.run_worker(self._act(link, "stop", targets, confirm=True), group="actions")
 
     def phase(self, link: NodeLink, action: str, phase: Phase) -> None:
         if self._allowed(link, action):
             confirm = action in ("pause", "stop")
             target = Target(kind="phase", id=phase.id)
-            self.app.run_worker(self._act(link, action, [target], confirm=confirm), group="actions")
+            self.host.run_worker(self._act(link, action, [target], confirm=confirm), group="actions")
 
     def dispatch(self, link: NodeLink, selected: Agent | None) -> None:
         if self._allowed(link, "dispatch"):
-            self.app.run_worker(self._dispatch(link, selected), group="actions")
+            self.host.run_worker(self._dispatch(link, selected), group="actions")
 
     def checkpoint(self, link: NodeLink) -> None:
         if self._allowed(link, "checkpoint"):
-            self.app.run_worker(self._checkpoint(link), group="actions")
+            self.host.run_worker(self._checkpoint(link), group="actions")
 
     def rollback(self, link: NodeLink, checkpoint_id: str | None = None) -> None:
         if self._allowed(link, "rollback"):
-            self.app.run_worker(self._rollback(link, checkpoint_id), group="actions")
+            self.host.run_worker(self._rollback(link, checkpoint_id), group="actions")
 
     def undo_rollback(self, link: NodeLink) -> None:
         safety = self.undo.get(link.name)
         if safety is None:
-            self.app.notify(f"nothing to undo on {link.name}", timeout=4)
+            self.host.notify(f"nothing to undo on {link.name}", timeout=4)
             return
         self.rollback(link, safety.id)
 
     def recover_rollback(self, link: NodeLink) -> None:
         if link.name not in self.interrupted:
-            self.app.notify(f"no interrupted rollback on {link.name}", timeout=4)
+            self.host.notify(f"no interrupted rollback on {link.name}", timeout=4)
         elif self._allowed(link, "rollback"):
-            self.app.run_worker(self._recover(link), group="actions")
+            self.host.run_worker(self._recover(link), group="actions")
 
     async def watch_rollback(self, link: NodeLink) -> None:
         """Notice (after each poll) a rollback on the node that was interrupted, and say so once."""
@@ -159,7 +181,7 @@ class Operator:
             return
         if self.interrupted.get(link.name) != notice:
             self.interrupted[link.name] = notice
-            self.app.notify(
+            self.host.notify(
                 f"{notice}; or from the palette (ctrl+p): Recover the interrupted rollback on {link.name}",
                 title=f"rollback interrupted on {link.name}",
                 severity="error",
@@ -178,17 +200,17 @@ class Operator:
         done = 0
         method = getattr(link.backend, action)
         for target in targets:
-            call = partial(method, target, operator=self.app.operator, reason=reason)
+            call = partial(method, target, operator=self.operator, reason=reason)
             # pause/resume/stop return None on success: count "no exception" as done
             done += bool(await self._call(link, f"{action} {target}", self._succeeded(call)))
         if len(targets) > 1:
-            self.app.notify(f"{action}: {done}/{len(targets)} done on {link.name}", timeout=4)
+            self.host.notify(f"{action}: {done}/{len(targets)} done on {link.name}", timeout=4)
         await self._after(link)
 
     async def _confirm(self, link: NodeLink, action: str, targets: Sequence[Target]) -> Confirmed | None:
         touched = self._touched(link, targets)
         title = f"{action.capitalize()} {len(targets)} target(s) on {link.name}?"
-        return await self.app.push_screen_wait(
+        return await self.host.push_screen_wait(
             ConfirmDialog(
                 title,
                 touched,
@@ -225,7 +247,7 @@ class Operator:
 
     async def _dispatch(self, link: NodeLink, selected: Agent | None) -> None:
         agents = sorted(a.id for a in link.snapshot.agents) if link.snapshot else []
-        form: Dispatch | None = await self.app.push_screen_wait(
+        form: Dispatch | None = await self.host.push_screen_wait(
             DispatchDialog(
                 agents,
                 selected=selected.id if selected else None,
@@ -238,34 +260,34 @@ class Operator:
         task = await self._call(
             link,
             "dispatch",
-            lambda: link.backend.dispatch(form.request, operator=self.app.operator, reason=form.reason),
+            lambda: link.backend.dispatch(form.request, operator=self.operator, reason=form.reason),
         )
         if task is not None:
-            self.app.notify(f"task {task.id} {task.status} for {task.target}", title="dispatched", timeout=5)
+            self.host.notify(f"task {task.id} {task.status} for {task.target}", title="dispatched", timeout=5)
         await self._after(link)
 
     async def _checkpoint(self, link: NodeLink) -> None:
-        decided = await self.app.push_screen_wait(CheckpointDialog(link.name))
+        decided = await self.host.push_screen_wait(CheckpointDialog(link.name))
         if decided is None:
             return
         label, reason = decided
         checkpoint = await self._call(
             link,
             "checkpoint",
-            lambda: link.backend.checkpoint(label, operator=self.app.operator, reason=reason),
+            lambda: link.backend.checkpoint(label, operator=self.operator, reason=reason),
         )
         if checkpoint is not None:
-            self.app.notify(f"checkpoint {checkpoint.id} taken ({checkpoint.label})", timeout=5)
+            self.host.notify(f"checkpoint {checkpoint.id} taken ({checkpoint.label})", timeout=5)
         await self._after(link)
 
     async def _rollback(self, link: NodeLink, checkpoint_id: str | None) -> None:
         checkpoints = list(link.snapshot.checkpoints) if link.snapshot else []
         if checkpoint_id is None:
             if not checkpoints:
-                self.app.notify(f"{link.name} has no checkpoints to roll back to", severity="warning")
+                self.host.notify(f"{link.name} has no checkpoints to roll back to", severity="warning")
                 return
-            checkpoint_id = await self.app.push_screen_wait(
-                RollbackPicker(checkpoints, node=link.name, now=self.app.clock())
+            checkpoint_id = await self.host.push_screen_wait(
+                RollbackPicker(checkpoints, node=link.name, now=self.clock())
             )
             if checkpoint_id is None:
                 return
@@ -273,7 +295,7 @@ class Operator:
         touched = list(chosen.covers) if chosen else [f"checkpoint {checkpoint_id}"]
         preview = await self._call(link, "preview", lambda: link.backend.rollback_preview(checkpoint_id))
         touched += list(preview or [])
-        decided = await self.app.push_screen_wait(
+        decided = await self.host.push_screen_wait(
             ConfirmDialog(
                 f"Roll {link.name} back to {chosen.label if chosen else checkpoint_id}?",
                 touched,
@@ -289,11 +311,11 @@ class Operator:
         safety = await self._call(
             link,
             f"rollback to {checkpoint_id}",
-            lambda: link.backend.rollback(checkpoint_id, operator=self.app.operator, reason=decided.reason),
+            lambda: link.backend.rollback(checkpoint_id, operator=self.operator, reason=decided.reason),
         )
         if safety is not None:
             self.undo[link.name] = safety
-            self.app.notify(
+            self.host.notify(
                 f"rolled back to {checkpoint_id}; undo with ctrl+z (to {safety.id})",
                 title="rollback",
                 timeout=10,
@@ -301,7 +323,7 @@ class Operator:
         await self._after(link)
 
     async def _recover(self, link: NodeLink) -> None:
-        decided = await self.app.push_screen_wait(
+        decided = await self.host.push_screen_wait(
             ConfirmDialog(
                 f"Finish the interrupted rollback on {link.name}?",
                 [self.interrupted.get(link.name, f"the interrupted rollback on {link.name}")],
@@ -316,12 +338,12 @@ class Operator:
         safety = await self._call(
             link,
             "recovery",
-            lambda: link.backend.recover_rollback(operator=self.app.operator, reason=decided.reason),
+            lambda: link.backend.recover_rollback(operator=self.operator, reason=decided.reason),
         )
         if safety is not None:
             self.undo[link.name] = safety
             self.interrupted.pop(link.name, None)
-            self.app.notify(
+            self.host.notify(
                 f"recovered: the rollback is finished; undo with ctrl+z (to {safety.id})",
                 title="rollback",
                 timeout=10,
@@ -341,22 +363,17 @@ class Operator:
         try:
             return await call()
         except BackendError as exc:
-            self.app.notify(f"{what} on {link.name} failed: {exc}", severity="error", timeout=8)
+            self.host.notify(f"{what} on {link.name} failed: {exc}", severity="error", timeout=8)
         except Exception as exc:  # a backend may fail in any way; the console stays up
-            self.app.notify(
+            self.host.notify(
                 f"{what} on {link.name} failed: {describe_error(exc)}", severity="error", timeout=8
             )
         return None
 
     async def _after(self, link: NodeLink) -> None:
-        """Show the result now: poll the node and repaint; refresh the audit trail if it is on screen."""
-        await link.poll(timeout=max(2.0, 3 * self.app.refresh_s))
-        self.app.node_refreshed(link)
-        refresh_audit: Any = getattr(self.app.screen, "refresh_audit", None) or getattr(
-            self.app, "refresh_audit", None
-        )
-        if callable(refresh_audit):
-            refresh_audit()
+        """Show the result now: poll the node, and have the app repaint it and refresh the audit trail."""
+        await link.poll(timeout=max(2.0, 3 * self.refresh_s))
+        self.host.post_message(NodeRefreshed(link))
 
 
 def agent_refusal(action: str, agent: Agent) -> str | None:

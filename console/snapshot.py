@@ -15,6 +15,7 @@ from textual.app import App
 from console.core.clock import FrozenClock
 from console.core.config import Config
 from console.core.node_link import NodeLink
+from console.core.start_screens import StartScreen
 
 HISTORY_S = 60
 HISTORY_STEP_S = 2
@@ -39,7 +40,7 @@ async def prime(links: Sequence[NodeLink], clock: FrozenClock, history_s: int = 
 
 
 def build_app(
-    links: Sequence[NodeLink], *, config: Config, clock: FrozenClock, screen: str, theme: str | None = None
+    links: Sequence[NodeLink], *, config: Config, clock: FrozenClock, screen: StartScreen, theme: str | None = None
 ):
     from console.app import FleetDeckApp
 
@@ -51,7 +52,7 @@ async def render_snapshot(
     *,
     config: Config,
     clock: FrozenClock,
-    screen: str,
+    screen: StartScreen,
     size: tuple[int, int],
     fmt: str,
     theme: str | None = None,

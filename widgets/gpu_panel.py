@@ -80,10 +80,9 @@ class GpuPanel(VerticalScroll):
     GpuPanel > .no-gpu { color: $text-muted; padding: 1 0; }
     """
 
-    temp_levels: tuple[float, float] | None = (80.0, 90.0)
-
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, temp_levels: tuple[float, float] | None = (80.0, 90.0), **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.temp_levels = temp_levels  # (warning, critical) °C, from the config: fixed for the panel's life
         self._status: GpuStatus | None = None
 
     def show(self, gpus: Sequence[Gpu], status: GpuStatus, history: Mapping[int, GpuHistory]) -> None:

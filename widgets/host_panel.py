@@ -51,10 +51,11 @@ class HostPanel(Vertical):
     HostPanel > Static { height: auto; margin-bottom: 1; }
     """
 
-    mem_levels: tuple[float, float] | None = (85.0, 95.0)
-
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, mem_levels: tuple[float, float] | None = (85.0, 95.0), **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.mem_levels = (
+            mem_levels  # (warning, critical) percent, from the config: fixed for the panel's life
+        )
         self._shown: SystemMetrics | None = None
 
     def compose(self) -> ComposeResult:

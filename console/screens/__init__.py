@@ -1,0 +1,1 @@
+"""Screens: each is handed a DeckContext (console/context.py) and posts console/messages.py up."""

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from backends.model import Agent
 
 if TYPE_CHECKING:
-    from console.app import FleetDeckApp
+    from console.context import DeckContext
     from console.core.node_link import NodeLink
     from console.operator import Operator
 
@@ -48,7 +48,7 @@ class ActionKeys:
 
     @property
     def _actions(self) -> Operator:
-        deck: FleetDeckApp = cast(Any, self).deck  # FleetDeckScreen provides it
+        deck: DeckContext = cast(Any, self).deck  # FleetDeckScreen provides it
         return deck.actions
 
     def chosen_agents(self) -> list[Agent]:

@@ -13,7 +13,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from backends.model import Agent, NodeSnapshot
+from console.context import DeckContext
 from console.core.node_link import NodeLink
+from console.messages import OpenLogs
 from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.key_footer import KeyFooter
@@ -93,8 +95,8 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         *ACTION_BINDINGS,
     ]
 
-    def __init__(self, link: NodeLink, agent_id: str) -> None:
-        super().__init__()
+    def __init__(self, deck: DeckContext, link: NodeLink, agent_id: str) -> None:
+        super().__init__(deck)
         self.link = link
         self.agent_id = agent_id
         self.set_class(link.environment == "production", "-production")
@@ -150,7 +152,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         self.app.pop_screen()
 
     def action_logs(self) -> None:
-        self.deck.open_logs(node=self.link.name, source=self.agent_id)
+        self.post_message(OpenLogs(node=self.link.name, source=self.agent_id))
 
     def action_toggle_follow(self) -> None:
         view = self.query_one(LogView)

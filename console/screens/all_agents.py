@@ -19,7 +19,9 @@ from textual.containers import Vertical
 from textual.widgets import Input, Static
 
 from backends.model import Agent
+from console.context import DeckContext
 from console.core.node_link import NodeLink
+from console.messages import OpenAgent, OpenLogs
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter
@@ -71,8 +73,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
 
     AUTO_FOCUS = "AgentsTable"  # from the first frame: a key typed meanwhile must not land in the filter
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, deck: DeckContext) -> None:
+        super().__init__(deck)
         self._acting_on: tuple[object, ...] = ()  # the node(s) the action keys act on, and its rights
         self._counts = (0, 0, 0, 0)  # nodes, live nodes, healthy agents, agents: as of the last repaint
 
@@ -238,7 +240,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def action_open_agent(self) -> None:
         row = self.query_one(AgentsTable).row_at_cursor()
         if row is not None:
-            self.deck.open_agent(self.deck.links[row[0]], row[1].id)
+            self.post_message(OpenAgent(self.deck.links[row[0]], row[1].id))
 
     def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
         if isinstance(event.data_table, AgentsTable):
@@ -247,9 +249,9 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def action_logs(self) -> None:
         row = self.query_one(AgentsTable).row_at_cursor()
         if row is None:
-            self.deck.open_logs(node=None)
+            self.post_message(OpenLogs(node=None))
         else:
-            self.deck.open_logs(node=row[0], source=row[1].id)
+            self.post_message(OpenLogs(node=row[0], source=row[1].id))
 
     def action_filter(self) -> None:
         self.query_one("#filter", FilterBox).open()

@@ -11,12 +11,13 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
+from console.messages import OpenAgent
 from widgets.attention import AttentionList, AttentionRow
 from widgets.format import fmt_duration
 from widgets.steady import set_border_title
 
 if TYPE_CHECKING:
-    from console.app import FleetDeckApp
+    from console.context import DeckContext
     from console.core.node_link import NodeLink
 
 EMPTY_TEXT: Final = "✔ nothing needs attention"
@@ -85,7 +86,7 @@ class AttentionHandlers:
     """Mixed into a FleetDeckScreen that shows an AttentionList: enter jumps, A acknowledges, z snoozes."""
 
     @property
-    def _deck(self) -> FleetDeckApp:
+    def _deck(self) -> DeckContext:
         return cast(Any, self).deck  # FleetDeckScreen provides it
 
     def refresh_attention(self) -> None:
@@ -103,7 +104,7 @@ class AttentionHandlers:
             return
         tab = subject_tab(event.row.subject)
         if tab is None:
-            self._deck.open_agent(link, event.row.subject.split(":", 1)[1])
+            cast(Any, self).post_message(OpenAgent(link, event.row.subject.split(":", 1)[1]))
         else:
             self.show_node_tab(link, tab)
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -123,11 +123,9 @@ class AuditScreen(FleetDeckScreen):
         """Fetch newer entries from every node now; the action runner calls this after each action."""
         return self._fetch_in_worker(list(self.deck.links.values()))
 
-    def _fetch_in_worker(self, links: list[NodeLink]) -> Worker[None]:
-        # Bound to this screen: leaving it cancels fetches nobody will see.
-        return self.run_worker(self._fetch(links), group="audit", name="audit fetch")
-
-    async def _fetch(self, links: list[NodeLink]) -> None:
+    # A worker bound to this screen: leaving it cancels fetches nobody will see.
+    @work(group="audit", name="audit fetch")
+    async def _fetch_in_worker(self, links: list[NodeLink]) -> None:
         timeout = max(2.0, 3 * self.deck.refresh_s)
         ready = [link for link in links if _ready(link)]
         await asyncio.gather(

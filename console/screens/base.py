@@ -1,4 +1,5 @@
-"""What every fleetdeck screen shares: typed access to the app, and the refresh hooks the app calls."""
+"""What every fleetdeck screen shares: the context the app hands it (``self.deck``), and the refresh hooks
+the app calls. A screen never reaches up into the app: it reads its context and posts messages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.widgets import Input
 from widgets.data_age import Freshness
 
 if TYPE_CHECKING:
-    from console.app import FleetDeckApp
+    from console.context import DeckContext
     from console.core.node_link import NodeLink
 
 
@@ -22,11 +23,9 @@ class FleetDeckScreen(Screen[None]):
     FleetDeckScreen.-data-old .panel * { text-opacity: 55%; }
     """
 
-    @property
-    def deck(self) -> FleetDeckApp:
-        from console.app import FleetDeckApp
-
-        return cast(FleetDeckApp, self.app)
+    def __init__(self, deck: DeckContext) -> None:
+        super().__init__()
+        self.deck = deck
 
     def freshness(self, link: NodeLink) -> tuple[Freshness, str]:
         fresh = link.freshness(self.deck.refresh_s, frozen=self.deck.frozen)

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from console.core.node_link import NodeLink
+from console.messages import OpenAllAgents, OpenLogs, OpenNode
 from widgets.fleet_table import FleetRow, FleetTable
 from widgets.key_footer import KeyFooter
 from widgets.steady import update_steady
@@ -18,7 +19,6 @@ from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen
 from .coalesce import CoalescedRepaint
-from .node import NodeScreen
 
 # the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
 FOOTER_ORDER = ("help", "open", "all_agents", "logs", "audit", "palette", "theme", "quit")
@@ -113,23 +113,21 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         fill_attention(self.query_one("#attention-panel"), self.deck.alert_book, self.deck.clock())
 
     def show_node_tab(self, link: NodeLink, tab: str) -> None:
-        screen = NodeScreen(link)
-        screen.active_tab = tab  # in the narrow (tabbed) layout it opens there; wide shows every panel
-        self.app.push_screen(screen)
+        self.post_message(OpenNode(link, tab))
 
     def action_open_node(self) -> None:
         name = self.query_one(FleetTable).node_at_cursor()
         if name is not None:
-            self.deck.open_node(self.deck.links[name])
+            self.post_message(OpenNode(self.deck.links[name]))
 
     def on_data_table_row_selected(self, event: FleetTable.RowSelected) -> None:
         self.action_open_node()
 
     def action_logs(self) -> None:
-        self.deck.open_logs(node=None)
+        self.post_message(OpenLogs(node=None))
 
     def action_all_agents(self) -> None:
-        self.deck.open_all_agents()
+        self.post_message(OpenAllAgents())
 
 
 def _pressed(event: events.Key, keys: list[str]) -> bool:

@@ -11,6 +11,8 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from console.context import DeckContext
+from console.core.node_link import NodeLink
 from console.keys import KeyHelp
 from widgets.key_footer import KeyFooter
 from widgets.safe import safe_text
@@ -50,6 +52,10 @@ class HelpScreen(FleetDeckScreen):
 
     BINDINGS = [Binding("escape,q,question_mark", "back", "Close help", id="close_help")]
 
+    def __init__(self, deck: DeckContext, link: NodeLink | None = None) -> None:
+        super().__init__(deck)
+        self.link = link  # the node on screen below: its actions' keys say whether they are off there
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body", classes="panel") as body:
             body.border_title = "Keys"
@@ -68,7 +74,7 @@ class HelpScreen(FleetDeckScreen):
         """Binding id -> why it is off, for the node on screen (or every node, when one is read-only)."""
         from console.screens.action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 
-        links = [self.deck.current_link()] if self.deck.current_link() else list(self.deck.links.values())
+        links = [self.link] if self.link else list(self.deck.links.values())
         off: dict[str, str] = {}
         for binding in ACTION_BINDINGS:
             capability = ACTION_CAPABILITY[binding.action]

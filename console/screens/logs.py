@@ -14,6 +14,7 @@ from textual.widgets import Input, Static
 
 from backends.model import LOG_LEVELS
 from backends.safe_text import terminal_safe
+from console.context import DeckContext
 from console.core.node_link import NodeLink
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter
@@ -58,8 +59,8 @@ class LogsScreen(FleetDeckScreen):
 
     AUTO_FOCUS = "LogView"  # from the first frame: a key typed meanwhile must not land in the filter
 
-    def __init__(self, node: str | None = None, source: str | None = None) -> None:
-        super().__init__()
+    def __init__(self, deck: DeckContext, node: str | None = None, source: str | None = None) -> None:
+        super().__init__(deck)
         self.node = node
         self.initial_filter = LogFilter(source=source)
         self._freshness: str | None = None  # the panel's subtitle as last set

@@ -15,7 +15,9 @@ from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
 from backends.model import Agent, NodeSnapshot
+from console.context import DeckContext
 from console.core.node_link import NodeLink
+from console.messages import OpenAgent, OpenLogs
 from widgets.agents_table import AgentsTable
 from widgets.filter_box import FilterBox
 from widgets.gpu_panel import GpuPanel
@@ -125,13 +127,16 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     # there, never in the hidden filter (the first focusable widget in the DOM).
     AUTO_FOCUS = ".-focus-first *"
 
-    def __init__(self, link: NodeLink) -> None:
-        super().__init__()
+    def __init__(self, deck: DeckContext, link: NodeLink) -> None:
+        super().__init__(deck)
         self.link = link
         self.filter_text = ""
         self.sort: tuple[str, bool] = ("health", False)
         self.active_tab = "agents"
         self.set_class(link.environment == "production", "-production")
+        # the config's thresholds, handed to the panels they colour once, when they are built
+        self._gpu_temp = deck.threshold("gpu_temp_c")
+        self._host_mem = deck.threshold("host_mem_percent")
 
     # --- layout ----------------------------------------------------------------------------------------
 
@@ -151,17 +156,17 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                     yield self._panel("alerts", *attention_panel_body("alerts", node_column=False))
                     yield self._panel("logs", LogView(id="logs"))
                 with Vertical(id="wide-right"):
-                    yield self._panel("gpus", GpuPanel(id="gpus"))
-                    yield self._panel("host", HostPanel(id="host"))
+                    yield self._panel("gpus", GpuPanel(id="gpus", temp_levels=self._gpu_temp))
+                    yield self._panel("host", HostPanel(id="host", mem_levels=self._host_mem))
                     yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan")))
         else:
             with TabbedContent(initial=self.active_tab, id="tabs"):
                 with TabPane("1 Agents", id="agents"):
                     yield self._panel("agents", AgentsTable(id="agents-table"))
                 with TabPane("2 GPUs", id="gpus"):
-                    yield self._panel("gpus", GpuPanel(id="gpus-body"))
+                    yield self._panel("gpus", GpuPanel(id="gpus-body", temp_levels=self._gpu_temp))
                 with TabPane("3 Host", id="host"):
-                    yield self._panel("host", HostPanel(id="host-body"))
+                    yield self._panel("host", HostPanel(id="host-body", mem_levels=self._host_mem))
                 with TabPane("4 Plan", id="plan"):
                     yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan-body")))
                 with TabPane("5 Logs", id="logs"):
@@ -239,13 +244,9 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                 f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}",
             )
         if self._visible("gpus"):
-            gpus = self.query_one(GpuPanel)
-            gpus.temp_levels = self.deck.threshold("gpu_temp_c")
-            gpus.show(snap.gpus, snap.gpu_status, link.gpu_history)
+            self.query_one(GpuPanel).show(snap.gpus, snap.gpu_status, link.gpu_history)
         if self._visible("host"):
-            host = self.query_one(HostPanel)
-            host.mem_levels = self.deck.threshold("host_mem_percent")
-            host.show(snap.system, link.cpu_history, link.mem_history)
+            self.query_one(HostPanel).show(snap.system, link.cpu_history, link.mem_history)
         if self._visible("plan"):
             self.query_one(PhaseBoard).show(snap.phases, now)
 
@@ -341,10 +342,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def action_open_agent(self) -> None:
         agent = self.query_one(AgentsTable).agent_at_cursor()
         if agent is not None:
-            self.deck.open_agent(self.link, agent.id)
+            self.post_message(OpenAgent(self.link, agent.id))
 
     def action_logs(self) -> None:
-        self.deck.open_logs(node=self.link.name)
+        self.post_message(OpenLogs(node=self.link.name))
 
     def action_toggle_follow(self) -> None:
         view = self.query_one(LogView)
