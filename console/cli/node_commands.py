@@ -12,59 +12,24 @@ it in text_table), and JSON through ``json_safe``, which keeps it the exact JSON
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shlex
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from backends.base import Backend
-from backends.errors import BackendError, NotFound, Unreachable
-from backends.model import DispatchRequest, LogRecord, ModelError, Target, to_builtins
+from backends.errors import NotFound
+from backends.model import DispatchRequest, LogRecord, Target, to_builtins
 from backends.safe_text import json_safe, json_safe_bytes, terminal_safe
-from console.cli.exits import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, CliError
+from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
+from console.cli.node_calls import confirm, emit_json, run_on_backend, say
 from console.cli.text_table import print_table
-from console.core.describe_error import describe_error
 from console.core.node_link import NodeLink
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 
 T = TypeVar("T")
 DESTRUCTIVE = {"stop", "rollback"}
-
-
-def run_on_backend(backend: Backend, call: Callable[[Backend], Awaitable[T]], *, warn: bool = True) -> T:
-    """Open the backend, run one call, close it; every failure becomes one line and an exit code. With
-    ``warn``, a rollback left unfinished on the node is pointed out first, on stderr."""
-
-    async def go() -> T:
-        try:
-            await backend.open()
-            if warn:
-                from console.cli.recover_command import warn_if_interrupted
-
-                await warn_if_interrupted(backend)
-            return await call(backend)
-        finally:
-            await backend.close()
-
-    try:
-        return asyncio.run(go())
-    except BackendError as exc:
-        raise CliError(str(exc), exc.exit_code) from None
-    except (ModelError, ValueError) as exc:
-        raise CliError(str(exc), EXIT_USAGE) from None
-    except OSError as exc:
-        raise CliError(describe_error(Unreachable(str(exc))), EXIT_UNREACHABLE) from None
-
-
-def emit_json(value: Any) -> None:
-    print(json_safe(json.dumps(to_builtins(value), indent=2, ensure_ascii=False)))
-
-
-def say(line: str) -> None:
-    """One line for people, made terminal-safe: it names things the node chose (ids, labels, targets)."""
-    print(terminal_safe(line))
 
 
 # --- reading ---------------------------------------------------------------------------------------------
@@ -253,24 +218,6 @@ def format_log_line(record: LogRecord) -> str:
 
 
 # --- acting ----------------------------------------------------------------------------------------------
-
-
-def confirm(link: NodeLink, action: str, what: str, args: argparse.Namespace) -> None:
-    """Destructive actions need --yes, or a person at a terminal who confirms; production needs its name."""
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise CliError(f"refusing to {action} {what} without --yes (no terminal to confirm on)", EXIT_USAGE)
-    production = link.environment == "production"
-    expected = link.name if production else "yes"
-    prompt = f"{action} {what} on {link.name}"
-    if production:
-        prompt += f" (PRODUCTION) — type the node name '{link.name}' to confirm: "
-    else:
-        prompt += "? type 'yes' to confirm: "
-    answer = input(terminal_safe(prompt)).strip()
-    if answer != expected:
-        raise CliError(f"{action} cancelled", EXIT_FAILED)
 
 
 def act(link: NodeLink, args: argparse.Namespace, operator: str) -> int:

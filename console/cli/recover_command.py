@@ -1,5 +1,5 @@
-"""``fleetdeck rollback --recover``: finish a rollback that was interrupted, and the warning every command
-on that node gives until it is.
+"""``fleetdeck rollback --recover``: finish a rollback that was interrupted (the warning every command on
+that node gives until it is: node_calls.warn_if_interrupted).
 
 Recovery finishes the rollback (to the checkpoint the operator chose and confirmed), resumes the agents it
 had paused and prints the safety checkpoint, as a rollback does: undoing it is the ordinary
@@ -11,25 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backends.base import Backend
 from backends.safe_text import terminal_safe
 from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
+from console.cli.node_calls import confirm, emit_json, run_on_backend
 from console.core.node_link import NodeLink
 
 
-async def warn_if_interrupted(backend: Backend) -> None:
-    """Say on stderr that a rollback on the node is unfinished, and what to run; never fails the command."""
-    try:
-        notice = await backend.interrupted_rollback()
-    except Exception:  # a warning must not stop the command it comes with
-        return
-    if notice:
-        print(terminal_safe(f"fleetdeck: warning: {notice}"), file=sys.stderr)
-
-
 def recover(link: NodeLink, args: argparse.Namespace, operator: str) -> int:
-    from console.cli.node_commands import confirm, emit_json, run_on_backend
-
     if not args.recover:
         raise CliError("rollback needs a CHECKPOINT, or --recover to finish an interrupted one", EXIT_USAGE)
     if args.checkpoint:

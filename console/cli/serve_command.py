@@ -143,7 +143,7 @@ async def _serve(
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
     try:
         await backend.open()
-        from console.cli.recover_command import warn_if_interrupted
+        from console.cli.node_calls import warn_if_interrupted
 
         await warn_if_interrupted(backend)  # a rollback killed half-way: say so before serving
         try:
