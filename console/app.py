@@ -47,6 +47,8 @@ from themes import DEFAULT_THEME, fleetdeck_variables, load_themes
 from widgets.attention import AttentionList
 from widgets.safe import safe_markup
 
+# Help lists the keys in force: the keymap the app applied (App has no public getter for it).
+TEXTUAL_PRIVATE_PARTS = ("textual.app.App._keymap",)
 LOG_FLUSH_S = 0.1  # batch log lines into the panes ten times a second, never line by line
 GC_YOUNG_THRESHOLD = 10_000  # allocations between young collections (CPython's default: 700)
 LOG_RETRY_S = (1.0, 30.0)  # backoff bounds for a log stream that dropped

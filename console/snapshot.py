@@ -17,6 +17,8 @@ from console.core.config import Config
 from console.core.node_link import NodeLink
 from console.core.start_screens import StartScreen
 
+# Textual has no public way to render a screen as text: screen_text composes it as the driver does.
+TEXTUAL_PRIVATE_PARTS = ("textual.screen.Screen._compositor", "textual.app.App._background_screens")
 HISTORY_S = 60
 HISTORY_STEP_S = 2
 
@@ -40,7 +42,12 @@ async def prime(links: Sequence[NodeLink], clock: FrozenClock, history_s: int = 
 
 
 def build_app(
-    links: Sequence[NodeLink], *, config: Config, clock: FrozenClock, screen: StartScreen, theme: str | None = None
+    links: Sequence[NodeLink],
+    *,
+    config: Config,
+    clock: FrozenClock,
+    screen: StartScreen | None,
+    theme: str | None = None,
 ):
     from console.app import FleetDeckApp
 
