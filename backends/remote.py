@@ -1,18 +1,57 @@
-"""What the backends that reach a node over HTTP share (the http and ray backends): checking the
-configured URL, reading the token, and building the pooled client. Not a backend itself, so both may
-import it."""
+"""What the backends that reach a node over HTTP share (the http and ray backends): the keys of their
+config entries, checking the configured URL, reading the token, and building the pooled client. Not a
+backend itself, so both may import it."""
 
 from __future__ import annotations
 
 import os
+import re
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
+import msgspec
 
 from .errors import Invalid
+from .plugin import BackendOptions, Problem
+
+_ENV_VAR_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Where a token may travel over plain http: it never leaves this host.
+_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+class RemoteOptions(BackendOptions, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The keys of a node reached over HTTP. Secrets never live here: only where to find them."""
+
+    #: the node's base URL (for ray, the dashboard's); without one the backend has nothing to reach
+    url: str
+    #: the name of the environment variable that holds the bearer token
+    token_env: str | None = None
+    #: a file that holds the bearer token (keep it private: mode 0600)
+    token_file: Path | None = None
+    #: the CA certificates (PEM) an https node's certificate is verified against; default: the system's
+    ca_bundle: Path | None = None
+    #: the backend's tuning (timeouts, attempts, insecure, ...), checked when the backend is built
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def problems(self) -> Iterator[Problem]:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            yield "url", f"expected an http:// or https:// URL, got {self.url!r}"
+        if self.token_env is not None and not _ENV_VAR_PATTERN.fullmatch(self.token_env):
+            # Never echo the value: a token pasted here by mistake must not land in a terminal log.
+            yield "token_env", "expected the name of an environment variable, not the token itself"
+        if self.token_env is not None and self.token_file is not None:
+            yield None, "token_env and token_file are both set; keep one"
+
+    def warnings(self, node: str) -> Iterator[Problem]:
+        host = urlsplit(self.url).hostname
+        has_token = self.token_env is not None or self.token_file is not None
+        if has_token and self.url.startswith("http://") and host not in _LOOPBACK:
+            yield "url", f"the token for {node!r} would cross the network unencrypted; use https://"
 
 
 def read_token(name: str, token_env: Any, token_file: Any) -> tuple[str | None, str]:

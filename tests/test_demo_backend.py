@@ -8,12 +8,12 @@ import pathlib
 import re
 from collections import Counter
 from collections.abc import AsyncGenerator
-from types import SimpleNamespace
 
 import pytest
 
 from backends import errors
 from backends.demo import DemoBackend, demo_fleet, genesis_for
+from backends.demo.backend import DemoOptions
 from backends.model import (
     ALL_CAPABILITIES,
     LOG_LEVELS,
@@ -25,6 +25,7 @@ from backends.model import (
     from_json,
     to_json,
 )
+from backends.plugin import NodeSettings
 from backends.registry import resolve
 
 T0 = 1767225600.0  # 2026-01-01 00:00 UTC, on the hour, as the snapshot tests freeze it
@@ -545,13 +546,11 @@ def test_fleet_sizes_are_validated() -> None:
 def test_the_registry_builds_a_demo_node_from_a_config_entry(clock: ManualClock) -> None:
     cls = resolve("demo")
     assert cls is DemoBackend
-    entry = SimpleNamespace(  # the attributes of a config [[nodes]] entry
+    entry = NodeSettings(  # a config [[nodes]] entry, as the backend is handed it
         name="lab-box",
-        backend="demo",
         environment="staging",
         read_only=True,
-        seed=3,
-        options={"node_index": 1, "agents": 12},
+        backend_options=DemoOptions(seed=3, options={"node_index": 1, "agents": 12}),
     )
     node = cls.from_config(entry, clock=clock)
     assert isinstance(node, DemoBackend)
@@ -563,9 +562,13 @@ def test_the_registry_builds_a_demo_node_from_a_config_entry(clock: ManualClock)
     )
     assert len(node.snapshot_at(T0).agents) == 12 and len(node.snapshot_at(T0).gpus) == 4
     with pytest.raises(errors.Invalid, match="unknown demo option 'nodes'"):
-        cls.from_config(SimpleNamespace(name="x", options={"nodes": 3}), clock=clock)
+        cls.from_config(
+            NodeSettings(name="x", backend_options=DemoOptions(options={"nodes": 3})), clock=clock
+        )
     with pytest.raises(errors.Invalid, match="'agents' must be a number"):
-        cls.from_config(SimpleNamespace(name="x", options={"agents": "many"}), clock=clock)
+        cls.from_config(
+            NodeSettings(name="x", backend_options=DemoOptions(options={"agents": "many"})), clock=clock
+        )
 
 
 def test_nothing_under_backends_demo_imports_textual() -> None:

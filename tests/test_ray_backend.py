@@ -5,23 +5,25 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from backends.errors import AuthFailed, Conflict, Invalid, NotFound, Unreachable, Unsupported
 from backends.model import DispatchRequest, NodeSnapshot, Target, from_json, to_json
+from backends.plugin import NodeSettings
 from backends.ray import RayBackend
 from backends.ray.actions import ROLLBACK_WORDS
+from backends.ray.settings import RayOptions
 from tests.ray_dashboard import Dashboard, recorded
 from tests.serving import free_port, serve_asgi
 
 MIB = 1024 * 1024
 
 
-def make(url: str, tmp_path: Path, **extra: Any) -> RayBackend:
-    node = SimpleNamespace(name="cluster", url=url, options={"state_dir": str(tmp_path / "ray")}, **extra)
+def make(url: str, tmp_path: Path, *, read_only: bool = False, **extra: Any) -> RayBackend:
+    options = RayOptions(url=url, options={"state_dir": str(tmp_path / "ray")}, **extra)
+    node = NodeSettings(name="cluster", backend_options=options, read_only=read_only)
     return RayBackend.from_config(node, clock=time.time)
 
 
@@ -246,11 +248,13 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         make("", tmp_path)
     with pytest.raises(Invalid, match="unknown ray option 'bogus'"):
         RayBackend.from_config(
-            SimpleNamespace(name="c", url="http://h:1", options={"bogus": 1}), clock=time.time
+            NodeSettings(name="c", backend_options=RayOptions(url="http://h:1", options={"bogus": 1})),
+            clock=time.time,
         )
     with pytest.raises(Invalid, match=r"\$NOPE_TOKEN"):
         RayBackend.from_config(
-            SimpleNamespace(name="c", url="http://h:1", token_env="NOPE_TOKEN"), clock=time.time
+            NodeSettings(name="c", backend_options=RayOptions(url="http://h:1", token_env="NOPE_TOKEN")),
+            clock=time.time,
         )
 
 

@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,6 +35,7 @@ from backends.model import (
     Target,
     Task,
 )
+from backends.plugin import BackendOptions, NodeSettings, Thresholds
 
 from .catalog import node_spec
 from .history import seed_history
@@ -61,6 +63,18 @@ _CONFIG_OPTIONS: dict[str, type | tuple[type, ...]] = {
 }
 
 
+class DemoOptions(BackendOptions, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A demo node's keys: ``seed``, and in ``options`` the keys of ``_CONFIG_OPTIONS``: ``node_index``
+    (which generated node to be), ``agents`` (how many) and ``genesis`` (the epoch its plan starts at)."""
+
+    #: fixes everything about the simulated fleet
+    seed: int = DEFAULT_SEED
+    #: accepted and unused (the demo keeps nothing on disk), as configs written when every node took one
+    #: still name it
+    state_dir: Path | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 def genesis_for(now: float) -> float:
     """The fleet's reference time: ``now`` floored to the hour, so every process started within the same
     hour (the console, ``fleetdeck status --demo``, a snapshot test) sees the same plan and log history."""
@@ -81,6 +95,7 @@ class DemoBackend(Backend):
     """
 
     name = "demo"
+    Options = DemoOptions
     capabilities = ALL_CAPABILITIES
 
     #: how often ``logs(follow=True)`` looks at the clock for new lines
@@ -135,28 +150,33 @@ class DemoBackend(Backend):
         )
 
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> DemoBackend:
-        """Build from a config ``[[nodes]]`` entry: its ``name``, ``environment``, ``read_only`` and ``seed``,
-        plus the demo-only ``options`` ``node_index`` (which generated node to be), ``agents`` and
-        ``genesis``."""
-        options = dict(getattr(node, "options", None) or {})
+    def from_config(
+        cls,
+        node: NodeSettings[DemoOptions],
+        *,
+        clock: Callable[[], float],
+        thresholds: Thresholds | None = None,
+    ) -> DemoBackend:
+        """The node's ``name``, ``environment`` and ``read_only``, and the keys of :class:`DemoOptions`.
+        The demo's health is simulated: no thresholds here."""
+        entry = node.backend_options
+        options = dict(entry.options or {})
         unknown = sorted(set(options) - set(_CONFIG_OPTIONS))
         if unknown:
             raise Invalid(f"unknown demo option {unknown[0]!r} (known: {', '.join(_CONFIG_OPTIONS)})")
         for key, value in options.items():
             if not isinstance(value, _CONFIG_OPTIONS[key]) or isinstance(value, bool):
                 raise Invalid(f"demo option {key!r} must be a number, not {value!r}")
-        seed = getattr(node, "seed", None)
         genesis = options.get("genesis")
         return cls(
-            seed=DEFAULT_SEED if seed is None else seed,
+            seed=entry.seed,
             node_index=options.get("node_index", 0),
             agents=options.get("agents"),
             clock=clock,
             genesis=None if genesis is None else float(genesis),
-            read_only=bool(getattr(node, "read_only", False)),
-            name=getattr(node, "name", None),
-            environment=getattr(node, "environment", None),
+            read_only=node.read_only,
+            name=node.name,
+            environment=node.environment,
         )
 
     def __repr__(self) -> str:

@@ -37,12 +37,13 @@ from backends.node_api import (
     TargetBody,
     Whoami,
 )
+from backends.plugin import NodeSettings, Thresholds
 
 from .access import BACKEND_NAME, Access, before_open, for_caller
 from .client import NodeClient, Sleep
 from .failures import NotTheModel
 from .log_stream import LogStream
-from .settings import HttpSettings, settings_from_config
+from .settings import HttpOptions, HttpSettings, settings_from_config
 
 T = TypeVar("T")
 
@@ -66,10 +67,18 @@ class HttpBackend(Backend):
         self._open_lock = asyncio.Lock()  # the poll and log workers may both open first
         self._apply(before_open(settings))
 
+    Options = HttpOptions
+
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> HttpBackend:
-        """``url``, ``token_env`` or ``token_file``, ``ca_bundle``, ``environment``, ``read_only`` and the
-        ``options`` in ``settings.DEFAULT_OPTIONS``. The node judges health itself: no thresholds here."""
+    def from_config(
+        cls,
+        node: NodeSettings[HttpOptions],
+        *,
+        clock: Callable[[], float],
+        thresholds: Thresholds | None = None,
+    ) -> HttpBackend:
+        """The keys in :class:`~backends.http.settings.HttpOptions`. The node judges health itself: no
+        thresholds here."""
         return cls(settings_from_config(node), clock=clock)
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""How to reach one remote node, read from its config ``[[nodes]]`` entry and checked once, up front.
+"""How to reach one remote node: the keys of its config ``[[nodes]]`` entry (:class:`HttpOptions`), and
+the settings made from them, checked once, up front.
 
 A bad entry is an :class:`~backends.errors.Invalid` naming the key, variable or file at fault, raised
 when the console starts rather than at the first poll. The token is read here and never put in a
@@ -22,7 +23,8 @@ from urllib.parse import urlsplit
 from backends.errors import Invalid
 from backends.local_token import token_path
 from backends.loopback import is_loopback
-from backends.remote import checked_url, read_token
+from backends.plugin import NodeSettings
+from backends.remote import RemoteOptions, checked_url, read_token
 
 from .local_auth import LocalOperatorAuth
 from .retry import RetryPolicy
@@ -38,6 +40,11 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "attempts": 3,
     "insecure": False,
 }
+
+
+class HttpOptions(RemoteOptions, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An http node's keys: ``url`` (required), ``token_env`` or ``token_file``, ``ca_bundle``, and in
+    ``options`` the tuning in :data:`DEFAULT_OPTIONS`."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +94,13 @@ class HttpSettings:
         return f"verified against {self.ca_bundle}" if self.ca_bundle else "verified (system CAs)"
 
 
-def settings_from_config(node: Any) -> HttpSettings:
-    """Read a config ``[[nodes]]`` entry (any object with NodeConfig's attributes)."""
-    name = str(getattr(node, "name", "") or "http")
-    url = _checked_url(name, getattr(node, "url", None))
-    options = _checked_options(name, dict(getattr(node, "options", None) or {}))
-    token, source = read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
-    ca_bundle = getattr(node, "ca_bundle", None)
-    ca_path = Path(ca_bundle).expanduser() if ca_bundle is not None else None
+def settings_from_config(node: NodeSettings[HttpOptions]) -> HttpSettings:
+    """The settings for one configured node; :class:`Invalid` naming the key, variable or file at fault."""
+    name, entry = node.name or "http", node.backend_options
+    url = _checked_url(name, entry.url)
+    options = _checked_options(name, dict(entry.options or {}))
+    token, source = read_token(name, entry.token_env, entry.token_file)
+    ca_path = Path(entry.ca_bundle).expanduser() if entry.ca_bundle is not None else None
     if ca_path is not None and options["insecure"]:
         raise Invalid(f"node {name}: ca_bundle and options.insecure are both set; keep one")
     settings = HttpSettings(
@@ -104,8 +110,8 @@ def settings_from_config(node: Any) -> HttpSettings:
         token_source=source,
         ca_bundle=ca_path,
         insecure=bool(options["insecure"]),
-        environment=str(getattr(node, "environment", None) or "dev"),
-        read_only=bool(getattr(node, "read_only", False)),
+        environment=node.environment,
+        read_only=node.read_only,
         connect_timeout_s=float(options["connect_timeout_s"]),
         read_timeout_s=float(options["read_timeout_s"]),
         stream_timeout_s=float(options["stream_timeout_s"]),

@@ -16,6 +16,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from backends.base import Backend
 from backends.errors import Invalid
 from backends.model import (
@@ -33,6 +35,7 @@ from backends.model import (
     Task,
 )
 from backends.package_version import package_version
+from backends.plugin import BackendOptions, NodeSettings, Thresholds
 
 from .actions import Actions
 from .metrics import HostSampler, ancestors
@@ -47,8 +50,18 @@ LOG_POLL_S = 0.1
 LOG_PAGE = 5_000
 
 
+class LocalOptions(BackendOptions, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """This machine's keys: ``state_dir``, and in ``options`` ``state_dir`` or ``python`` (the
+    interpreter supervisors run under; default: the console's)."""
+
+    #: the node's store and git scratch (default ``$XDG_STATE_HOME/fleetdeck/node``)
+    state_dir: Path | None = None
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 class LocalBackend(Backend):
     name = "local"
+    Options = LocalOptions
     capabilities = ALL_CAPABILITIES
 
     def __init__(
@@ -87,9 +100,18 @@ class LocalBackend(Backend):
         )
 
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> LocalBackend:
-        options = dict(getattr(node, "options", {}) or {})
-        state_dir = getattr(node, "state_dir", None) or options.pop("state_dir", None)
+    def from_config(
+        cls,
+        node: NodeSettings[LocalOptions],
+        *,
+        clock: Callable[[], float],
+        thresholds: Thresholds | None = None,
+    ) -> LocalBackend:
+        """The node's ``name``, ``environment`` and ``read_only``, and the keys of :class:`LocalOptions`;
+        ``thresholds`` judge the agents' heartbeats and error rates."""
+        entry = node.backend_options
+        options = dict(entry.options or {})
+        state_dir = entry.state_dir or options.pop("state_dir", None)
         unknown = set(options) - {"python"}
         if unknown:
             raise Invalid(f"unknown option(s) for the local backend: {', '.join(sorted(unknown))}")
@@ -224,8 +246,6 @@ def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) ->
     }
     if not orphaned:
         return agents
-    import msgspec
-
     gone = ("stopped", "failed")
     return [
         msgspec.structs.replace(a, state="failed") if a.id in orphaned and a.state not in gone else a
@@ -233,14 +253,13 @@ def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) ->
     ]
 
 
-def health_thresholds(config_thresholds: Any) -> HealthThresholds | None:
+def health_thresholds(config_thresholds: Thresholds | None) -> HealthThresholds | None:
     """The config's heartbeat and error-rate thresholds, in the store's terms."""
     if config_thresholds is None:
         return None
-    return HealthThresholds(
-        heartbeat_stale_s=tuple(config_thresholds.heartbeat_stale_s)[:2],
-        error_rate_per_min=tuple(config_thresholds.error_log_rate_per_min)[:2],
-    )
+    warn_s, crit_s = config_thresholds["heartbeat_stale_s"]
+    warn_n, crit_n = config_thresholds["error_log_rate_per_min"]
+    return HealthThresholds(heartbeat_stale_s=(warn_s, crit_s), error_rate_per_min=(warn_n, crit_n))
 
 
 def owner_of(pid: int, owners: dict[int, str]) -> str | None:
@@ -260,6 +279,4 @@ def with_gpu_memory(agents: list[Agent], gpus: tuple[Gpu, ...]) -> list[Agent]:
                 used[process.agent_id] = used.get(process.agent_id, 0) + process.used_memory
     if not used:
         return agents
-    import msgspec
-
     return [msgspec.structs.replace(a, gpu_mem_bytes=used[a.id]) if a.id in used else a for a in agents]

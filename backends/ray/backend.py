@@ -26,6 +26,7 @@ from backends.model import (
     Target,
     Task,
 )
+from backends.plugin import NodeSettings, Thresholds
 
 from . import jobs as job_model
 from .actions import ROLLBACK_WORDS, RayActions
@@ -33,7 +34,7 @@ from .actors import agents_from, internal_actor
 from .client import RayClient, Sleep
 from .job_logs import JobLogs
 from .machines import cluster_from, nodes_from, summaries_from
-from .settings import RaySettings, settings_from_config
+from .settings import RayOptions, RaySettings, settings_from_config
 from .state import RayState
 from .version import check_version
 
@@ -65,10 +66,18 @@ class RayBackend(Backend):
         if settings.read_only:
             self.read_only_reason = f"node {settings.node_name} is configured read_only"
 
+    Options = RayOptions
+
     @classmethod
-    def from_config(cls, node: Any, *, clock: Callable[[], float], thresholds: Any = None) -> RayBackend:
-        """``url`` (the dashboard), ``token_env``/``token_file``, ``ca_bundle``, ``environment``,
-        ``read_only``, ``state_dir`` and the ``options`` in ``settings.DEFAULT_OPTIONS``."""
+    def from_config(
+        cls,
+        node: NodeSettings[RayOptions],
+        *,
+        clock: Callable[[], float],
+        thresholds: Thresholds | None = None,
+    ) -> RayBackend:
+        """The keys in :class:`~backends.ray.settings.RayOptions`. Ray judges no agent health: no
+        thresholds here."""
         return cls(settings_from_config(node), clock=clock)
 
     def __repr__(self) -> str:

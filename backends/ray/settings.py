@@ -1,4 +1,5 @@
-"""How to reach one Ray cluster's dashboard, read from its config ``[[nodes]]`` entry and checked up front.
+"""How to reach one Ray cluster's dashboard: the keys of its config ``[[nodes]]`` entry (:class:`RayOptions`),
+and the settings made from them, checked up front.
 
 A bad entry is an :class:`~backends.errors.Invalid` naming the key, variable or file at fault, raised when
 the console starts rather than at the first poll. The token is read here and never put in a message:
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from backends.errors import Invalid
-from backends.remote import checked_url, read_token
+from backends.plugin import NodeSettings
+from backends.remote import RemoteOptions, checked_url, read_token
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "connect_timeout_s": 3.0,
@@ -29,6 +31,14 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "state_dir": None,
 }
 _SECONDS = ("connect_timeout_s", "read_timeout_s", "log_poll_s")
+
+
+class RayOptions(RemoteOptions, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A Ray cluster's keys: ``url`` (the dashboard, required), ``token_env`` or ``token_file``,
+    ``ca_bundle``, ``state_dir``, and in ``options`` the tuning in :data:`DEFAULT_OPTIONS`."""
+
+    #: where checkpoints, the audit trail and dispatch keys are kept (also ``options.state_dir``)
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -70,14 +80,14 @@ def default_state_dir(node_name: str) -> Path:
     return Path(base) / "fleetdeck" / "ray" / node_name
 
 
-def settings_from_config(node: Any) -> RaySettings:
-    """Read a config ``[[nodes]]`` entry (any object with NodeConfig's attributes)."""
-    name = str(getattr(node, "name", "") or "ray")
-    url = _checked_url(name, getattr(node, "url", None))
-    options = _checked_options(name, dict(getattr(node, "options", None) or {}))
-    token, source = read_token(name, getattr(node, "token_env", None), getattr(node, "token_file", None))
-    ca_bundle = getattr(node, "ca_bundle", None)
-    state_dir = getattr(node, "state_dir", None) or options["state_dir"]
+def settings_from_config(node: NodeSettings[RayOptions]) -> RaySettings:
+    """The settings for one configured cluster; :class:`Invalid` naming the key, variable or file at fault."""
+    name, entry = node.name or "ray", node.backend_options
+    url = _checked_url(name, entry.url)
+    options = _checked_options(name, dict(entry.options or {}))
+    token, source = read_token(name, entry.token_env, entry.token_file)
+    ca_bundle = entry.ca_bundle
+    state_dir = entry.state_dir or options["state_dir"]
     settings = RaySettings(
         node_name=name,
         url=url,
@@ -86,8 +96,8 @@ def settings_from_config(node: Any) -> RaySettings:
         token_source=source,
         ca_bundle=Path(ca_bundle).expanduser() if ca_bundle is not None else None,
         insecure=bool(options["insecure"]),
-        environment=str(getattr(node, "environment", None) or "dev"),
-        read_only=bool(getattr(node, "read_only", False)),
+        environment=node.environment,
+        read_only=node.read_only,
         connect_timeout_s=float(options["connect_timeout_s"]),
         read_timeout_s=float(options["read_timeout_s"]),
         attempts=int(options["attempts"]),

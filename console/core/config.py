@@ -1,35 +1,37 @@
 """The user's config file (DESIGN.md §6): immutable structs, loading, and one-line errors.
 
 msgspec checks the shape (types, enums, ranges, unknown keys); `_post_check` then checks what
-depends on several values (unique node names, a url where the backend needs one, warning <=
-critical). Any problem becomes a ConfigError whose str() is one line naming the file, the key and
-the problem, which the CLI prints as is, never as a traceback.
+depends on several values (unique node names, warning <= critical). A `[[nodes]]` entry is checked in
+two parts: the keys every node has here, the rest against the Options struct of the backend it names
+(`backends.plugin`), which also says what a type cannot (a url with no host). Any problem becomes a
+ConfigError whose str() is one line naming the file, the key and the problem, which the CLI prints as
+is, never as a traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import getpass
 import re
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, NamedTuple, get_args, get_origin, get_type_hints
-from urllib.parse import urlsplit
+from typing import Annotated, Any, Final, NamedTuple, get_args, get_origin, get_type_hints
 
 import msgspec
 import tomli_w
 
+from backends.errors import Invalid
+from backends.model import Environment
+from backends.plugin import BackendOptions, NodeSettings
+from backends.registry import resolve
 from console.core import paths
 
-Environment = Literal["dev", "staging", "production"]
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-# Backends that talk to a remote endpoint and so cannot work without one.
-URL_BACKENDS: Final = frozenset({"http", "ray"})
 # Names are typed to confirm actions on production nodes and passed to --node: one plain word.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_ENV_VAR_PATTERN: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Key bindings by Textual binding id; `Config.keys` overrides them and is meant for App.set_keymap().
 DEFAULT_KEYS: Final[Mapping[str, str]] = {
@@ -56,20 +58,64 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     error_log_rate_per_min: Threshold = Threshold(10.0, 50.0)
 
 
-class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One `[[nodes]]` entry. Secrets never live here: only where to find them (token_env/token_file)."""
+class _NodeKeys(msgspec.Struct, frozen=True, kw_only=True):
+    """The keys every `[[nodes]]` entry has, whatever its backend; the rest are the backend's Options."""
 
     name: str
     backend: str
-    url: str | None = None
-    token_env: str | None = None
-    token_file: Path | None = None
     environment: Environment = "dev"
     read_only: bool = False
-    state_dir: Path | None = None
-    ca_bundle: Path | None = None
-    seed: int | None = None
-    options: dict[str, Any] = msgspec.field(default_factory=dict)  # backend-specific extras
+
+
+_NODE_KEYS: Final = frozenset(field.name for field in msgspec.structs.fields(_NodeKeys))
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, init=False)
+class NodeConfig(NodeSettings[BackendOptions]):
+    """One `[[nodes]]` entry: the keys every node has (``name``, ``backend``, ``environment``,
+    ``read_only``) and, in ``backend_options``, the rest as the named backend's Options struct. It is the
+    NodeSettings the backend's ``from_config`` is handed. Secrets never live here: only where to find
+    them (token_env/token_file).
+
+    In code, the backend's keys are passed as keywords (``NodeConfig(name="gpu-01", backend="http",
+    url=...)``) and read back as attributes (``node.url``); like any msgspec Struct built in code they are
+    not validated here (the backend refuses what it cannot use when it is built). A file's entries are
+    validated by :func:`load_config`.
+    """
+
+    backend: str
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        backend: str,
+        environment: Environment = "dev",
+        read_only: bool = False,
+        backend_options: BackendOptions | None = None,
+        **keys: Any,
+    ) -> None:
+        if backend_options is None:
+            backend_options = resolve(backend).Options(**keys)
+        elif keys:
+            raise TypeError(f"give the {backend} backend's keys in backend_options or as keywords, not both")
+        for field, value in (
+            ("name", name),
+            ("backend", backend),
+            ("environment", environment),
+            ("read_only", read_only),
+            ("backend_options", backend_options),
+        ):
+            object.__setattr__(self, field, value)
+
+    def __getattr__(self, key: str) -> Any:
+        """A backend's key reads through: ``node.url`` is ``node.backend_options.url``."""
+        if key.startswith("_") or key == "backend_options":  # not set yet (a copy being made)
+            raise AttributeError(key)
+        try:
+            return getattr(self.backend_options, key)
+        except AttributeError:
+            raise AttributeError(f"the {self.backend} backend has no key {key!r}") from None
 
 
 def _os_user() -> str:
@@ -136,14 +182,79 @@ def config_from_dict(data: dict[str, Any], path: Path) -> Config:
             return path.parent / Path(value).expanduser()
         raise TypeError(f"Expected `{type_.__name__}`, got `{type(value).__name__}`")
 
+    # The nodes are checked apart, each against its own backend's Options; the rest in one go. Of two
+    # mistakes, the one written first in the file is reported, as one pass over it would.
+    order = list(data)
+    errors: list[tuple[str | None, str]] = []
+    config = Config()
     try:
-        config = msgspec.convert(data, type=Config, dec_hook=decode_path)
+        config = msgspec.convert(
+            {k: v for k, v in data.items() if k != "nodes"}, type=Config, dec_hook=decode_path
+        )
     except msgspec.ValidationError as error:
-        key, problem = _describe(str(error), data)
-        raise ConfigError(path, problem, key) from None
+        errors.append(_describe(str(error), data))
+    try:
+        nodes = _nodes(data.get("nodes", ()), decode_path)
+    except _EntryError as error:
+        errors.append((error.key, error.problem))
+    if errors:
+        key, problem = min(errors, key=lambda e: _position(e[0], order))
+        raise ConfigError(path, problem, key)
+    config = msgspec.structs.replace(config, nodes=nodes)
     for key, problem in _post_check(config):
         raise ConfigError(path, problem, key)
     return msgspec.structs.replace(config, keys=normalised_keymap(config))
+
+
+def _position(key: str | None, order: list[str]) -> int:
+    """Where the top-level table or key that `key` (``nodes[2].url``, ``thresholds.x``) lies in the file."""
+    top = re.split(r"[.\[]", key or "", maxsplit=1)[0]
+    return order.index(top) if top in order else len(order)
+
+
+class _EntryError(Exception):
+    """A `[[nodes]]` entry that cannot be used: `key` names it (``nodes[1].url``), `problem` says why."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+
+def _nodes(entries: Any, decode_path: Callable[[type, Any], Any]) -> tuple[NodeConfig, ...]:
+    """The `[[nodes]]` array, each entry checked against its backend's Options. Raises _EntryError."""
+    try:
+        tables = msgspec.convert(entries, type=list[dict[str, Any]])
+    except msgspec.ValidationError as error:
+        key, problem = _describe(str(error).replace(" - at `$", " - at `$.nodes"), {"nodes": entries})
+        raise _EntryError(key or "nodes", problem) from None
+    return tuple(_node(f"nodes[{index}]", table, decode_path) for index, table in enumerate(tables))
+
+
+def _node(at: str, table: dict[str, Any], decode_path: Callable[[type, Any], Any]) -> NodeConfig:
+    common = {key: value for key, value in table.items() if key in _NODE_KEYS}
+    rest = {key: value for key, value in table.items() if key not in _NODE_KEYS}
+    try:
+        keys = msgspec.convert(common, type=_NodeKeys)
+    except msgspec.ValidationError as error:
+        key, problem = _describe(str(error), common, _NodeKeys)
+        raise _EntryError(f"{at}.{key}" if key else at, problem) from None
+    try:
+        options_type = resolve(keys.backend).Options
+    except Invalid as error:
+        raise _EntryError(f"{at}.backend", str(error)) from None
+    try:
+        options = msgspec.convert(rest, type=options_type, dec_hook=decode_path)
+    except msgspec.ValidationError as error:
+        required = f"required for backend {keys.backend!r}"
+        key, problem = _describe(str(error), rest, options_type, also=_NODE_KEYS, required=required)
+        raise _EntryError(f"{at}.{key}" if key else at, problem) from None
+    return NodeConfig(
+        name=keys.name,
+        backend=keys.backend,
+        environment=keys.environment,
+        read_only=keys.read_only,
+        backend_options=options,
+    )
 
 
 def _toml_error(path: Path, error: tomllib.TOMLDecodeError) -> ConfigError:
@@ -164,24 +275,37 @@ _TYPE_WORDS: Final = {
 }  # fmt: skip
 
 
-def _describe(message: str, data: Any) -> tuple[str | None, str]:
-    """`Invalid enum value 'prod' - at `$.nodes[1].environment`` -> (`nodes[1].environment`, problem)."""
+def _describe(
+    message: str,
+    data: Any,
+    root: Any = None,
+    *,
+    also: Iterable[str] = (),
+    required: str = "required, but missing",
+) -> tuple[str | None, str]:
+    """`Invalid enum value 'prod' - at `$.nodes[1].environment`` -> (`nodes[1].environment`, problem).
+
+    `root` is the type `data` was checked against (default Config); `also`, more keys valid beside
+    its fields (for a suggestion); `required`, the words for a key that must be there."""
+    root = Config if root is None else root
     problem, _, where = message.partition(" - at `$")
     parts = re.findall(r"\[[^\]]*\]|[^.\[\]]+", where.rstrip("`"))
     if field := re.fullmatch(r"Object contains unknown field `(.+)`", problem):
         parts.append(field[1])
-        problem = "unknown key" + _suggestion(field[1], _type_at(parts[:-1]))
+        problem = "unknown key" + _suggestion(
+            field[1], _type_at(parts[:-1], root), () if parts[:-1] else also
+        )
     elif field := re.fullmatch(r"Object missing required field `(.+)`", problem):
         parts.append(field[1])
-        problem = "required, but missing"
+        problem = required
     elif enum := re.fullmatch(r"Invalid enum value (.+)", problem):
-        choices = get_args(_type_at(parts))
+        choices = get_args(_type_at(parts, root))
         problem = f"expected one of {', '.join(map(str, choices))}, got {enum[1]}"
     else:
         problem = re.sub(r"`(\w+)`", lambda m: _TYPE_WORDS.get(m[1], m[1]), problem)
         problem = problem[:1].lower() + problem[1:]
     if "[...]" in parts:
-        parts = _name_dict_entry(parts, data)
+        parts = _name_dict_entry(parts, data, root)
     key = "".join(p if p.startswith("[") else f".{p}" for p in parts).lstrip(".")
     return key or None, problem
 
@@ -194,9 +318,9 @@ def _strip(type_: Any) -> Any:
     return arms[0] if type(None) in get_args(type_) and len(arms) == 1 else type_
 
 
-def _type_at(parts: list[str]) -> Any:
-    """The declared type at a msgspec path inside Config, e.g. ["nodes", "[1]", "environment"]."""
-    type_: Any = Config
+def _type_at(parts: list[str], root: Any) -> Any:
+    """The declared type at a msgspec path inside `root`, e.g. ["thresholds", "gpu_temp_c"] in Config."""
+    type_: Any = root
     for part in parts:
         type_ = _strip(type_)
         if part.startswith("["):
@@ -210,22 +334,22 @@ def _type_at(parts: list[str]) -> Any:
     return _strip(type_)
 
 
-def _suggestion(name: str, struct: Any) -> str:
+def _suggestion(name: str, struct: Any, also: Iterable[str] = ()) -> str:
     try:
-        fields = list(get_type_hints(struct))
+        fields = [*get_type_hints(struct), *also]
     except TypeError:
         return ""
     close = difflib.get_close_matches(name, fields, n=1)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _name_dict_entry(parts: list[str], data: Any) -> list[str]:
+def _name_dict_entry(parts: list[str], data: Any, root: Any) -> list[str]:
     """msgspec says `keys[...]` for a bad dict value; find which entry it was and name it."""
     index = parts.index("[...]")
     container: Any = data
     for part in parts[:index]:
         container = container[int(part[1:-1])] if part.startswith("[") else container[part]
-    value_type = _type_at(parts[: index + 1])
+    value_type = _type_at(parts[: index + 1], root)
     for name, value in container.items():
         try:
             msgspec.convert(value, type=value_type)
@@ -247,17 +371,8 @@ def _post_check(config: Config) -> Iterator[tuple[str, str]]:
         if node.name in first_use:
             yield f"{at}.name", f"duplicate node name {node.name!r} (also nodes[{first_use[node.name]}])"
         first_use.setdefault(node.name, index)
-        if node.url is None and node.backend in URL_BACKENDS:
-            yield f"{at}.url", f"required for backend {node.backend!r}"
-        if node.url is not None:
-            parts = urlsplit(node.url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                yield f"{at}.url", f"expected an http:// or https:// URL, got {node.url!r}"
-        if node.token_env is not None and not _ENV_VAR_PATTERN.fullmatch(node.token_env):
-            # Never echo the value: a token pasted here by mistake must not land in a terminal log.
-            yield f"{at}.token_env", "expected the name of an environment variable, not the token itself"
-        if node.token_env is not None and node.token_file is not None:
-            yield at, "token_env and token_file are both set; keep one"
+        for key, problem in node.backend_options.problems():
+            yield (f"{at}.{key}" if key else at), problem
     for name in msgspec.structs.fields(Thresholds):
         warning, critical = getattr(config.thresholds, name.name)
         if warning > critical:
@@ -344,17 +459,11 @@ def check_config(config: Config, defaults: Mapping[str, str] = DEFAULT_KEYS) -> 
         if len(actions) > 1
     )
     for index, node in enumerate(config.nodes):
-        host = urlsplit(node.url).hostname if node.url else None
-        has_token = node.token_env is not None or node.token_file is not None
-        if has_token and node.url and node.url.startswith("http://") and host not in _LOOPBACK:
-            problems.append(
-                f"nodes[{index}].url: the token for {node.name!r} would cross the network "
-                "unencrypted; use https://"
-            )
+        problems.extend(
+            f"nodes[{index}]{'.' + key if key else ''}: {problem}"
+            for key, problem in node.backend_options.warnings(node.name)
+        )
     return problems
-
-
-_LOOPBACK: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 # --- the starter file --------------------------------------------------------------------------------------

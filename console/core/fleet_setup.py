@@ -1,10 +1,17 @@
-"""Turn a config (or the demo flags) into NodeLinks: the one place that picks and builds backends."""
+"""Turn a config (or the demo flags) into NodeLinks: the one place that picks and builds backends.
+
+Each `[[nodes]]` entry is already checked against its backend's Options (config.py); here its backend is
+resolved through the registry and handed the entry, typed (``Backend.from_config``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import msgspec
+
 from backends.errors import BackendError
+from backends.plugin import Thresholds
 from backends.registry import resolve
 from console.core.config import Config, NodeConfig
 from console.core.node_link import LOG_CAPACITY, NodeLink, fleet_log_capacity
@@ -53,7 +60,7 @@ def _link(
 ) -> NodeLink:
     try:
         backend_class = resolve(node.backend)
-        backend = backend_class.from_config(node, clock=clock, thresholds=config.thresholds)
+        backend = backend_class.from_config(node, clock=clock, thresholds=thresholds_of(config))
     except BackendError as exc:
         raise SetupError(f"node {node.name!r}: {exc}") from None
     return NodeLink(
@@ -65,6 +72,11 @@ def _link(
         read_only_reason=read_only_reason(read_only, config.read_only, node.read_only),
         log_capacity=log_capacity,
     )
+
+
+def thresholds_of(config: Config) -> Thresholds:
+    """The config's ``[thresholds]`` as a backend takes them: name -> (warning, critical)."""
+    return msgspec.structs.asdict(config.thresholds)
 
 
 def read_only_reason(flag: bool, config: bool, node: bool) -> str | None:

@@ -9,7 +9,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -17,7 +16,9 @@ import pytest
 from backends.base import Backend
 from backends.errors import AuthFailed
 from backends.model import DispatchRequest, LogRecord, Target, Task
+from backends.plugin import NodeSettings
 from backends.ray import RayBackend
+from backends.ray.settings import RayOptions
 
 from .conftest import RayHead
 
@@ -30,10 +31,8 @@ def make(
     head: RayHead, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, token: str | None = None
 ) -> RayBackend:
     monkeypatch.setenv("FD_RAY_TOKEN", token or head.token)
-    node = SimpleNamespace(
-        name="cluster", url=head.url, token_env="FD_RAY_TOKEN", options={"state_dir": str(tmp_path / "ray")}
-    )
-    return RayBackend.from_config(node, clock=time.time)
+    options = RayOptions(url=head.url, token_env="FD_RAY_TOKEN", options={"state_dir": str(tmp_path / "ray")})
+    return RayBackend.from_config(NodeSettings(name="cluster", backend_options=options), clock=time.time)
 
 
 async def until(check: Callable[[], Awaitable[T | None]], what: str) -> T:
