@@ -94,7 +94,8 @@ class Backend(abc.ABC):
         """
 
     async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections, files and threads; called once when the console leaves. Never raises."""
+        """Release connections, files and threads; called once when the console leaves. Raises nothing a
+        caller need handle: there is nothing left to do about a failure then."""
 
     async def __aenter__(self) -> Backend:
         await self.open()
@@ -166,7 +167,8 @@ class Backend(abc.ABC):
 
         Raises: NotFound for an unknown agent; Conflict when it cannot take work now (stopped, failed, or
             an agent of that name already runs); Invalid for a malformed request (a bad agent name, a
-            payload the backend cannot use).
+            payload the backend cannot use); Unsupported for a kind of dispatch this backend cannot do
+            (Ray takes commands, not payloads for a running actor).
         """
         raise self._unsupported("dispatch work")
 
@@ -188,7 +190,8 @@ class Backend(abc.ABC):
     async def stop(self, target: Target, *, operator: str, reason: str | None = None) -> None:
         """Stop an agent, a phase (its agents) or a task, for good.
 
-        Raises: NotFound for an unknown target; Conflict when it already ended.
+        Raises: NotFound for an unknown target; Conflict when it already ended; Unsupported for a kind
+            of target this backend cannot stop (a Ray actor).
         """
         raise self._unsupported("stop")
 
@@ -207,8 +210,9 @@ class Backend(abc.ABC):
 
         Returns: that safety checkpoint, so the rollback can itself be undone.
 
-        Raises: NotFound for an unknown checkpoint; Conflict when the node cannot roll back now (another
-            rollback is interrupted and waits for :meth:`recover_rollback`).
+        Raises: NotFound for an unknown checkpoint; Conflict when the node cannot roll back now (a git
+            workspace that cannot be restored, nothing changed; or an interrupted rollback that waits for
+            :meth:`recover_rollback`).
         """
         raise self._unsupported("roll back")
 
