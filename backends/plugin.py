@@ -62,7 +62,7 @@ class NoOptions(BackendOptions, frozen=True, kw_only=True, forbid_unknown_fields
     """The options of a backend that takes no key beyond the common ones."""
 
 
-OptionsT = TypeVar("OptionsT", bound=BackendOptions)
+OptionsT = TypeVar("OptionsT", bound=BackendOptions, covariant=True)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from backends.base import Backend
+from backends.demo import DemoBackend
 from backends.plugin import BackendOptions, NodeSettings, NoOptions
 from backends.registry import BUILTIN_BACKENDS, ENTRY_POINT_GROUP, resolve
 from console.core.config import ConfigError, NodeConfig, check_config, load_config
@@ -119,6 +120,7 @@ def test_an_entry_reads_as_the_typed_settings_its_backend_is_handed(
         "lab", "demo", "staging", 3, {"agents": 4}
     )  # fmt: skip
     (link,) = configured_links(config, clock=time.time)
+    assert isinstance(link.backend, DemoBackend)
     assert (link.backend.info.name, link.backend.info.environment, len(link.backend.world.roster)) == (
         "lab", "staging", 4
     )  # fmt: skip

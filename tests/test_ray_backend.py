@@ -21,7 +21,8 @@ from tests.serving import free_port, serve_asgi
 MIB = 1024 * 1024
 
 
-def make(url: str, tmp_path: Path, *, read_only: bool = False, **extra: Any) -> RayBackend:
+def make(url: str, tmp_path: Path, **extra: Any) -> RayBackend:
+    read_only = bool(extra.pop("read_only", False))  # the node's; the rest are the entry's keys
     options = RayOptions(url=url, options={"state_dir": str(tmp_path / "ray")}, **extra)
     node = NodeSettings(name="cluster", backend_options=options, read_only=read_only)
     return RayBackend.from_config(node, clock=time.time)

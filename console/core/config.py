@@ -71,7 +71,7 @@ _NODE_KEYS: Final = frozenset(field.name for field in msgspec.structs.fields(_No
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, init=False)
-class NodeConfig(NodeSettings[BackendOptions]):
+class NodeConfig(NodeSettings[Any]):  # Any: the options of whichever backend the entry names
     """One `[[nodes]]` entry: the keys every node has (``name``, ``backend``, ``environment``,
     ``read_only``) and, in ``backend_options``, the rest as the named backend's Options struct. It is the
     NodeSettings the backend's ``from_config`` is handed. Secrets never live here: only where to find
