@@ -28,11 +28,11 @@ from console.context import DeckContext
 from console.core.alert_book import AlertBook
 from console.core.alert_book import default_path as alert_book_path
 from console.core.alerts import link_alerts
-from console.core.config import Config, normalised_keymap
+from console.core.config import Config
 from console.core.describe_error import describe_error
 from console.core.node_link import NodeLink
 from console.core.start_screens import StartScreen
-from console.keys import KeyHelp, key_help, keymap_in_force
+from console.keys import KeyHelp, key_help, keymap_in_force, normalised_keymap
 from console.operator import Operator
 from console.safe_notify import SafeNotifyApp
 from console.screens.agent import AgentScreen

@@ -1,12 +1,29 @@
 """The key map: every binding has an id (its action name), so config ``[keys]`` can rebind it, and the Help
-screen lists the keys actually in force rather than the defaults."""
+screen lists the keys actually in force rather than the defaults.
+
+The bindings are the one source of the defaults (``default_keymap``); the config's ``[keys]`` table is
+checked here, in Textual's key vocabulary (``checked_keys``, ``unknown_actions``, ``clashes``), since the
+config loader in console/core knows nothing of Textual.
+"""
 
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 
+import msgspec
 from textual.binding import Binding, BindingsMap, BindingType
+from textual.keys import REPLACED_KEYS, Keys, _character_to_key, key_to_character
+
+from console.core.config import Config, ConfigError
+
+# What Textual has no public name for: a printable character's key name ("?" -> "question_mark").
+TEXTUAL_PRIVATE_PARTS = ("textual.keys._character_to_key",)
+_MODIFIERS: Final = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
 
 
 @dataclass(frozen=True)
@@ -181,3 +198,59 @@ def default_keymap(contexts: Mapping[str, Iterable[BindingType]]) -> dict[str, s
             if binding.id is not None:
                 keymap.setdefault(binding.id, binding.key)
     return keymap
+
+
+# --- the config's [keys] table -----------------------------------------------------------------------------
+
+
+@functools.cache
+def _named_keys() -> frozenset[str]:
+    return frozenset(key.value for key in Keys if "+" not in key.value and not key.value.startswith("<"))
+
+
+def normalise_key(key: str) -> str | None:
+    """One key in Textual's long form ("?" -> "question_mark", "ctrl+/" -> "ctrl+slash"), or None."""
+    key = key.strip()
+    if len(key) == 1:
+        return _character_to_key(key)
+    *modifiers, base = key.split("+")
+    if any(modifier not in _MODIFIERS for modifier in modifiers) or not base:
+        return None
+    if base not in _named_keys():
+        character = base if len(base) == 1 else key_to_character(REPLACED_KEYS.get(base, base))
+        if character is None or len(character) != 1 or not character.isprintable():
+            return None
+        base = _character_to_key(character)
+    return "+".join([*modifiers, base])
+
+
+def normalise_keys(spec: str) -> str | None:
+    """A comma-separated key list as Textual's BINDINGS and keymaps take it, normalised; None if bad."""
+    keys = [normalise_key(key) for key in spec.split(",")]
+    return None if not keys or None in keys else ",".join(k for k in keys if k)
+
+
+def normalised_keymap(config: Config) -> dict[str, str]:
+    """``[keys]`` in Textual's long key names, ready for App.set_keymap()."""
+    return {action: normalise_keys(spec) or spec for action, spec in config.keys.items()}
+
+
+def checked_keys(config: Config, path: Path) -> Config:
+    """``config`` with its ``[keys]`` in Textual's long names; a ConfigError (one line naming ``path`` and
+    the key) for the first one that is not a key, as for any other bad value in the file."""
+    for action, spec in config.keys.items():
+        if normalise_keys(spec) is None:
+            problem = f"{spec!r} is not a key (use Textual key names such as q, ctrl+p, question_mark, slash)"
+            raise ConfigError(path, problem, f"keys.{action}")
+    return msgspec.structs.replace(config, keys=normalised_keymap(config))
+
+
+def unknown_actions(config: Config, defaults: Mapping[str, str]) -> list[str]:
+    """One line per ``[keys]`` entry that names no binding of ``defaults`` (binding id -> keys)."""
+    problems = []
+    for action in config.keys:
+        if action not in defaults:
+            close = difflib.get_close_matches(action, list(defaults), n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(defaults))}"
+            problems.append(f"keys.{action}: unknown action ({hint})")
+    return problems

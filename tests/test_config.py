@@ -7,21 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from console.app import binding_contexts
+from console.cli.node_choice import read_config
 from console.core import paths
 from console.core.config import (
-    DEFAULT_KEYS,
     Config,
     ConfigError,
     NodeConfig,
     Threshold,
     Thresholds,
     check_config,
-    effective_keys,
     load_config,
-    normalise_key,
     starter_config,
     write_starter_config,
 )
+from console.keys import clashes, default_keymap, normalise_key, normalised_keymap, unknown_actions
 
 FULL_EXAMPLE = """\
 operator = "alice"                 # who the audit trail names; default: the OS user
@@ -116,7 +116,8 @@ def test_full_example_parses(tmp_path: Path) -> None:
     warning, critical = config.thresholds.gpu_temp_c
     assert (warning, critical) == (75.0, 85.0)
     assert config.thresholds.agent_restarts == (10, 25)  # left out: default
-    assert config.keys == {"quit": "ctrl+q", "help": "question_mark"}  # normalised for App.set_keymap
+    assert config.keys == {"quit": "ctrl+q", "help": "?"}  # as written: the core knows no key names
+    assert read_config(path).keys == {"quit": "ctrl+q", "help": "question_mark"}  # for App.set_keymap
     assert check_config(config) == []
 
 
@@ -166,7 +167,7 @@ def test_each_error_is_one_line_naming_file_and_key(
 ) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as raised:
-        load_config(path)
+        read_config(path)  # as every command reads it: the file, then its [keys] in Textual's names
     message = str(raised.value)
     assert message.startswith(f"{path}: {key}: "), message
     assert problem in message
@@ -257,33 +258,34 @@ def test_starter_config_refuses_to_overwrite(tmp_path: Path) -> None:
     assert load_config(path).nodes[0].name == "local"
 
 
+def _key_problems(path: Path) -> list[str]:
+    """What `fleetdeck config check` says of the file's [keys], by the rules the console applies."""
+    config = read_config(path)
+    contexts = binding_contexts()
+    return unknown_actions(config, default_keymap(contexts)) + clashes(contexts, normalised_keymap(config))
+
+
 def test_key_clash_names_both_actions_and_the_key(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, '[keys]\ndispatch = "q"\n'))
-    assert check_config(config) == ["keys: 'q' is bound to both dispatch and quit"]
+    problems = _key_problems(_write(tmp_path, '[keys]\ndispatch = "q"\n'))
+    assert "key 'q' is bound to both 'dispatch' and 'quit' (node)" in problems
 
 
-def test_key_clash_sees_through_spellings_and_lists(tmp_path: Path) -> None:
-    config = load_config(
-        _write(tmp_path, '[keys]\nfilter = "?"\npalette = "colon,shift+ctrl+k"\naudit = "ctrl+shift+k"\n')
-    )
-    problems = check_config(config)
-    assert "keys: 'question_mark' is bound to both help and filter" in problems
-    assert "keys: 'ctrl+shift+k' is bound to both palette and audit" in problems
-    assert len(problems) == 2
+def test_key_clash_sees_through_spellings(tmp_path: Path) -> None:
+    problems = _key_problems(_write(tmp_path, '[keys]\nfilter = "?"\n'))
+    assert "key '?' is bound to both 'filter' and 'help' (node)" in problems
 
 
 def test_rebinding_away_from_a_default_is_no_clash(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, '[keys]\nquit = "x"\ndispatch = "q"\n'))
-    assert check_config(config) == []
-    assert effective_keys(config)["quit"] == "x"
-    assert effective_keys(config)["help"] == DEFAULT_KEYS["help"]
+    assert _key_problems(_write(tmp_path, '[keys]\nquit = "ctrl+q"\ndispatch = "q"\n')) == []
+    assert default_keymap(binding_contexts())["help"] == "question_mark"  # the bindings are the defaults
 
 
 def test_unknown_action_is_reported(tmp_path: Path) -> None:
-    config = load_config(_write(tmp_path, '[keys]\nquitt = "x"\n'))
-    assert check_config(config) == ["keys.quitt: unknown action (did you mean quit?)"]
-    # The console may pass the binding ids it really has.
-    assert check_config(config, defaults={"quitt": "z"}) == []
+    config = read_config(_write(tmp_path, '[keys]\nquitt = "x"\n'))
+    assert unknown_actions(config, default_keymap(binding_contexts())) == [
+        "keys.quitt: unknown action (did you mean quit?)"
+    ]
+    assert unknown_actions(config, {"quitt": "z"}) == []
 
 
 def test_token_over_plain_http_is_reported(tmp_path: Path) -> None:

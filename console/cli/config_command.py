@@ -10,7 +10,7 @@ from backends.safe_text import terminal_safe
 from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
 from console.cli.node_choice import load_config_of
 from console.core.clock import SystemClock
-from console.core.config import Config, ConfigError, check_config, normalised_keymap, write_starter_config
+from console.core.config import Config, ConfigError, check_config, write_starter_config
 from console.core.fleet_setup import SetupError, configured_links
 
 
@@ -30,12 +30,12 @@ def config(args: argparse.Namespace) -> int:
         return EXIT_OK
     loaded = load_config_of(args)
     from console.app import binding_contexts
-    from console.keys import clashes, default_keymap
+    from console.keys import clashes, default_keymap, normalised_keymap, unknown_actions
     from themes import load_themes
 
     contexts = binding_contexts()
     # Key clashes by the rules the console itself applies the keymap with (console.keys.find_clashes).
-    problems = [p for p in check_config(loaded, default_keymap(contexts)) if not p.startswith("keys: ")]
+    problems = unknown_actions(loaded, default_keymap(contexts)) + check_config(loaded)
     problems += [f"keys: {clash}" for clash in clashes(contexts, normalised_keymap(loaded))]
     problems += _node_setup_problems(loaded)
     theme_names = {t.name for t in load_themes(paths.user_themes_dir())[0]}

@@ -82,10 +82,11 @@ def plan(args: argparse.Namespace) -> int:
     from backends.local.planfile import PlanError
     from backends.local.store import Store, StoreError
     from backends.model import to_builtins
-    from console.core.config import ConfigError, load_config
+    from console.cli.node_choice import read_config
+    from console.core.config import ConfigError
 
     try:
-        operator = load_config(Path(args.config) if args.config else None).operator
+        operator = read_config(Path(args.config) if args.config else None).operator
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     try:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from console.cli.exits import EXIT_USAGE, CliError
+from console.core import paths
 from console.core.config import Config, ConfigError, load_config
 from console.core.fleet_setup import SetupError, configured_links, demo_links, local_link
 from console.core.node_link import NodeLink
@@ -17,12 +18,24 @@ Clock = Callable[[], float]
 
 
 def load_config_of(args: argparse.Namespace) -> Config:
+    """The config file ``--config`` names (it must exist), else the default one (it may be missing)."""
     try:
         if getattr(args, "config", None):
-            return load_config(Path(args.config), missing_ok=False)
-        return load_config()
+            return read_config(Path(args.config), missing_ok=False)
+        return read_config()
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def read_config(path: Path | None = None, *, missing_ok: bool | None = None) -> Config:
+    """The config as every command reads it: console.core.config.load_config, then its ``[keys]`` checked
+    and spelled in Textual's key names (a bad one is a ConfigError like any other bad value)."""
+    config = load_config(path, missing_ok=missing_ok)
+    if config.keys:  # Textual's key vocabulary is imported only for a config that rebinds keys
+        from console.keys import checked_keys
+
+        config = checked_keys(config, path or paths.config_file())
+    return config
 
 
 LOCAL_NODE = "local"  # the node there is when none is configured, as `--node local` names it

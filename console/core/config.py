@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import getpass
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Final, NamedTuple, get_args, get_origin, get_type_hints
 
@@ -32,14 +31,6 @@ from console.core import paths
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 # Names are typed to confirm actions on production nodes and passed to --node: one plain word.
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-# Key bindings by Textual binding id; `Config.keys` overrides them and is meant for App.set_keymap().
-DEFAULT_KEYS: Final[Mapping[str, str]] = {
-    "help": "question_mark", "filter": "slash", "palette": "colon", "open": "enter", "back": "escape",
-    "logs": "l", "follow": "f", "sort": "o", "reverse_sort": "O", "dispatch": "d", "pause": "p",
-    "stop": "s", "checkpoint": "c", "rollback": "r", "audit": "a", "theme": "t", "quit": "q",
-    "all_agents": "0",
-}  # fmt: skip
 
 
 class Threshold(NamedTuple):
@@ -203,7 +194,7 @@ def config_from_dict(data: dict[str, Any], path: Path) -> Config:
     config = msgspec.structs.replace(config, nodes=nodes)
     for key, problem in _post_check(config):
         raise ConfigError(path, problem, key)
-    return msgspec.structs.replace(config, keys=normalised_keymap(config))
+    return config
 
 
 def _position(key: str | None, order: list[str]) -> int:
@@ -379,85 +370,13 @@ def _post_check(config: Config) -> Iterator[tuple[str, str]]:
             yield f"thresholds.{name.name}", f"warning {warning:g} is above critical {critical:g}"
         if name.name.endswith("_percent") and critical > 100:
             yield f"thresholds.{name.name}", f"critical {critical:g} is above 100 percent"
-    for action, spec in config.keys.items():
-        if normalise_keys(spec) is None:
-            yield (
-                f"keys.{action}",
-                (f"{spec!r} is not a key (use Textual key names such as q, ctrl+p, question_mark, slash)"),
-            )
 
 
-# --- key names --------------------------------------------------------------------------------------------
-
-_MODIFIERS: Final = frozenset({"ctrl", "shift", "alt", "meta", "super", "hyper"})
-
-
-@functools.cache
-def _named_keys() -> frozenset[str]:
-    from textual.keys import Keys
-
-    return frozenset(key.value for key in Keys if "+" not in key.value and not key.value.startswith("<"))
-
-
-def normalise_key(key: str) -> str | None:
-    """One key in Textual's long form ("?" -> "question_mark", "ctrl+/" -> "ctrl+slash"), or None."""
-    # Imported here, not at the top: importing textual costs `status` and the other scripted commands a
-    # tenth of a second, and they only need it when the config rebinds keys.
-    from textual.keys import REPLACED_KEYS, _character_to_key, key_to_character
-
-    key = key.strip()
-    if len(key) == 1:
-        return _character_to_key(key)
-    *modifiers, base = key.split("+")
-    if any(modifier not in _MODIFIERS for modifier in modifiers) or not base:
-        return None
-    if base not in _named_keys():
-        character = base if len(base) == 1 else key_to_character(REPLACED_KEYS.get(base, base))
-        if character is None or len(character) != 1 or not character.isprintable():
-            return None
-        base = _character_to_key(character)
-    return "+".join([*modifiers, base])
-
-
-def normalise_keys(spec: str) -> str | None:
-    """A comma-separated key list as Textual's BINDINGS and keymaps take it, normalised; None if bad."""
-    keys = [normalise_key(key) for key in spec.split(",")]
-    return None if not keys or None in keys else ",".join(k for k in keys if k)
-
-
-def normalised_keymap(config: Config) -> dict[str, str]:
-    """``[keys]`` in Textual's long key names, ready for App.set_keymap()."""
-    return {action: normalise_keys(spec) or spec for action, spec in config.keys.items()}
-
-
-def effective_keys(config: Config, defaults: Mapping[str, str] = DEFAULT_KEYS) -> dict[str, str]:
-    """The default bindings with the config's overrides on top."""
-    return {**defaults, **config.keys}
-
-
-def check_config(config: Config, defaults: Mapping[str, str] = DEFAULT_KEYS) -> list[str]:
-    """Problems that do not stop fleetdeck but the operator should hear about (one line each).
-
-    `defaults` is the binding-id -> keys map the console actually uses; a theme name is the caller's
-    to check, since only the App knows which themes exist.
-    """
+def check_config(config: Config) -> list[str]:
+    """Problems that do not stop fleetdeck but the operator should hear about (one line each): what a
+    node's backend warns of (a token that would cross the network in clear text). The keys and the theme
+    are the console's to check (console/keys.py, themes), since only it knows its bindings and themes."""
     problems: list[str] = []
-    for action in config.keys:
-        if action not in defaults:
-            close = difflib.get_close_matches(action, list(defaults), n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(sorted(defaults))}"
-            problems.append(f"keys.{action}: unknown action ({hint})")
-    bound_to: dict[str, list[str]] = {}
-    for action, spec in effective_keys(config, defaults).items():
-        for key in (normalise_keys(spec) or spec).split(","):
-            # Modifier order is not meaning: ctrl+shift+x and shift+ctrl+x are one key.
-            *modifiers, base = key.split("+")
-            bound_to.setdefault("+".join([*sorted(modifiers), base]), []).append(action)
-    problems.extend(
-        f"keys: {key!r} is bound to both {' and '.join(actions)}"
-        for key, actions in bound_to.items()
-        if len(actions) > 1
-    )
     for index, node in enumerate(config.nodes):
         problems.extend(
             f"nodes[{index}]{'.' + key if key else ''}: {problem}"
