@@ -46,11 +46,13 @@ class BareApp(App[None]):
         self.received.append(message)
 
 
-async def _demo_link() -> tuple[NodeLink, FrozenClock]:
+async def _node_screen_app() -> tuple[BareApp, NodeLink]:
+    """A BareApp showing a NodeScreen on one primed demo node, and that node."""
     clock = FrozenClock(T0)
     links = demo_links(seed=7, nodes=1, agents=20, clock=clock)
     await prime(links, clock)
-    return links[0], clock
+    link = links[0]
+    return BareApp(lambda host: NodeScreen(_context(host, link, clock), link)), link
 
 
 def _context(app: App[None], link: NodeLink, clock: FrozenClock) -> DeckContext:
@@ -68,8 +70,7 @@ def _context(app: App[None], link: NodeLink, clock: FrozenClock) -> DeckContext:
 
 
 async def test_the_node_screen_runs_on_its_context_and_asks_the_app_to_open_an_agent_and_logs() -> None:
-    link, clock = await _demo_link()
-    app = BareApp(lambda host: NodeScreen(_context(host, link, clock), link))
+    app, link = await _node_screen_app()
     async with app.run_test(size=WIDE) as pilot:
         await pilot.pause()
         screen = app.screen
@@ -93,8 +94,7 @@ async def test_the_node_screen_runs_on_its_context_and_asks_the_app_to_open_an_a
 
 
 async def test_an_action_polls_the_node_and_tells_the_app_to_repaint_it() -> None:
-    link, clock = await _demo_link()
-    app = BareApp(lambda host: NodeScreen(_context(host, link, clock), link))
+    app, link = await _node_screen_app()
     async with app.run_test(size=WIDE) as pilot:
         await pilot.pause()
         screen = app.screen
