@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
 from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import SystemCommand
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -118,7 +119,6 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             raise ValueError("fleetdeck needs at least one node")
         self.links: dict[str, NodeLink] = {link.name: link for link in links}
         self.config = config
-        self.operator = config.operator
         self.actions = Operator(self, operator=config.operator, clock=clock, refresh_s=config.refresh_s)
         self.clock = clock
         self.frozen = frozen
@@ -153,6 +153,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             frozen=frozen,
             actions=self.actions,
             key_help=self.key_help,
+            send=self.send,
         )
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -176,7 +177,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             # after the first poll (at once, for everyone), each node is polled at its own moment within
             # the refresh interval: a hundred nodes polled in the same instant block the screen for as
             # long as all their snapshots take together
-            self._poll_loop(link, spread_s=self.refresh_s * index / len(self.links))
+            spread_s = self.refresh_s * index / len(self.links)
+            self.run_worker(self._poll_loop(link, spread_s), group="poll", name=f"poll {link.name}")
         # Logs start once the first frame is on screen: reading a node's backlog can take a while, and the
         # operator wants to see the fleet first.
         self.call_after_refresh(self._start_logs)
@@ -184,7 +186,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
     def _start_logs(self) -> None:
         for link in self.links.values():
             if link.backend.supports("logs"):
-                self._log_loop(link)
+                self.run_worker(self._log_loop(link), group="logs", name=f"logs {link.name}")
         self.set_interval(LOG_FLUSH_S, self._flush_logs)
 
     def on_unmount(self) -> None:
@@ -227,7 +229,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     # --- workers ---------------------------------------------------------------------------------------
 
-    @work(group="poll")
+    # The per-node loops are started with run_worker, not @work: their names say which node a worker
+    # list or an error report is about.
     async def _poll_loop(self, link: NodeLink, spread_s: float) -> None:
         await link.poll(timeout=max(2.0, 3 * self.refresh_s))
         self._node_updated(link)
@@ -245,7 +248,6 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
         if self.tune_gc and not self._first_polls_due:
             _tune_gc()
 
-    @work(group="logs")
     async def _log_loop(self, link: NodeLink) -> None:
         delay = LOG_RETRY_S[0]
         while True:
@@ -265,13 +267,10 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             await asyncio.sleep(delay)
             delay = min(delay * 2, LOG_RETRY_S[1])
 
-    def node_refreshed(self, link: NodeLink) -> None:
-        """Repaint what shows ``link`` now (after an action), without waiting for the next poll."""
-        self._node_updated(link)
-
     @on(messages.NodeRefreshed)
     def _action_done(self, message: messages.NodeRefreshed) -> None:
-        self.node_refreshed(message.link)
+        """Repaint what shows the node now (after an action), without waiting for the next poll."""
+        self._node_updated(message.link)
         self.refresh_audit()
 
     def update_alerts(self, link: NodeLink) -> None:
@@ -298,21 +297,23 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     # --- navigation ------------------------------------------------------------------------------------
 
-    @on(messages.OpenNode)
-    def _open_node(self, message: messages.OpenNode) -> None:
-        self.open_node(message.link, tab=message.tab)
+    def send(self, message: Message) -> None:
+        """Act on a screen's message now (DeckContext.send): see console/messages.py for why not later."""
+        match message:
+            case messages.OpenNode():
+                self.open_node(message.link, tab=message.tab)
+            case messages.OpenAgent():
+                self.open_agent(message.link, message.agent_id)
+            case messages.OpenLogs():
+                self.open_logs(message.node, message.source)
+            case messages.OpenAllAgents():
+                self.open_all_agents()
+            case _:
+                self.post_message(message)
 
-    @on(messages.OpenAgent)
-    def _open_agent(self, message: messages.OpenAgent) -> None:
-        self.open_agent(message.link, message.agent_id)
-
-    @on(messages.OpenLogs)
-    def _open_logs(self, message: messages.OpenLogs) -> None:
-        self.open_logs(message.node, message.source)
-
-    @on(messages.OpenAllAgents)
-    def _open_all_agents(self) -> None:
-        self.open_all_agents()
+    @on(messages.Navigation)
+    def _navigation_posted(self, message: messages.Navigation) -> None:
+        self.send(message)
 
     def open_node(self, link: NodeLink, tab: str | None = None) -> None:
         screen = NodeScreen(self.deck, link)
@@ -366,7 +367,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.deck, link=self.current_link()))
+            self.push_screen(HelpScreen(self.deck))
 
     def action_cycle_theme(self) -> None:
         names = self.theme_cycle()

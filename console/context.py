@@ -1,5 +1,5 @@
 """What the app hands every screen: the nodes, the clock, the alert book, the thresholds and the operator's
-actions. Screens read these and post messages (console/messages.py) for anything the app does: opening a
+actions. Screens read these and send messages (console/messages.py) for anything the app does: opening a
 screen, repainting after an action. So a screen never imports the app, and can be built in a test with a
 context of its own.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from textual.message import Message
 
 from console.core.alert_book import AlertBook
 from console.core.config import Thresholds
@@ -26,6 +28,7 @@ class DeckContext:
     frozen: bool  # a snapshot: no polling, data never ages
     actions: Operator
     key_help: Callable[[], list[KeyHelp]]  # every key in force, the config's rebinding applied
+    send: Callable[[Message], None]  # hands the app a message to act on now (console/messages.py)
 
     def threshold(self, name: str) -> tuple[float, float] | None:
         """(warning, critical) of the threshold ``name``, or None when the config has none by that name."""

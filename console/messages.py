@@ -1,6 +1,11 @@
-"""What screens and the operator's actions ask of the app, as messages: they bubble up from a screen to the
-app, which owns the screen stack (as Textual's own widgets post messages to their parents rather than
-calling up into them)."""
+"""What screens and the operator's actions ask of the app, as messages (as Textual's own widgets tell their
+parents what happened rather than calling up into them).
+
+A Navigation message is handed to the app through the screen's context (``DeckContext.send``), which acts
+on it at once: a key that opens a screen must have opened it before the next key of a burst is read, and a
+posted message would queue behind that key. Posted anyway (by a widget), it works the same, only later.
+NodeRefreshed is posted: it comes from a worker, after the node was polled again.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,11 @@ from textual.message import Message
 from console.core.node_link import NodeLink
 
 
-class OpenNode(Message):
+class Navigation(Message):
+    """Show another screen."""
+
+
+class OpenNode(Navigation):
     """Show ``link``'s Node screen; on ``tab`` in the narrow (tabbed) layout (the wide one shows every
     panel)."""
 
@@ -19,7 +28,7 @@ class OpenNode(Message):
         self.tab = tab
 
 
-class OpenAgent(Message):
+class OpenAgent(Navigation):
     """Show one agent's detail."""
 
     def __init__(self, link: NodeLink, agent_id: str) -> None:
@@ -28,7 +37,7 @@ class OpenAgent(Message):
         self.agent_id = agent_id
 
 
-class OpenLogs(Message):
+class OpenLogs(Navigation):
     """Show the full-screen logs of ``node`` (every node's, merged, when None), of ``source`` only if
     given."""
 
@@ -38,7 +47,7 @@ class OpenLogs(Message):
         self.source = source
 
 
-class OpenAllAgents(Message):
+class OpenAllAgents(Navigation):
     """Show every node's agents in one table (one such screen at most: an open one comes back to the top)."""
 
 

@@ -31,6 +31,7 @@ from console.core.config import Config, NodeConfig, Thresholds
 from console.core.fleet_setup import configured_links, demo_links, local_link
 from console.core.node_link import NodeLink
 from console.core.status import fleet_status
+from console.messages import NodeRefreshed
 from widgets.attention import AttentionList
 
 from .agents.local_node import LocalNode, wait_for
@@ -231,7 +232,7 @@ async def repoll(pilot: Any, app: FleetDeckApp, link: NodeLink, clock: FrozenClo
     """A few seconds on, the node polled and its screens repainted (as after an operator's action)."""
     clock.advance(5)
     assert await link.poll(timeout=10)
-    app.node_refreshed(link)
+    app.post_message(NodeRefreshed(link))
     await pilot.pause()
 
 

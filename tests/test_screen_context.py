@@ -1,10 +1,12 @@
 """A screen needs only the context it is handed: it runs in a plain Textual App (not FleetDeckApp), and what
-only the app can do (open another screen, repaint after an action) reaches the app as messages."""
+only the app can do (open another screen, repaint after an action) reaches the app as messages. A key that
+opens a screen has opened it before the next key of a burst is read."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.message import Message
 
@@ -17,6 +19,7 @@ from console.core.fleet_setup import demo_links
 from console.core.node_link import NodeLink
 from console.messages import NodeRefreshed, OpenAgent, OpenLogs
 from console.operator import Operator
+from console.screens.logs import LogsScreen
 from console.screens.node import NodeScreen
 from console.snapshot import prime
 from tests.conftest import T0
@@ -35,12 +38,6 @@ class BareApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(self.make_screen(self))
-
-    def on_open_agent(self, message: OpenAgent) -> None:
-        self.received.append(message)
-
-    def on_open_logs(self, message: OpenLogs) -> None:
-        self.received.append(message)
 
     def on_node_refreshed(self, message: NodeRefreshed) -> None:
         self.received.append(message)
@@ -66,6 +63,7 @@ def _context(app: App[None], link: NodeLink, clock: FrozenClock) -> DeckContext:
         frozen=True,
         actions=Operator(app, operator="tester", clock=clock, refresh_s=config.refresh_s),
         key_help=list,
+        send=app.received.append,  # type: ignore[attr-defined]
     )
 
 
@@ -109,3 +107,17 @@ async def test_an_action_polls_the_node_and_tells_the_app_to_repaint_it() -> Non
         assert [m.link for m in refreshed] == [link]
         paused = next(a for a in link.snapshot.agents if a.id == running.id)  # type: ignore[union-attr]
         assert paused.state == "paused"  # polled again before the message: the app repaints what is true
+
+
+async def test_a_burst_of_keys_opens_one_screen_per_key_that_opens_one(frozen_demo_app_async) -> None:
+    """Two `l` in one read: the first opens the node's logs, the second reaches the Logs screen (where it is
+    no key), never the Node screen again, which would stack a second Logs screen."""
+    app = await frozen_demo_app_async(screen="node")
+    async with app.run_test(size=WIDE) as pilot:
+        await pilot.pause()
+        below = len(app.screen_stack)
+        for _ in range(2):  # queued together, as a terminal delivers a burst (pilot.press waits between)
+            app.post_message(events.Key("l", "l"))
+        await pilot.pause()
+        await pilot.pause()
+        assert [type(s) for s in app.screen_stack[below:]] == [LogsScreen]

@@ -1,5 +1,5 @@
-"""The screens the console can open on (``--screen``, ``fleetdeck snapshot --screen``): one list, read by
-the command line for its choices and by the app for what each name opens."""
+"""The screens the console can open on (``fleetdeck snapshot --screen``, FleetDeckApp's ``start_screen``):
+one list, read by the command line for its choices and by the app for what each name opens."""
 
 from __future__ import annotations
 

@@ -152,7 +152,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         self.app.pop_screen()
 
     def action_logs(self) -> None:
-        self.post_message(OpenLogs(node=self.link.name, source=self.agent_id))
+        self.navigate(OpenLogs(node=self.link.name, source=self.agent_id))
 
     def action_toggle_follow(self) -> None:
         view = self.query_one(LogView)

@@ -240,7 +240,7 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def action_open_agent(self) -> None:
         row = self.query_one(AgentsTable).row_at_cursor()
         if row is not None:
-            self.post_message(OpenAgent(self.deck.links[row[0]], row[1].id))
+            self.navigate(OpenAgent(self.deck.links[row[0]], row[1].id))
 
     def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
         if isinstance(event.data_table, AgentsTable):
@@ -249,9 +249,9 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def action_logs(self) -> None:
         row = self.query_one(AgentsTable).row_at_cursor()
         if row is None:
-            self.post_message(OpenLogs(node=None))
+            self.navigate(OpenLogs(node=None))
         else:
-            self.post_message(OpenLogs(node=row[0], source=row[1].id))
+            self.navigate(OpenLogs(node=row[0], source=row[1].id))
 
     def action_filter(self) -> None:
         self.query_one("#filter", FilterBox).open()

@@ -104,7 +104,7 @@ class AttentionHandlers:
             return
         tab = subject_tab(event.row.subject)
         if tab is None:
-            cast(Any, self).post_message(OpenAgent(link, event.row.subject.split(":", 1)[1]))
+            cast(Any, self).navigate(OpenAgent(link, event.row.subject.split(":", 1)[1]))
         else:
             self.show_node_tab(link, tab)
 

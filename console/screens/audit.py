@@ -120,7 +120,7 @@ class AuditScreen(FleetDeckScreen):
     # --- fetching ----------------------------------------------------------------------------------------
 
     def refresh_audit(self) -> Worker[None]:
-        """Fetch newer entries from every node now; the action runner calls this after each action."""
+        """Fetch newer entries from every node now; the app calls this after each action (NodeRefreshed)."""
         return self._fetch_in_worker(list(self.deck.links.values()))
 
     # A worker bound to this screen: leaving it cancels fetches nobody will see.

@@ -1,5 +1,5 @@
 """What every fleetdeck screen shares: the context the app hands it (``self.deck``), and the refresh hooks
-the app calls. A screen never reaches up into the app: it reads its context and posts messages."""
+the app calls. A screen never reaches up into the app: it reads its context and sends messages."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from widgets.data_age import Freshness
 if TYPE_CHECKING:
     from console.context import DeckContext
     from console.core.node_link import NodeLink
+    from console.messages import Navigation
 
 
 class FleetDeckScreen(Screen[None]):
@@ -26,6 +27,10 @@ class FleetDeckScreen(Screen[None]):
     def __init__(self, deck: DeckContext) -> None:
         super().__init__()
         self.deck = deck
+
+    def navigate(self, message: Navigation) -> None:
+        """Have the app show another screen, before the next key is read (see console/messages.py)."""
+        self.deck.send(message)
 
     def freshness(self, link: NodeLink) -> tuple[Freshness, str]:
         fresh = link.freshness(self.deck.refresh_s, frozen=self.deck.frozen)

@@ -113,21 +113,21 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         fill_attention(self.query_one("#attention-panel"), self.deck.alert_book, self.deck.clock())
 
     def show_node_tab(self, link: NodeLink, tab: str) -> None:
-        self.post_message(OpenNode(link, tab))
+        self.navigate(OpenNode(link, tab))
 
     def action_open_node(self) -> None:
         name = self.query_one(FleetTable).node_at_cursor()
         if name is not None:
-            self.post_message(OpenNode(self.deck.links[name]))
+            self.navigate(OpenNode(self.deck.links[name]))
 
     def on_data_table_row_selected(self, event: FleetTable.RowSelected) -> None:
         self.action_open_node()
 
     def action_logs(self) -> None:
-        self.post_message(OpenLogs(node=None))
+        self.navigate(OpenLogs(node=None))
 
     def action_all_agents(self) -> None:
-        self.post_message(OpenAllAgents())
+        self.navigate(OpenAllAgents())
 
 
 def _pressed(event: events.Key, keys: list[str]) -> bool:

@@ -11,8 +11,6 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.context import DeckContext
-from console.core.node_link import NodeLink
 from console.keys import KeyHelp
 from widgets.key_footer import KeyFooter
 from widgets.safe import safe_text
@@ -52,10 +50,6 @@ class HelpScreen(FleetDeckScreen):
 
     BINDINGS = [Binding("escape,q,question_mark", "back", "Close help", id="close_help")]
 
-    def __init__(self, deck: DeckContext, link: NodeLink | None = None) -> None:
-        super().__init__(deck)
-        self.link = link  # the node on screen below: its actions' keys say whether they are off there
-
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-body", classes="panel") as body:
             body.border_title = "Keys"
@@ -71,10 +65,10 @@ class HelpScreen(FleetDeckScreen):
         yield KeyFooter(order=FOOTER_ORDER)
 
     def _actions_off(self) -> dict[str, str]:
-        """Binding id -> why it is off, for the node on screen (or every node, when one is read-only)."""
+        """Binding id -> why it is off on some node (Help is one list for the whole fleet)."""
         from console.screens.action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 
-        links = [self.link] if self.link else list(self.deck.links.values())
+        links = list(self.deck.links.values())
         off: dict[str, str] = {}
         for binding in ACTION_BINDINGS:
             capability = ACTION_CAPABILITY[binding.action]

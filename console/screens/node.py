@@ -342,10 +342,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     def action_open_agent(self) -> None:
         agent = self.query_one(AgentsTable).agent_at_cursor()
         if agent is not None:
-            self.post_message(OpenAgent(self.link, agent.id))
+            self.navigate(OpenAgent(self.link, agent.id))
 
     def action_logs(self) -> None:
-        self.post_message(OpenLogs(node=self.link.name))
+        self.navigate(OpenLogs(node=self.link.name))
 
     def action_toggle_follow(self) -> None:
         view = self.query_one(LogView)
