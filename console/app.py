@@ -1,7 +1,7 @@
 """The fleetdeck App: wires nodes (NodeLinks over backends) to screens, runs the polling and log workers,
 and owns the things every screen shares: the clock, thresholds, themes, keys and the command palette.
 
-Attributes go down, messages come up: each screen is handed a DeckContext (console/context.py) and posts
+Attributes go down, messages come up: each screen is handed a DeckContext (console/context.py) and sends
 the messages of console/messages.py for what only the app does (open a screen, repaint after an action).
 
 Polling and log streaming run in workers; the UI thread only copies finished snapshots into widgets. A slow

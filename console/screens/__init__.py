@@ -1,1 +1,1 @@
-"""Screens: each is handed a DeckContext (console/context.py) and posts console/messages.py up."""
+"""Screens: each is handed a DeckContext (console/context.py) and sends console/messages.py up."""
