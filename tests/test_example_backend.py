@@ -102,9 +102,7 @@ def test_a_missing_fleet_file_is_a_setup_problem_naming_it(run, tmp_path: Path) 
     path = config(tmp_path, 'path = "gone.toml"\n')
     result = run("--config", path, "config", "check")
     assert result.returncode == 2
-    assert f"nodes[0]: node 'lab-07': node lab-07: fleet file {tmp_path / 'gone.toml'} does not exist" in (
-        result.stdout
-    )
+    assert f"nodes[0]: node 'lab-07': fleet file {tmp_path / 'gone.toml'} does not exist" in (result.stdout)
 
 
 def test_status_and_agents_show_its_agents(run, tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ class StaticBackend(Backend):
         it. The file says each agent's health itself: no thresholds here."""
         options = node.backend_options
         if Path(options.path).suffix not in SUFFIXES:  # options built in code are not validated
-            raise Invalid(f"node {node.name}: path must name a .toml or .json file, not {options.path}")
+            raise Invalid(f"path must name a .toml or .json file, not {options.path}")
         backend = cls(
             Path(options.path).expanduser(),
             node_name=node.name,
@@ -90,7 +90,7 @@ class StaticBackend(Backend):
         try:
             backend._read()
         except FleetFileError as exc:
-            raise Invalid(f"node {node.name}: {exc}") from None
+            raise Invalid(str(exc)) from None
         return backend
 
     def __repr__(self) -> str:
