@@ -103,6 +103,9 @@ class SystemMetrics(Model, frozen=True, kw_only=True):
     swap_used: Bytes | None = None
     disk_total: Bytes | None = None
     disk_used: Bytes | None = None
+    # what an unprivileged user may still write (statvfs f_bavail): with reserved blocks, total - used is
+    # more than this, and df's Use% is used / (used + available), not used / total
+    disk_available: Bytes | None = None
     uptime_s: Seconds | None = None
 
 

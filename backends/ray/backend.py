@@ -55,7 +55,12 @@ class RayBackend(Backend):
         self._state = RayState(settings.state_dir)
         self._actions = RayActions(self._client, self._state, node=settings.node_name, clock=clock)
         self._logs = JobLogs(
-            self._client, clock=clock, sleep=sleep, poll_s=settings.log_poll_s, max_jobs=settings.max_jobs
+            self._client,
+            state_dir=settings.state_dir,
+            clock=clock,
+            sleep=sleep,
+            poll_s=settings.log_poll_s,
+            max_jobs=settings.max_jobs,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()  # the poll and log workers may both open first

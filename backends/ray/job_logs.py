@@ -14,6 +14,7 @@ import asyncio
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -37,8 +38,16 @@ _STATUS_LEVEL: dict[str, LogLevel] = {"FAILED": "error", "STOPPED": "warning"}
 
 class JobLogs:
     def __init__(
-        self, client: RayClient, *, clock: Callable[[], float], sleep: Sleep, poll_s: float, max_jobs: int
+        self,
+        client: RayClient,
+        *,
+        state_dir: Path,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        poll_s: float,
+        max_jobs: int,
     ) -> None:
+        self._state_dir = state_dir
         self._client = client
         self._clock = clock
         self._sleep = sleep
