@@ -8,10 +8,11 @@ idempotent as well. Retried on no answer at all and on 502/503/504; never on ano
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -25,6 +26,9 @@ from .settings import RaySettings
 Sleep = Callable[[float], Awaitable[None]]
 RETRY_STATUSES = frozenset({502, 503, 504})
 BUDGET_S = 15.0  # no new try starts this long after the call began
+# A followed log file is silent while nothing is written (Ray sends no keepalive): only a stream quiet for
+# this long is taken for a dead connection, and opened again from where its reader had got to.
+STREAM_SILENCE_S = 300.0
 
 
 class RayClient:
@@ -96,6 +100,27 @@ class RayClient:
                     raise failure
                 return response
             await self._sleep(delay)
+
+    async def get_text(self, path: str, params: Mapping[str, Any] | None = None) -> str:
+        response = await self.send("GET", path, params=params, retry=True)
+        if not response.is_success:
+            raise error_for_response(response, self.settings)
+        return response.text
+
+    @contextlib.asynccontextmanager
+    async def stream_text(self, path: str, params: Mapping[str, Any]) -> AsyncIterator[AsyncIterator[str]]:
+        """A streamed GET's text as it comes (one try: the caller knows how to resume)."""
+        if self._client is None:
+            raise Unreachable(f"Ray cluster {self.settings.node_name}: the connection is closed")
+        timeout = httpx.Timeout(STREAM_SILENCE_S, connect=self.settings.connect_timeout_s)
+        try:
+            async with self._client.stream("GET", path, params=params, timeout=timeout) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise error_for_response(response, self.settings)
+                yield response.aiter_text()
+        except httpx.TransportError as exc:
+            raise transport_failure(exc, self.settings) from None
 
     def decode(self, response: httpx.Response) -> Any:
         if not response.is_success:

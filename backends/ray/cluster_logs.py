@@ -1,0 +1,403 @@
+"""A Ray cluster's logs as fleetdeck log records: every submitted job's driver log and every actor's worker
+files, each line once, in order, numbered by a seq that survives restarts (``log_store.py``).
+
+Which files (``log_sources.py``): the jobs of ``GET /api/jobs/`` and the actors of ``GET /api/v0/actors``.
+
+How they are read (Ray's HTTP API has no "from this offset"):
+
+* **Following** (``records(follow=True)``): one ``GET /api/v0/logs/stream`` per file that is still being
+  written (Ray's own follow: the dashboard agent sends each new block as it is written), at most
+  ``max_streams`` at once, others waiting their turn. A stream sends only what is new, so a poll never
+  downloads a log again; only a stream that broke is opened again from the top, its lines up to the
+  file's cursor skipped. A file whose job or actor is over is read on until it has been quiet for two
+  intervals, then closed and marked finished.
+* **Once** (``records(follow=False)``, and a file that ended before anyone followed it): the whole file,
+  ``GET /api/jobs/{id}/logs`` or ``GET /api/v0/logs/file``; a finished file is never asked for again.
+
+A job's status changes are records too (``job X FAILED: <why>``), written after the job's last line, so a
+follower sees a job end after its output. A line of a driver's log that is Ray's copy of an actor's output
+(``(Printer pid=7681) ...``) is left out there when that actor's own file is read, so it is shown once,
+under the actor.
+
+What a follower is told: lines past its cursor in seq order; where retention dropped lines it had not yet
+read, one warning record saying how many (seq a-b). While the dashboard cannot be reached, following goes
+on retrying (every poll, with backoff up to 30 s) and says so once, in a warning record, and once more when
+it answers again: a brief outage loses nothing, since every file resumes from its cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from backends.errors import AuthFailed, BackendError, Forbidden, NotFound, TimedOut, Unreachable
+from backends.model import LogLevel, LogRecord
+
+from .client import RayClient
+from .log_lines import FETCHED, SourceReader, is_marker
+from .log_sources import LogFile, log_files
+from .log_store import LogStore, NewLine
+
+Sleep = Callable[[float], Awaitable[None]]
+READ_BATCH = 2000  # records handed to a follower per store read
+FETCH_AT_ONCE = 4  # whole-file fetches in flight at once
+MAX_BACKOFF_S = 30.0
+_MEND_LATER = (Unreachable, TimedOut, NotFound)  # a retry mends these; AuthFailed and Forbidden it does not
+
+
+class ClusterLogs:
+    def __init__(
+        self,
+        client: RayClient,
+        *,
+        state_dir: Path,
+        clock: Callable[[], float],
+        sleep: Sleep,
+        poll_s: float,
+        max_jobs: int,
+        max_streams: int = 16,
+        url: str = "",
+    ) -> None:
+        self._client = client
+        self._state_dir = state_dir
+        self._clock = clock
+        self._sleep = sleep
+        self._poll_s = poll_s
+        self._max_jobs = max_jobs
+        self._max_streams = max_streams
+        self._url = url
+        self._store: LogStore | None = None
+        self._store_lock = asyncio.Lock()
+        self._catch_up_lock = asyncio.Lock()  # two one-shot reads of one backend read each file once
+        self._fetches = asyncio.Semaphore(FETCH_AT_ONCE)
+        self._changed = asyncio.Condition()
+        self._followers = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._streams: dict[str, _Stream] = {}
+        self._fatal: BackendError | None = None
+        self._notice_key = f"notice:{uuid.uuid4().hex}"
+        self._notices = 0
+
+    # --- what a reader gets --------------------------------------------------------------------------------
+
+    async def records(self, since_seq: int, follow: bool) -> AsyncIterator[LogRecord]:
+        store = await self._open_store()
+        if not follow:
+            await self.catch_up()
+        else:
+            self._start_following()
+        cursor = since_seq
+        try:
+            while True:
+                if self._fatal is not None:
+                    raise self._fatal
+                batch = await asyncio.to_thread(store.after, cursor, READ_BATCH)
+                for record in batch:
+                    if cursor > 0 and record.seq > cursor + 1:
+                        yield self._gap(cursor, record.seq)
+                    cursor = record.seq
+                    yield record
+                if len(batch) == READ_BATCH:
+                    continue
+                if not follow:
+                    return
+                async with self._changed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), self._poll_s)
+        finally:
+            if follow:
+                self._stop_following()
+
+    def _gap(self, cursor: int, seq: int) -> LogRecord:
+        missed = seq - cursor - 1
+        lines = "line" if missed == 1 else "lines"
+        return LogRecord(
+            seq=seq - 1,
+            ts=self._clock(),
+            level="warning",
+            source="node",
+            message=(
+                f"{missed} log {lines} (seq {cursor + 1}–{seq - 1}) had already been dropped by the node's "
+                "retention before they could be read"
+            ),
+            fields={"gap": missed},
+        )
+
+    async def _open_store(self) -> LogStore:
+        async with self._store_lock:
+            if self._store is None:
+                self._store = await asyncio.to_thread(LogStore, self._state_dir)
+            return self._store
+
+    async def close(self) -> None:
+        for stream in list(self._streams.values()):
+            stream.task.cancel()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        self._supervisor = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # --- reading every file once ---------------------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """Read every unfinished file whole, once; raises when the dashboard cannot be read."""
+        store = await self._open_store()
+        async with self._catch_up_lock:
+            files, actor_pids = await log_files(self._client, max_jobs=self._max_jobs)
+            cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files])
+            todo = [f for f in files if not cursors.get(f.key, (0, False))[1]]
+            await asyncio.gather(*(self._read_whole(f, actor_pids) for f in todo))
+            await self._add_statuses(files)
+        await self._announce()
+
+    async def _read_whole(self, file: LogFile, actor_pids: frozenset[int]) -> None:
+        async with self._fetches:
+            try:
+                text = await self._fetch_whole(file)
+            except NotFound:
+                return  # deleted, or not written yet: asked again next time
+        pieces = text.split("\n")
+        complete = pieces if file.over else pieces[:-1]  # the last piece is a line still being written
+        if complete and complete[-1] == "":
+            complete = complete[:-1]
+        await self._keep(file, complete, 0, actor_pids, finished=file.over)
+        if file.over:
+            await self._add_statuses([file])  # right after its last line
+
+    async def _fetch_whole(self, file: LogFile) -> str:
+        if file.job_id is not None:
+            answer = await self._client.get_json(f"/api/jobs/{quote(file.job_id, safe='')}/logs")
+            text = answer.get("logs") if isinstance(answer, dict) else None
+            return str(text or "")
+        return await self._client.get_text("/api/v0/logs/file", {**file.params, "lines": -1})
+
+    async def _keep(
+        self,
+        file: LogFile,
+        lines: list[str],
+        first_line: int,
+        actor_pids: frozenset[int],
+        *,
+        finished: bool,
+        reader: SourceReader | None = None,
+    ) -> None:
+        """Offer ``lines`` (numbered from ``first_line`` in their file) to the store."""
+        store = await self._open_store()
+        reader = reader or SourceReader()
+        now = self._clock()
+        offered: list[NewLine] = []
+        for number, raw in enumerate(lines, start=first_line):
+            if file.worker_file and number < 3 and is_marker(raw):
+                continue
+            read = reader.read(raw)
+            if file.job_id is not None and read.worker_pid in actor_pids:
+                continue  # an actor's line, shown once: from the actor's own file
+            fields = dict(file.fields)
+            if read.worker_pid is not None:
+                fields.update(worker=read.worker, pid=read.worker_pid)
+            if read.ts is None:
+                fields["time"] = FETCHED
+            offered.append(
+                NewLine(
+                    line=number,
+                    ts=read.ts if read.ts is not None else now,
+                    level=read.level,
+                    source=file.owner,
+                    message=read.message,
+                    fields=fields,
+                )
+            )
+        # the cursor moves past every line looked at, those left out included
+        upto = first_line + len(lines)
+        added = await asyncio.to_thread(store.add, file.key, offered, finished=finished, upto=upto)
+        if added or finished:
+            await self._announce()
+
+    async def _add_statuses(self, files: list[LogFile]) -> None:
+        store = await self._open_store()
+        cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files if f.job_id])
+        for file in files:
+            if file.status is None:
+                continue
+            final = file.over
+            if final and not cursors.get(file.key, (0, False))[1]:
+                continue  # told once the job's last lines are in
+            status_line = NewLine(
+                line=file.status_rank,
+                ts=file.status_at or self._clock(),
+                level=file.status_level,
+                source=file.owner,
+                message=file.status,
+                fields={**file.fields, "status": file.status_word},
+            )
+            await asyncio.to_thread(store.add, f"{file.key}:status", [status_line], upto=file.status_rank + 1)
+
+    async def _announce(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # --- following -----------------------------------------------------------------------------------------
+
+    def _start_following(self) -> None:
+        self._followers += 1
+        if self._supervisor is None or self._supervisor.done():
+            self._fatal = None
+            self._supervisor = asyncio.create_task(self._supervise(), name="ray-log-supervisor")
+
+    def _stop_following(self) -> None:
+        self._followers -= 1
+        if self._followers > 0:
+            return
+        for stream in list(self._streams.values()):
+            stream.task.cancel()
+        self._streams.clear()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            self._supervisor = None
+
+    async def _supervise(self) -> None:
+        failures = 0
+        down_since: float | None = None
+        while True:
+            try:
+                await self._follow_round()
+            except _MEND_LATER as exc:
+                failures += 1
+                if down_since is None:
+                    down_since = time.monotonic()
+                    await self._notice(
+                        "warning",
+                        f"the Ray dashboard {self._url} cannot be read ({exc}); retrying, and every log "
+                        "file will be read on from where it was",
+                    )
+                await self._sleep(min(MAX_BACKOFF_S, self._poll_s * 2 ** min(failures, 6)))
+                continue
+            except (AuthFailed, Forbidden) as exc:
+                self._fatal = exc
+                await self._announce()
+                return
+            except BackendError:  # the store cannot be written (a full disk): nothing is lost,
+                failures += 1  # the cursors did not move, so the lines are read again once it can
+                if down_since is None:
+                    down_since = time.monotonic()
+                await self._sleep(min(MAX_BACKOFF_S, self._poll_s * 2 ** min(failures, 6)))
+                continue
+            if down_since is not None:
+                away = time.monotonic() - down_since
+                await self._notice("info", f"the Ray dashboard answers again after {away:.0f} s")
+                failures, down_since = 0, None
+            await self._sleep(self._poll_s)
+
+    async def _follow_round(self) -> None:
+        store = await self._open_store()
+        files, actor_pids = await log_files(self._client, max_jobs=self._max_jobs)
+        cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files])
+        once: list[LogFile] = []
+        for file in files:
+            stream = self._streams.get(file.key)
+            if stream is not None:
+                stream.file = file  # it may have ended since
+                stream.actor_pids = actor_pids
+                continue
+            kept, finished = cursors.get(file.key, (0, False))
+            if finished:
+                continue
+            if file.over and kept == 0:
+                once.append(file)  # ended before anyone followed it: its whole file, once
+            elif len(self._streams) < self._max_streams:
+                self._streams[file.key] = _Stream(self, file, kept, actor_pids)
+        for key, stream in list(self._streams.items()):
+            if stream.task.done():
+                del self._streams[key]
+                with contextlib.suppress(asyncio.CancelledError):
+                    problem = stream.task.exception()
+                    if isinstance(problem, (AuthFailed, Forbidden)):
+                        raise problem
+        await asyncio.gather(*(self._read_whole(f, actor_pids) for f in once))
+        await self._add_statuses(files)
+
+    async def _notice(self, level: LogLevel, message: str) -> None:
+        store = await self._open_store()
+        line = NewLine(
+            line=self._notices, ts=self._clock(), level=level, source="node", message=message, fields={}
+        )
+        self._notices += 1
+        with contextlib.suppress(BackendError):
+            await asyncio.to_thread(store.add, self._notice_key, [line], upto=self._notices)
+        await self._announce()
+
+
+class _Stream:
+    """One followed file: ``GET /api/v0/logs/stream`` from the top, lines up to the cursor skipped."""
+
+    def __init__(self, logs: ClusterLogs, file: LogFile, kept: int, actor_pids: frozenset[int]) -> None:
+        self.logs = logs
+        self.file = file
+        self.kept = kept
+        self.actor_pids = actor_pids
+        self.task = asyncio.create_task(self._run(), name=f"ray-log {file.key}")
+
+    async def _run(self) -> None:
+        logs = self.logs
+        params = {**self.file.params, "lines": -1, "interval": logs._poll_s}
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        reader = SourceReader()
+        number = 0  # the file's line the next complete line is
+        pending = ""
+        ended = False
+        async with logs._client.stream_text("/api/v0/logs/stream", params) as chunks:
+            pump = asyncio.create_task(_pump(chunks, queue))
+            try:
+                while True:
+                    quiet = 2 * logs._poll_s if self.file.over else logs._poll_s * 5
+                    try:
+                        chunk = await asyncio.wait_for(queue.get(), quiet)
+                    except TimeoutError:
+                        if self.file.over:
+                            ended = True
+                            break  # ended, and nothing more came: the file is read to its end
+                        continue
+                    if chunk is None:
+                        ended = self.file.over  # Ray ended the stream: the end, if the file is over
+                        break
+                    if isinstance(chunk, BaseException):
+                        raise chunk  # inside the stream's block, so a transport error is told in words
+                    pieces = (pending + chunk).split("\n")
+                    pending = pieces.pop()
+                    skip = min(len(pieces), max(0, self.kept - number))
+                    for raw in pieces[:skip]:
+                        reader.read(raw)  # already kept: they still move the traceback state along
+                    fresh, first = pieces[skip:], number + skip
+                    number += len(pieces)
+                    if fresh:
+                        await logs._keep(
+                            self.file, fresh, first, self.actor_pids, finished=False, reader=reader
+                        )
+                        self.kept = max(self.kept, first + len(fresh))
+            finally:
+                pump.cancel()
+        if self.file.over and ended:
+            tail = [pending] if pending else []
+            await logs._keep(self.file, tail, number, self.actor_pids, finished=True, reader=reader)
+            await logs._add_statuses([self.file])
+
+
+async def _pump(chunks: AsyncIterator[str], queue: asyncio.Queue[str | BaseException | None]) -> None:
+    """Hands a stream's chunks over through a queue, so the reader can wait with a timeout without
+    cancelling a read in the middle of the stream; a failure is handed over too, not swallowed."""
+    try:
+        async for chunk in chunks:
+            await queue.put(chunk)
+    except Exception as exc:
+        await queue.put(exc)
+        return
+    await queue.put(None)
