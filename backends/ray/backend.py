@@ -32,7 +32,7 @@ from . import jobs as job_model
 from .actions import ROLLBACK_WORDS, RayActions
 from .actors import agents_from, internal_actor
 from .client import RayClient, Sleep
-from .job_logs import JobLogs
+from .cluster_logs import ClusterLogs
 from .machines import cluster_from, nodes_from, summaries_from
 from .settings import RayOptions, RaySettings, settings_from_config
 from .state import RayState
@@ -54,13 +54,14 @@ class RayBackend(Backend):
         self._client = RayClient(settings, sleep=sleep)
         self._state = RayState(settings.state_dir)
         self._actions = RayActions(self._client, self._state, node=settings.node_name, clock=clock)
-        self._logs = JobLogs(
+        self._logs = ClusterLogs(
             self._client,
             state_dir=settings.state_dir,
             clock=clock,
             sleep=sleep,
             poll_s=settings.log_poll_s,
             max_jobs=settings.max_jobs,
+            url=settings.url,
         )
         self._opened = False
         self._open_lock = asyncio.Lock()  # the poll and log workers may both open first
@@ -128,6 +129,7 @@ class RayBackend(Backend):
 
     async def close(self) -> None:
         self._opened = False
+        await self._logs.close()
         await self._client.aclose()
 
     # --- reading -----------------------------------------------------------------------------------------
