@@ -108,6 +108,20 @@ class SystemMetrics(Model, frozen=True, kw_only=True):
     disk_available: Bytes | None = None
     uptime_s: Seconds | None = None
 
+    @property
+    def disk_use_percent(self) -> int | None:
+        """Disk use as df's Use% says it: used / (used + available), rounded up to a whole percent (so any
+        use at all reads at least 1%). A node that does not send ``disk_available`` (one from before it
+        existed) gets used / total, rounded up the same way. None where it cannot be known."""
+        used = self.disk_used
+        if used is None:
+            return None
+        whole = used + self.disk_available if self.disk_available is not None else self.disk_total
+        if not whole:
+            return None
+        return min(100, -(-used * 100 // whole))  # integer ceiling, as df computes it
+
+
 
 # --- GPUs ----------------------------------------------------------------------------------------------
 

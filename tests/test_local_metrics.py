@@ -78,14 +78,20 @@ def test_cpu_percent_is_none_until_an_interval_has_passed(tmp_path: Path) -> Non
     assert sampler.sample().cpu_percent == measured
 
 
-def test_cpu_percent_not_made_up_when_priming_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cpu_percent_not_made_up_when_priming_failed(tmp_path: Path) -> None:
     clock = Clock()
-    monkeypatch.setattr(psutil, "cpu_percent", _raise)
-    sampler = HostSampler(tmp_path, monotonic=clock)
-    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 0.0)
-    assert sampler.sample().cpu_percent is None  # this call only set the baseline
+    zero = psutil.cpu_times()._replace(**dict.fromkeys(psutil.cpu_times()._fields, 0.0))
+    counters: list[object] = [OSError("simulated failure"), zero, zero._replace(user=37.5, idle=62.5)]
+
+    def cpu_times() -> object:
+        value = counters.pop(0)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    sampler = HostSampler(tmp_path, monotonic=clock, cpu_times=cpu_times)
+    assert sampler.sample().cpu_percent is None  # this reading only set the baseline
     clock.now += 1.0
-    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 37.5)
     assert sampler.sample().cpu_percent == 37.5
 
 

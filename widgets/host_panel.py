@@ -37,12 +37,19 @@ def host_table(system: SystemMetrics, mem_levels: tuple[float, float] | None) ->
     table.add_row("Memory", mem)
     table.add_row("Available", fmt_bytes(system.mem_available))
     table.add_row("Swap", f"{fmt_bytes(system.swap_used)} / {fmt_bytes(system.swap_total)}")
-    disk_pct = ratio(system.disk_used, system.disk_total)
-    table.add_row(
-        "Disk", f"{fmt_bytes(system.disk_used)} / {fmt_bytes(system.disk_total)} ({fmt_percent(disk_pct)})"
-    )
+    table.add_row("Disk", disk_text(system))
     table.add_row("Uptime", fmt_duration(system.uptime_s))
     return table
+
+
+def disk_text(system: SystemMetrics) -> str:
+    """Used / size (Use% as df computes it) · what is still free to write, as df's Avail; a node that does
+    not send the available space gets no "free" part, and its percent is used / size."""
+    used, size = fmt_bytes(system.disk_used), fmt_bytes(system.disk_total)
+    text = f"{used} / {size} ({fmt_percent(system.disk_use_percent)})"
+    if system.disk_available is not None:
+        text += f" · {fmt_bytes(system.disk_available)} free"
+    return text
 
 
 class HostPanel(Vertical):

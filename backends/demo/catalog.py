@@ -44,6 +44,10 @@ REGIONS: tuple[str, ...] = ("eu-west-1", "us-east-1", "us-west-2", "eu-central-1
 _ENV_SHORT: dict[str, str] = {"production": "prod", "staging": "stage", "dev": "dev"}
 
 
+# mke2fs's default: 5% of an ext4 filesystem is reserved for root, so df's Avail is less than size - used.
+DISK_RESERVED_SHARE = 0.05
+
+
 @dataclass(frozen=True, slots=True)
 class NodeSpec:
     """The static shape of one node: who it is and what hardware it has."""
@@ -60,6 +64,11 @@ class NodeSpec:
     swap_total: int
     disk_total: int
     boot_age_s: float  # how long before genesis the machine booted
+
+    @property
+    def disk_reserved(self) -> int:
+        """Blocks the filesystem keeps for root: counted neither as used nor as available, as df shows."""
+        return int(self.disk_total * DISK_RESERVED_SHARE)
 
     @property
     def hostname(self) -> str:

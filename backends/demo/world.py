@@ -102,9 +102,13 @@ class World:
         )
         cache = int(spec.mem_total * 0.06)
         disk_used = int(
-            spec.disk_total * 0.41
-            + max(t - self.genesis, 0.0) * 400_000
-            + spec.disk_total * 0.01 * wave(t, 3600, p[4])
+            clamp(
+                spec.disk_total * 0.41
+                + max(t - self.genesis, 0.0) * 400_000
+                + spec.disk_total * 0.01 * wave(t, 3600, p[4]),
+                0,
+                spec.disk_total,
+            )
         )
         return SystemMetrics(
             cpu_percent=round(load * 100, 1),
@@ -120,7 +124,8 @@ class World:
             swap_total=spec.swap_total,
             swap_used=int(spec.swap_total * clamp(0.03 + 0.02 * wave(t, 4000, p[5]), 0.0, 1.0)),
             disk_total=spec.disk_total,
-            disk_used=int(clamp(disk_used, 0, spec.disk_total)),
+            disk_used=disk_used,
+            disk_available=max(spec.disk_total - spec.disk_reserved - disk_used, 0),
             uptime_s=round(max(t - self.boot_time, 0.0), 1),
         )
 

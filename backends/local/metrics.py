@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import psutil
 
@@ -23,9 +24,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# psutil.cpu_percent(interval=None) compares against the previous call. Two calls closer together than a
-# few scheduler ticks see (almost) no elapsed CPU time and psutil answers 0.0, which would be a made-up
-# idle reading; below this gap we repeat the last real value (or None) instead of asking again.
+# Each sampler measures CPU use between its own readings of psutil.cpu_times(). Two readings closer
+# together than a few scheduler ticks see (almost) no elapsed CPU time, and their ratio would be noise or
+# a made-up idle 0.0; below this gap the last real value (or None) is repeated instead.
 MIN_CPU_INTERVAL_S = 0.1
 
 # A guard against a cycle or an absurdly deep tree when walking parents (pid namespaces can be odd).
@@ -55,10 +56,32 @@ def _existing_path(path: Path) -> Path:
     return candidate
 
 
+def _busy_and_total(before: Any, after: Any) -> tuple[float, float]:
+    """Busy and total CPU seconds between two psutil.cpu_times() readings, counted as psutil's cpu_percent
+    counts them: total is every field but guest time (Linux already counts it in user and nice), busy is
+    total less idle and iowait. A field that went backwards (a kernel accounting glitch psutil and top
+    also meet) counts as 0 rather than subtracting."""
+    deltas = {name: max(0.0, getattr(after, name) - getattr(before, name)) for name in after._fields}
+    total = sum(deltas.values()) - deltas.get("guest", 0.0) - deltas.get("guest_nice", 0.0)
+    busy = total - deltas.get("idle", 0.0) - deltas.get("iowait", 0.0)
+    return max(0.0, busy), total
+
+
+def _cpu_seconds(times: Any) -> float:
+    return float(sum(times))
+
+
 class HostSampler:
     """Samples this machine's CPU, load, memory, swap, disk (of the state dir) and uptime.
 
-    ``monotonic`` and ``wall`` are injectable so tests can control the CPU-interval gate and uptime.
+    CPU use is measured between this sampler's own readings of the CPU counters, never through psutil's
+    process-wide (per-thread) ``cpu_percent`` baseline: another sampler, a /metrics scrape or a second
+    backend in the same process cannot shorten this one's interval to nothing, and a thread-pool worker
+    sampling for the first time does not read the 0.0 of an unprimed baseline. The first sample is None
+    unless ``MIN_CPU_INTERVAL_S`` has passed since the sampler was made.
+
+    ``monotonic``, ``wall`` and ``cpu_times`` are injectable so tests can control the CPU-interval gate,
+    uptime and the counters.
     """
 
     def __init__(
@@ -67,19 +90,25 @@ class HostSampler:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        cpu_times: Callable[[], Any] = psutil.cpu_times,
     ) -> None:
         self._state_dir = Path(state_dir)
         self._monotonic = monotonic
         self._wall = wall
+        self._cpu_times = cpu_times
+        self._cpu_lock = threading.Lock()  # snapshots may be taken in two worker threads at once
         self._last_cpu: float | None = None
-        # Prime psutil's baseline now, so the first sample() that comes a refresh later measures a real
-        # interval rather than returning the meaningless 0.0 of a first call.
-        primed = _attempt("cpu_percent", lambda: psutil.cpu_percent(interval=None))
-        self._cpu_asked_at: float | None = self._monotonic() if primed is not None else None
+        # The baseline: counters and when they were read. Primed now, so the first sample() that comes a
+        # refresh later measures a real interval.
+        self._cpu_base: Any = None
+        self._cpu_base_at = 0.0
+        self._prime(self._monotonic())
 
     def sample(self) -> SystemMetrics:
         vm = _attempt("virtual_memory", psutil.virtual_memory)
         swap = _attempt("swap_memory", psutil.swap_memory)
+        # psutil's `free` is statvfs f_bavail (what an unprivileged user may still write: df's Avail);
+        # `used` is f_blocks - f_bfree, as df counts it
         disk = _attempt("disk_usage", lambda: psutil.disk_usage(str(_existing_path(self._state_dir))))
         return SystemMetrics(
             cpu_percent=self._cpu_percent(),
@@ -92,24 +121,38 @@ class HostSampler:
             swap_used=None if swap is None else int(swap.used),
             disk_total=None if disk is None else int(disk.total),
             disk_used=None if disk is None else int(disk.used),
+            disk_available=None if disk is None else int(disk.free),
             uptime_s=_attempt("uptime", self._uptime),
         )
 
+    def _prime(self, now: float) -> None:
+        self._cpu_base = _attempt("cpu_times", self._cpu_times)
+        self._cpu_base_at = now
+
     def _cpu_percent(self) -> float | None:
-        now = self._monotonic()
-        if self._cpu_asked_at is not None and now - self._cpu_asked_at < MIN_CPU_INTERVAL_S:
-            # Too soon to measure anything: repeat the last real value; None if there has been none yet.
+        with self._cpu_lock:
+            now = self._monotonic()
+            if self._cpu_base is None:
+                # Priming failed (at construction or last time): this reading only sets the baseline.
+                self._prime(now)
+                return None
+            if now - self._cpu_base_at < MIN_CPU_INTERVAL_S:
+                # Too soon to measure anything: repeat the last real value; None if there has been none yet.
+                return self._last_cpu
+            times = _attempt("cpu_times", self._cpu_times)
+            if times is None:
+                return None  # unknown this time; the baseline stays, so the next reading spans the gap
+            if _cpu_seconds(times) < _cpu_seconds(self._cpu_base):
+                # The counters went back as a whole (a restored VM, a CPU taken offline): what lies
+                # between is not an interval. Start again from here.
+                self._cpu_base, self._cpu_base_at, self._last_cpu = times, now, None
+                return None
+            busy, total = _busy_and_total(self._cpu_base, times)
+            if total <= 0:
+                return self._last_cpu  # no tick counted yet: nothing measured, keep the baseline
+            self._cpu_base, self._cpu_base_at = times, now
+            self._last_cpu = _clamp_percent(round(busy / total * 100.0, 1))
             return self._last_cpu
-        value = _attempt("cpu_percent", lambda: psutil.cpu_percent(interval=None))
-        if value is None:
-            return None
-        first_call = self._cpu_asked_at is None
-        self._cpu_asked_at = now
-        if first_call:
-            # Priming failed at construction, so this call only set psutil's baseline: its 0.0 means nothing.
-            return None
-        self._last_cpu = _clamp_percent(value)
-        return self._last_cpu
 
     @staticmethod
     def _load_avg() -> LoadAvg | None:

@@ -102,6 +102,7 @@ def _system(machines: list[dict[str, Any]], head: dict[str, Any] | None) -> Syst
         mem_used=_sum_int([_at(m, 3) for m in mems]),
         disk_total=_sum_int([d[0] for d in disks]),
         disk_used=_sum_int([d[1] for d in disks]),
+        disk_available=_disk_available(disks),
         uptime_s=uptime,
     )
 
@@ -161,12 +162,24 @@ def _raylet(summary: dict[str, Any]) -> dict[str, Any]:
     return raylet if isinstance(raylet, dict) else {}
 
 
-def _root_disk(machine: dict[str, Any]) -> tuple[float | None, float | None]:
+def _root_disk(machine: dict[str, Any]) -> tuple[float | None, float | None, float | None]:
+    """Total, used and available of a machine's ``/``: Ray's reporter sends psutil.disk_usage per mount, whose
+    ``free`` is statvfs f_bavail (df's Avail, reserved blocks left out)."""
     disk = machine.get("disk")
     root = disk.get("/") if isinstance(disk, dict) else None
     if not isinstance(root, dict):
-        return None, None
-    return _num(root.get("total")), _num(root.get("used"))
+        return None, None, None
+    free = _num(root.get("free"))
+    return _num(root.get("total")), _num(root.get("used")), free if free is not None and free >= 0 else None
+
+
+def _disk_available(disks: list[tuple[float | None, float | None, float | None]]) -> int | None:
+    """The machines' available space summed, only where every machine counted in ``used`` says it: a part
+    would set a partial Avail against the whole Used, and the console falls back to used / total."""
+    counted = [d for d in disks if d[1] is not None and d[1] >= 0]
+    if not counted or any(d[2] is None for d in counted):
+        return None
+    return _sum_int([d[2] for d in counted])
 
 
 def _list(value: Any) -> list[Any]:
