@@ -285,11 +285,11 @@ def test_metrics_parse_and_match_the_snapshot(open_url: str) -> None:
         return [(s.labels, s.value) for s in families[f"fleetdeck_{name}"].samples]
 
     assert samples("node_info")[0][0]["node"] == snapshot.node.name
-    states = {labels["agent"]: labels["state"] for labels, _ in samples("agent_state")}
+    states = {labels["agent"]: labels["state"] for labels, value in samples("agent_state") if value == 1}
     assert states == {a.id: a.state for a in snapshot.agents}
     by_state = {labels["state"]: value for labels, value in samples("agents_by_state")}
     assert sum(by_state.values()) == len(snapshot.agents) and "paused" in by_state
-    rss = {labels["agent"]: value for labels, value in samples("agent_rss_bytes")}
+    rss = {labels["agent"]: value for labels, value in samples("agent_resident_memory_bytes")}
     assert rss == {a.id: float(a.rss_bytes) for a in snapshot.agents if a.rss_bytes is not None}
     if snapshot.gpus:
         temps = {labels["gpu"]: value for labels, value in samples("gpu_temperature_celsius")}
@@ -312,10 +312,10 @@ def test_metrics_leave_unknown_values_out() -> None:
     )
     text = MetricsExporter().render(snapshot).decode()
     names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
-    assert "fleetdeck_host_cpu_percent" in names and "fleetdeck_host_memory_total_bytes" not in names
-    assert "fleetdeck_agent_cpu_percent" in names  # a real 0 is kept...
-    assert "fleetdeck_agent_rss_bytes" not in names  # ...an unknown is not made one
-    assert "fleetdeck_agent_heartbeat_age_seconds" not in names
+    assert "fleetdeck_host_cpu_usage_ratio" in names and "fleetdeck_host_memory_total_bytes" not in names
+    assert "fleetdeck_agent_cpu_usage_ratio" in names  # a real 0 is kept...
+    assert "fleetdeck_agent_resident_memory_bytes" not in names  # ...an unknown is not made one
+    assert "fleetdeck_agent_heartbeat_timestamp_seconds" not in names
 
 
 def test_concurrent_reads_share_one_backend_snapshot(demo: DemoBackend) -> None:
