@@ -40,11 +40,12 @@ from backends.model import LogLevel, LogRecord
 
 from .client import RayClient
 from .log_lines import FETCHED, SourceReader, is_marker
-from .log_sources import LogFile, log_files
+from .log_sources import LogFile, actor_files, job_files
 from .log_store import LogStore, NewLine
 
 Sleep = Callable[[float], Awaitable[None]]
 READ_BATCH = 2000  # records handed to a follower per store read
+ACTORS_EVERY_S = 5.0  # the actor list (a heavy state-API call) is asked for at most this often
 FETCH_AT_ONCE = 4  # whole-file fetches in flight at once
 MAX_BACKOFF_S = 30.0
 _MEND_LATER = (Unreachable, TimedOut, NotFound)  # a retry mends these; AuthFailed and Forbidden it does not
@@ -80,6 +81,8 @@ class ClusterLogs:
         self._supervisor: asyncio.Task[None] | None = None
         self._streams: dict[str, _Stream] = {}
         self._fatal: BackendError | None = None
+        self._retry_at: dict[str, tuple[float, int]] = {}  # a failed stream's next try, and its failures
+        self._actors: tuple[float, list[LogFile], frozenset[int]] | None = None
         self._notice_key = f"notice:{uuid.uuid4().hex}"
         self._notices = 0
 
@@ -152,7 +155,7 @@ class ClusterLogs:
         """Read every unfinished file whole, once; raises when the dashboard cannot be read."""
         store = await self._open_store()
         async with self._catch_up_lock:
-            files, actor_pids = await log_files(self._client, max_jobs=self._max_jobs)
+            files, actor_pids = await self._files(fresh=True)
             cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files])
             todo = [f for f in files if not cursors.get(f.key, (0, False))[1]]
             await asyncio.gather(*(self._read_whole(f, actor_pids) for f in todo))
@@ -299,8 +302,9 @@ class ClusterLogs:
 
     async def _follow_round(self) -> None:
         store = await self._open_store()
-        files, actor_pids = await log_files(self._client, max_jobs=self._max_jobs)
+        files, actor_pids = await self._files(fresh=False)
         cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files])
+        now = time.monotonic()
         once: list[LogFile] = []
         for file in files:
             stream = self._streams.get(file.key)
@@ -311,19 +315,42 @@ class ClusterLogs:
             kept, finished = cursors.get(file.key, (0, False))
             if finished:
                 continue
-            if file.over and kept == 0:
+            if file.over and (kept == 0 or not file.followable):
                 once.append(file)  # ended before anyone followed it: its whole file, once
-            elif len(self._streams) < self._max_streams:
+            elif (
+                file.followable
+                and len(self._streams) < self._max_streams
+                and self._retry_at.get(file.key, (0.0, 0))[0] <= now
+            ):
                 self._streams[file.key] = _Stream(self, file, kept, actor_pids)
         for key, stream in list(self._streams.items()):
             if stream.task.done():
                 del self._streams[key]
-                with contextlib.suppress(asyncio.CancelledError):
-                    problem = stream.task.exception()
-                    if isinstance(problem, (AuthFailed, Forbidden)):
-                        raise problem
+                problem = None if stream.task.cancelled() else stream.task.exception()
+                if isinstance(problem, (AuthFailed, Forbidden)):
+                    raise problem
+                if problem is None:
+                    self._retry_at.pop(key, None)
+                else:  # e.g. an actor's file not written yet: asked again later, less and less often
+                    failures = self._retry_at.get(key, (0.0, 0))[1] + 1
+                    self._retry_at[key] = (now + min(MAX_BACKOFF_S, self._poll_s * 2**failures), failures)
         await asyncio.gather(*(self._read_whole(f, actor_pids) for f in once))
         await self._add_statuses(files)
+
+    async def _files(self, *, fresh: bool) -> tuple[list[LogFile], frozenset[int]]:
+        """Every job's file (asked each time) and the actors' (at most every :data:`ACTORS_EVERY_S`
+        unless ``fresh``)."""
+        now = time.monotonic()
+        cached = self._actors
+        if fresh or cached is None or now - cached[0] >= max(ACTORS_EVERY_S, self._poll_s):
+            jobs, (actors, pids) = await asyncio.gather(
+                job_files(self._client, max_jobs=self._max_jobs), actor_files(self._client)
+            )
+            self._actors = (now, actors, pids)
+        else:
+            jobs = await job_files(self._client, max_jobs=self._max_jobs)
+            actors, pids = cached[1], cached[2]
+        return jobs + actors, pids
 
     async def _notice(self, level: LogLevel, message: str) -> None:
         store = await self._open_store()

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +35,13 @@ class LogFile:
     over: bool  # its job or actor has ended: once read to its end, the file is finished
     fields: dict[str, Any] = field(default_factory=dict)
     job_id: str | None = None  # a job's driver log (read whole through the job API)
+
+    @property
+    def followable(self) -> bool:
+        """Whether Ray can stream it yet: a job's file is found through its driver's node, which a
+        pending job does not have."""
+        return bool(self.params)
+
     worker_file: bool = False  # opens with Ray's ":job_id:" markers
     status: str | None = None  # a job's status line, e.g. "job j1 FAILED: RuntimeError: boom"
     status_word: str = ""
@@ -44,17 +50,17 @@ class LogFile:
     status_at: float | None = None
 
 
-async def log_files(client: RayClient, *, max_jobs: int) -> tuple[list[LogFile], frozenset[int]]:
-    """The files to read, and the pids of the actors among them (whose copies in a driver's log are
-    left out there)."""
-    listed, actors = await asyncio.gather(
-        client.get_json("/api/jobs/"),
-        client.get_json("/api/v0/actors", {"detail": "1", "limit": ACTOR_LIMIT}),
-    )
+async def job_files(client: RayClient, *, max_jobs: int) -> list[LogFile]:
+    listed = await client.get_json("/api/jobs/")
     jobs = job_model.ordered(listed if isinstance(listed, list) else [], max_jobs)
-    files = [f for f in (_job_file(j) for j in jobs) if f is not None]
-    actor_files, pids = _actor_files(_result_list(actors))
-    return files + actor_files, pids
+    return [f for f in (_job_file(j) for j in jobs) if f is not None]
+
+
+async def actor_files(client: RayClient) -> tuple[list[LogFile], frozenset[int]]:
+    """The actors' files, and the pids of those actors (whose copies in a driver's log are left out
+    there)."""
+    actors = await client.get_json("/api/v0/actors", {"detail": "1", "limit": ACTOR_LIMIT})
+    return _actor_files(_result_list(actors))
 
 
 def _job_file(job: dict[str, Any]) -> LogFile | None:

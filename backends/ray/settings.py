@@ -28,6 +28,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "insecure": False,
     "log_poll_s": 1.0,  # how often a following log stream asks the dashboard for new lines
     "max_jobs": 50,  # the newest jobs shown as phases and tasks, and whose logs are read
+    "max_log_streams": 16,  # log files followed at once (each holds one of the dashboard's request slots)
     "state_dir": None,
 }
 _SECONDS = ("connect_timeout_s", "read_timeout_s", "log_poll_s")
@@ -57,6 +58,7 @@ class RaySettings:
     attempts: int = 3
     log_poll_s: float = 1.0
     max_jobs: int = 50
+    max_log_streams: int = 16
 
     @property
     def is_https(self) -> bool:
@@ -103,6 +105,7 @@ def settings_from_config(node: NodeSettings[RayOptions]) -> RaySettings:
         attempts=int(options["attempts"]),
         log_poll_s=float(options["log_poll_s"]),
         max_jobs=int(options["max_jobs"]),
+        max_log_streams=int(options["max_log_streams"]),
     )
     if settings.ca_bundle is not None and settings.insecure:
         raise Invalid(f"node {name}: ca_bundle and options.insecure are both set; keep one")
@@ -125,7 +128,7 @@ def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     merged = {**DEFAULT_OPTIONS, **options}
     if not isinstance(merged["insecure"], bool):
         raise Invalid(f"node {name}: option 'insecure' must be true or false, not {merged['insecure']!r}")
-    for key, low, high in (("attempts", 1, 10), ("max_jobs", 1, 10_000)):
+    for key, low, high in (("attempts", 1, 10), ("max_jobs", 1, 10_000), ("max_log_streams", 1, 64)):
         value = merged[key]
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise Invalid(
