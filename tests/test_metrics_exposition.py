@@ -189,6 +189,20 @@ def scrape(url: str) -> str:
     return response.text
 
 
+def test_a_scraper_that_accepts_gzip_gets_the_same_text_compressed(demo_url: str) -> None:
+    import gzip
+
+    plain = as_owner.get(f"{demo_url}/metrics", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept-Encoding"
+    with as_owner.stream("GET", f"{demo_url}/metrics", headers={"Accept-Encoding": "gzip"}) as zipped:
+        raw = b"".join(zipped.iter_raw())
+        assert zipped.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(raw) == plain.content
+    assert len(raw) * 5 < len(plain.content)  # the repeated state series compress well
+    refused = as_owner.get(f"{demo_url}/metrics", headers={"Accept-Encoding": "gzip;q=0"})
+    assert "content-encoding" not in refused.headers
+
+
 def test_state_and_health_series_stay_the_same_while_agents_change_state(
     demo_url: str, clock: FrozenClock
 ) -> None:
