@@ -10,7 +10,8 @@ An unknown value is ``None`` (rendered "n/a"), never a made-up 0.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, get_args
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -33,7 +34,8 @@ GpuStatusKind = Literal["ok", "no_driver", "error"]
 AgentKind = Literal["process", "reporting", "actor"]
 AgentState = Literal["starting", "running", "idle", "paused", "stopping", "stopped", "failed", "unknown"]
 Health = Literal["healthy", "degraded", "unhealthy", "unknown"]
-PhaseStatus = Literal["pending", "active", "paused", "blocked", "done", "failed"]
+# "stopped": ended on request before it finished (a Ray job stopped): over, but neither done nor failed
+PhaseStatus = Literal["pending", "active", "paused", "blocked", "done", "failed", "stopped"]
 MilestoneStatus = Literal["pending", "active", "passed", "failed"]
 GateDecision = Literal["go", "no-go", "pending"]
 TaskStatus = Literal["queued", "running", "paused", "succeeded", "failed", "cancelled", "rolled_back"]
@@ -174,6 +176,36 @@ class Agent(Model, frozen=True, kw_only=True):
     started_at: Timestamp | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def dead(self) -> bool:
+        """Dead for good, so kept only as history: a Ray actor that Ray reports DEAD (``kind`` "actor" in
+        state stopped or failed). Ray never brings a dead actor back (a new one with its name is a new
+        actor), so it is not counted in a node's health (:func:`health_count`) and raises no alert. A failed
+        or crash-looping process or reporting agent is not dead in this sense: it can be started again, and
+        stays a live problem."""
+        return self.kind == "actor" and self.state in ("stopped", "failed")
+
+
+class HealthCount(NamedTuple):
+    healthy: int  # alive and healthy
+    alive: int  # every agent but the dead
+    dead: int
+
+
+def health_count(agents: Iterable[Agent]) -> HealthCount:
+    """How many agents are healthy, of how many alive, and how many are dead: the one rule every count of a
+    node's or fleet's health follows ("3/3 alive healthy · 5 dead"). The dead are history
+    (:attr:`Agent.dead`): counted apart, never against health. Every other agent counts, whatever its state,
+    so a failed or stopped local agent keeps a node below full health until it is dealt with."""
+    healthy = alive = dead = 0
+    for agent in agents:
+        if agent.dead:
+            dead += 1
+        else:
+            alive += 1
+            healthy += agent.health == "healthy"
+    return HealthCount(healthy, alive, dead)
+
 
 # --- the plan ------------------------------------------------------------------------------------------
 
@@ -205,6 +237,9 @@ class Milestone(Model, frozen=True, kw_only=True):
 
 
 class Gate(Model, frozen=True, kw_only=True):
+    """A phase's go/no-go gate. The default (pending, no reasons) is what a phase without a gate carries (a
+    Ray job has none): a gate a node judges always says why, so the console shows no gate for it."""
+
     decision: GateDecision = "pending"
     reasons: tuple[str, ...] = ()
 
@@ -220,6 +255,9 @@ class Phase(Model, frozen=True, kw_only=True):
     due_at: Timestamp | None = None
     milestones: tuple[Milestone, ...] = ()
     gate: Gate = field(default_factory=Gate)
+    # why the phase stands as it does, in the node's words, where its status alone does not say: the cause a
+    # failed Ray job ended with ("RuntimeError: boom ..."), how a stopped one was stopped
+    status_reason: str | None = None
 
 
 # --- work ----------------------------------------------------------------------------------------------

@@ -114,6 +114,7 @@ PHASE = Phase(
     due_at=T0 + 2 * 86_400,
     milestones=(MILESTONE,),
     gate=GATE,
+    status_reason="milestone w1 failed",
 )
 TASK = Task(
     id="task-17",

@@ -9,6 +9,9 @@ With ``node_column`` it shows the agents of many nodes: a Node column (filterabl
 others), and the rows of a node whose data is not live are dimmed, its name marked with the freshness symbol
 ("◐" stale, "✖" offline), so old data is never passed off as live.
 
+A dead agent (``Agent.dead``: a Ray actor Ray reports DEAD) is history: its health reads "· dead" and it
+sorts after every live agent by health; its cause stays in the "Why" column.
+
 Every cell that shows what an agent or node said (name, message, labels, phase) is a ``Text`` made by
 ``safe_text``: a plain string cell would be parsed as markup by the DataTable, and its controls sent on.
 """
@@ -68,7 +71,12 @@ _HEALTH_CELLS = {
 _STATE_CELLS = {word: Text(word, style=style) for word, style in STATE_STYLE.items()}
 
 
+_DEAD_CELL = Text("· dead", style="dim")  # history (Agent.dead): its cause is in the next column
+
+
 def _health_cell(agent: Agent, now: float) -> Text:
+    if agent.dead:
+        return _DEAD_CELL
     return _HEALTH_CELLS.get(agent.health) or safe_text(f"? {agent.health}", style="dim")
 
 
@@ -103,7 +111,8 @@ def _label_cell(agent: Agent, name: str) -> Text | str:
 
 COLUMNS: tuple[Column, ...] = (
     Column("name", "Agent", lambda a, now: safe_text(a.name), lambda a: a.name),
-    Column("health", "Health", _health_cell, lambda a: (_HEALTH_RANK.get(a.health, 2), a.name)),
+    # the dead last: history, below every live agent however it fares
+    Column("health", "Health", _health_cell, lambda a: (a.dead, _HEALTH_RANK.get(a.health, 2), a.name)),
     Column("state", "State", _state_cell, lambda a: (a.state, a.name)),
     # why an agent is not healthy is what a responder needs next, so it comes before the numbers
     Column("message", "Why / doing", _message_cell, lambda a: a.health_reason or a.message or "~"),

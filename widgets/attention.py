@@ -41,6 +41,11 @@ class AttentionRow:
     times: int = 1  # how often it fired in this episode: more than once means it flapped
     acked: bool = False
     snoozed_until: float | None = None  # set while snoozed
+    label: str | None = None  # the subject as shown, where not its id: "agent:planner" for a Ray actor
+
+    @property
+    def shown_subject(self) -> str:
+        return self.label or self.subject
 
 
 def note_text(row: AttentionRow, now: float) -> str:
@@ -177,7 +182,7 @@ class AttentionList(SyncedTable[Text]):
         cells = [
             safe_text(word, style=dim or style),
             *([_cut(safe_text(row.node, style=dim or "bold"), NODE_MAX)] if self.node_column else []),
-            _cut(safe_text(row.subject, style=dim or ""), SUBJECT_MAX),  # "agent:<the agent's id>"
+            _cut(safe_text(row.shown_subject, style=dim or ""), SUBJECT_MAX),  # "agent:<its name>"
             Text(fmt_duration(None if row.since is None else now - row.since), style=dim or ""),
             Text(note_text(row, now), style=dim or "bold"),
         ]

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from backends.model import NodeSnapshot
+from backends.model import NodeSnapshot, health_count
 
 from .column_fit import ColumnSpec, cut_cell, fit_columns
 from .format import NA, fmt_percent, ratio
@@ -36,10 +36,13 @@ class FleetRow:
 def _agents_cell(snapshot: NodeSnapshot | None) -> Text:
     if snapshot is None:
         return Text(NA, style="dim")
-    total = len(snapshot.agents)
-    healthy = sum(1 for a in snapshot.agents if a.health == "healthy")
+    count = health_count(snapshot.agents)  # the dead are history: counted apart, not against health
+    healthy, total = count.healthy, count.alive
     style = "green" if healthy == total else ("bold red" if healthy < total * 0.8 else "yellow")
-    return Text(f"{healthy}/{total}", style=style)  # under "Healthy": the word is the column's
+    text = Text(f"{healthy}/{total}", style=style)  # under "Healthy": the word is the column's
+    if count.dead:
+        text.append(f" · {count.dead} dead", style="dim")
+    return text
 
 
 def _gpu_cell(snapshot: NodeSnapshot | None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from backends.model import HealthCount, Phase
+
 NA = "n/a"
 
 _BYTE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -82,3 +84,18 @@ def spark(values: list[float] | tuple[float, ...], width: int, low: float = 0.0,
     top = len(_SPARK_LEVELS) - 1
     chars = [_SPARK_LEVELS[max(0, min(top, round((v - low) / span * top)))] for v in tail]
     return " " * (width - len(chars)) + "".join(chars)
+
+
+def fmt_health(count: HealthCount, noun: str = "") -> str:
+    """A health count in words: "3/4 healthy", or with dead agents (history, not counted, see
+    ``backends.model.health_count``) "3/3 alive healthy · 5 dead". ``noun`` goes before "healthy"."""
+    what = f"{noun} healthy" if noun else "healthy"
+    if not count.dead:
+        return f"{count.healthy}/{count.alive} {what}"
+    return f"{count.healthy}/{count.alive} alive {what} · {count.dead} dead"
+
+
+def has_gate(phase: Phase) -> bool:
+    """False for the empty default gate (pending, no reasons), which a phase without one carries (a Ray
+    job): a gate a node judges always says why, so only that one is shown."""
+    return phase.gate.decision != "pending" or bool(phase.gate.reasons)

@@ -7,9 +7,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from backends.model import NodeSnapshot
+from backends.model import NodeSnapshot, health_count
 
 from .data_age import DataAge, Freshness
+from .format import fmt_health
 from .safe import safe_text
 from .steady import update_steady
 
@@ -33,9 +34,9 @@ def header_text(name: str, environment: str, snapshot: NodeSnapshot | None, read
             text.append_text(safe_text(f" {info.version}", style="dim"))
         if info.hostname:
             text.append_text(safe_text(f" · {info.hostname}", style="dim"))
-        total = len(snapshot.agents)
-        healthy = sum(1 for a in snapshot.agents if a.health == "healthy")
-        text.append(f"  {healthy}/{total} healthy", style="bold" if healthy == total else "bold yellow")
+        count = health_count(snapshot.agents)
+        style = "bold" if count.healthy == count.alive else "bold yellow"
+        text.append(f"  {fmt_health(count)}", style=style)
         text.append(f" · {len(snapshot.gpus)} GPU" + ("s" if len(snapshot.gpus) != 1 else ""), style="dim")
     return text
 

@@ -1,4 +1,9 @@
-"""The phase board: each phase with its progress bar, milestones (PASS/FAIL), criteria and the gate."""
+"""The phase board: each phase with its progress bar, milestones (PASS/FAIL), criteria and the gate.
+
+A phase the node explains (``Phase.status_reason``: why a Ray job failed, how it was stopped) gets that line
+under its bar. A phase without a gate (the model's empty default, e.g. a Ray job) gets no gate row: "gate
+PENDING" would promise a decision nobody is going to take.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from textual.widgets import Static
 
 from backends.model import Criterion, Milestone, Phase
 
-from .format import NA, bar, fmt_ago, fmt_fraction
+from .format import NA, bar, fmt_ago, fmt_fraction, has_gate
 from .safe import safe_text
 from .steady import update_steady
 
@@ -20,8 +25,10 @@ PHASE_MARK: dict[str, tuple[str, str]] = {
     "paused": ("‖", "yellow"),
     "blocked": ("■", "bold yellow"),
     "failed": ("✖", "bold red"),
+    "stopped": ("□", "yellow"),  # ended on request: over, but not done
     "pending": ("·", "dim"),
 }
+ENDED = frozenset({"done", "failed", "stopped"})  # no due date is shown for a phase that is over
 MILESTONE_MARK: dict[str, tuple[str, str]] = {
     "passed": ("PASS", "bold green"),
     "failed": ("FAIL", "bold red"),
@@ -82,15 +89,21 @@ def phase_lines(phase: Phase, now: float, bar_width: int) -> list[Text]:
     progress = Text("   ")
     progress.append(bar(phase.progress, bar_width), style=style if phase.status != "pending" else "dim")
     progress.append(f" {fmt_fraction(phase.progress)}")
-    if phase.due_at is not None and phase.status not in ("done", "failed"):
+    if phase.due_at is not None and phase.status not in ENDED:
         overdue = phase.due_at < now
         progress.append(f"  due {fmt_ago(phase.due_at, now)}", style="bold red" if overdue else "dim")
         if overdue:
             progress.append(" OVERDUE", style="bold red")
     lines.append(progress)
+    if phase.status_reason:
+        why = Text("   ")
+        why.append_text(safe_text(phase.status_reason, style="red" if phase.status == "failed" else ""))
+        lines.append(why)
     expanded = phase.status in ("active", "blocked", "paused", "failed")
     for milestone in phase.milestones:
         lines.extend(milestone_lines(milestone, with_criteria=expanded))
+    if not has_gate(phase):
+        return lines
     word, gate_style = GATE_MARK.get(phase.gate.decision, ("?", ""))
     gate = Text("   gate ")
     gate.append(word, style=gate_style)

@@ -30,7 +30,7 @@ from backends.plugin import NodeSettings, Thresholds
 
 from . import jobs as job_model
 from .actions import ROLLBACK_WORDS, RayActions
-from .actors import agents_from, internal_actor
+from .actors import agents_from, internal_actor, machine_resources
 from .client import RayClient, Sleep
 from .cluster_logs import ClusterLogs
 from .machines import cluster_from, nodes_from, summaries_from
@@ -162,6 +162,7 @@ class RayBackend(Backend):
             ip_of_node={str(n.get("node_id")): str(n.get("node_ip")) for n in nodes if n.get("node_ip")},
             phase_of_job=phase_of_job,
             gpu_bytes_of_pid=cluster.gpu_pids,
+            machines=machine_resources(nodes),
         )
         rolled_back = await self._state.rolled_back()
         now = self.clock()
@@ -173,7 +174,7 @@ class RayBackend(Backend):
             gpus=cluster.gpus,
             gpu_status=_gpu_status(summary_raw, summaries),
             agents=tuple(agents),
-            phases=tuple(job_model.phase_of(j, order) for order, j in enumerate(jobs)),
+            phases=tuple(job_model.phase_of(j, order) for order, j in enumerate(jobs, start=1)),
             tasks=tuple(
                 job_model.task_of(j, now=now, rolled_back=job_model.job_id(j) in rolled_back)
                 for j in submitted

@@ -25,8 +25,9 @@ from backends.safe_text import json_safe, json_safe_bytes, terminal_safe
 from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
 from console.cli.node_calls import confirm, emit_json, run_on_backend, say
 from console.cli.text_table import print_table
+from console.core.alerts import agent_labels
 from console.core.node_link import NodeLink
-from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
+from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number, has_gate
 
 T = TypeVar("T")
 DESTRUCTIVE = {"stop", "rollback"}
@@ -41,9 +42,10 @@ def show_agents(link: NodeLink, args: argparse.Namespace) -> int:
         emit_json(snapshot.agents)
         return EXIT_OK
     now = link.clock()
+    names = agent_labels(snapshot.agents)  # a Ray actor's id is 32 hex digits: people read its name
     rows = [
         (
-            a.id,
+            names[a.id],
             a.state,
             a.health,
             NA if a.pid is None else str(a.pid),
@@ -68,9 +70,11 @@ def show_phases(link: NodeLink, args: argparse.Namespace) -> int:
     rows = []
     for phase in sorted(snapshot.phases, key=lambda p: p.order):
         passed = sum(1 for m in phase.milestones if m.status == "passed")
-        gate = phase.gate.decision.upper() + (
-            f": {'; '.join(phase.gate.reasons)}" if phase.gate.reasons else ""
-        )
+        gate = "—"  # none: a Ray job has no gate, and "PENDING" would promise a decision
+        if has_gate(phase):
+            gate = phase.gate.decision.upper() + (
+                f": {'; '.join(phase.gate.reasons)}" if phase.gate.reasons else ""
+            )
         rows.append(
             (
                 phase.id,
@@ -79,9 +83,10 @@ def show_phases(link: NodeLink, args: argparse.Namespace) -> int:
                 fmt_fraction(phase.progress),
                 f"{passed}/{len(phase.milestones)}",
                 gate,
+                phase.status_reason or "",
             )
         )
-    headers = ("PHASE", "NAME", "STATUS", "PROGRESS", "MILESTONES", "GATE")
+    headers = ("PHASE", "NAME", "STATUS", "PROGRESS", "MILESTONES", "GATE", "WHY")
     print_table(headers, rows, empty="no plan loaded — load one with: fleetdeck plan apply FILE.toml")
     return EXIT_OK
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Reversible, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
-from backends.model import LogRecord, NodeSnapshot
+from backends.model import Agent, LogRecord, NodeSnapshot
 from console.core.config import Thresholds
 
 if TYPE_CHECKING:
@@ -20,7 +20,9 @@ Severity = Literal["warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1}
 ERROR_WINDOW_S: Final = 60.0  # the error-log rate is counted over one minute, so a count is a per-minute rate
 ERROR_LEVELS: Final = frozenset({"error", "critical"})
+ENDED_PHASE: Final = frozenset({"done", "failed", "stopped"})  # a phase that is over cannot be overdue
 NODE_SOURCE: Final = "node"  # LogRecord.source for the node's own lines, as opposed to an agent id
+ID_SHOWN: Final = 8  # characters of an agent's id that tell two of the same name apart
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,35 @@ class Alert:
     # Which rule fired: with node and subject it names the alert across refreshes, while the reason's
     # numbers ("no heartbeat for 74 s") change every second.
     rule: str = "other"
+    # the subject as a person reads it, where that is not its id: "agent:planner" for a Ray actor whose id
+    # is 32 hex digits (see agent_labels); the subject stays the id, which the key and navigation use
+    label: str | None = None
 
     @property
     def key(self) -> str:
         """A stable id, ``node/subject/rule``; node and rule names never hold a "/", so it splits back."""
         return alert_key(self.node, self.subject, self.rule)
 
+    @property
+    def shown_subject(self) -> str:
+        return self.label or self.subject
+
     def line(self) -> str:
         mark = "✖" if self.severity == "critical" else "▲"
-        return f"{mark} {self.severity:<8} {self.node} {self.subject}: {self.reason}"
+        return f"{mark} {self.severity:<8} {self.node} {self.shown_subject}: {self.reason}"
+
+
+def agent_labels(agents: Iterable[Agent]) -> dict[str, str]:
+    """How each agent is named to a person, by id: its name, with the start of its id after it only where
+    another agent has the same name (a Ray actor made again under a name keeps none of the old one's id)."""
+    agents = list(agents)
+    seen: dict[str, int] = {}
+    for agent in agents:
+        seen[agent.name] = seen.get(agent.name, 0) + 1
+    return {
+        a.id: a.name if a.name and seen[a.name] == 1 else f"{a.name or 'agent'} ({a.id[:ID_SHOWN]})"
+        for a in agents
+    }
 
 
 def alert_key(node: str, subject: str, rule: str) -> str:
@@ -81,6 +103,9 @@ def node_alerts(
     heartbeat and error-rate rules judge only what the node's own health leaves out
     (``NodeInfo.health_checks``), so one condition is one alert with the node's one count.
     ``name``: the node's name as configured, which the alerts carry (default: the name it reports).
+
+    A dead agent (:attr:`~backends.model.Agent.dead`, a Ray actor Ray reports DEAD) is history: it raises
+    none. A failed phase's alert quotes why it failed (``Phase.status_reason``) and dates from its end.
     """
     node = name or snapshot.node.name
     # A condition the node already judged into its agents' health is its alert alone (agent_health): the
@@ -89,11 +114,21 @@ def node_alerts(
     agent_ids = {agent.id for agent in snapshot.agents}
     alerts: list[Alert] = []
 
+    labels: dict[str, str] | None = None  # made only when an agent has an alert: 5,000 agents mostly don't
+
     def add(
         severity: Severity | None, subject: str, rule: str, reason: str, since: float | None = None
     ) -> None:
-        if severity is not None:
-            alerts.append(Alert(severity, node, subject, reason, since, rule))
+        nonlocal labels
+        if severity is None:
+            return
+        label = None
+        if subject.startswith("agent:"):
+            labels = labels if labels is not None else agent_labels(snapshot.agents)
+            agent_id = subject.split(":", 1)[1]
+            shown = labels.get(agent_id, agent_id)
+            label = f"agent:{shown}" if shown != agent_id else None
+        alerts.append(Alert(severity, node, subject, reason, since, rule, label))
 
     for gpu in snapshot.gpus:
         add(
@@ -118,6 +153,8 @@ def node_alerts(
         pct = 100.0 * system.mem_used / system.mem_total
         add(_grade(pct, thresholds.host_mem_percent), "host", "host_mem", f"memory {pct:.0f}% used")
     for agent in snapshot.agents:
+        if agent.dead:
+            continue
         subject = f"agent:{agent.id}"
         # One rule for failed/unhealthy/degraded, so degraded -> unhealthy is one alert rising in severity
         # (which takes back an acknowledgement) rather than one alert clearing and another starting.
@@ -158,11 +195,12 @@ def node_alerts(
         if phase.gate.decision == "no-go" and phase.status in ("active", "blocked"):
             reason = "gate NO-GO: " + ("; ".join(phase.gate.reasons) or "criteria failing")
             add("warning", subject, "gate_no_go", reason)
-        if phase.due_at is not None and phase.due_at < now and phase.status not in ("done", "failed"):
+        if phase.due_at is not None and phase.due_at < now and phase.status not in ENDED_PHASE:
             overdue = f"past its due date by {(now - phase.due_at) / 3600:.0f} h"
             add("warning", subject, "phase_overdue", overdue, phase.due_at)
         if phase.status == "failed":
-            add("critical", subject, "phase_failed", "phase failed")
+            why = f"phase failed: {phase.status_reason}" if phase.status_reason else "phase failed"
+            add("critical", subject, "phase_failed", why, phase.finished_at)
     return sort_alerts(alerts)
 
 

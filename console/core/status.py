@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.model import LogRecord
+from backends.model import LogRecord, health_count
 from console.core.alerts import ERROR_WINDOW_S, Alert, node_alerts, recent_error_counts
 from console.core.config import Config
 from console.core.node_link import NodeLink
@@ -31,15 +31,26 @@ class NodeStatus:
     environment: str
     state: str  # ok | warning | critical | unreachable
     error: str | None = None
-    agents_total: int = 0
+    agents_total: int = 0  # every agent the node lists, the dead included
     agents_healthy: int = 0
     gpus: int = 0
     alerts: list[Alert] = field(default_factory=list)
+    agents_dead: int = 0  # history, counted apart (backends.model.health_count)
+
+    @property
+    def agents_alive(self) -> int:
+        return self.agents_total - self.agents_dead
 
     def line(self) -> str:
         if self.state == "unreachable":
             return f"{self.name}: UNREACHABLE — {self.error}"
-        counts = f"{self.agents_healthy}/{self.agents_total} agents healthy, {self.gpus} GPUs"
+        if self.agents_dead:
+            health = (
+                f"{self.agents_healthy}/{self.agents_alive} alive agents healthy · {self.agents_dead} dead"
+            )
+        else:
+            health = f"{self.agents_healthy}/{self.agents_total} agents healthy"
+        counts = f"{health}, {self.gpus} GPUs"
         crit = sum(1 for a in self.alerts if a.severity == "critical")
         warn = len(self.alerts) - crit
         alerts = f"{crit} critical, {warn} warning"
@@ -76,12 +87,18 @@ class StatusReport:
                     "environment": n.environment,
                     "state": n.state,
                     "error": n.error,
-                    "agents": {"total": n.agents_total, "healthy": n.agents_healthy},
+                    "agents": {
+                        "total": n.agents_total,
+                        "healthy": n.agents_healthy,
+                        "alive": n.agents_alive,
+                        "dead": n.agents_dead,
+                    },
                     "gpus": n.gpus,
                     "alerts": [
                         {
                             "severity": a.severity,
                             "subject": a.subject,
+                            "label": a.shown_subject,
                             "rule": a.rule,
                             "reason": a.reason,
                             "since": a.since,
@@ -108,15 +125,17 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
         alerts += await _interrupted_rollback(link)
         severities = {a.severity for a in alerts}
         state = "critical" if "critical" in severities else ("warning" if severities else "ok")
+        count = health_count(snap.agents)
         nodes.append(
             NodeStatus(
                 link.name,
                 link.environment,
                 state,
                 agents_total=len(snap.agents),
-                agents_healthy=sum(1 for a in snap.agents if a.health == "healthy"),
+                agents_healthy=count.healthy,
                 gpus=len(snap.gpus),
                 alerts=alerts,
+                agents_dead=count.dead,
             )
         )
     for link in links:

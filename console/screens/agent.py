@@ -7,6 +7,7 @@ table would be parsed as markup: an agent's message holding ``[/]`` would not ev
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -52,15 +53,27 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
             "  (" + ", ".join(f"GPU {i}: pid {p.pid} {fmt_bytes(p.used_memory)}" for i, p in gpu_procs) + ")"
         )
     table.add_row("GPU memory", gpu_text)
-    phase = next((p for p in snapshot.phases if p.id == agent.phase_id), None)
-    table.add_row(
-        "Phase", safe_text(NA if agent.phase_id is None else (phase.name if phase else agent.phase_id))
-    )
+    table.add_row("Phase", phase_cell(agent, snapshot))
     table.add_row("Task", safe_text(agent.current_task or NA))
     table.add_row("Progress", fmt_fraction(agent.progress))
     table.add_row("Message", safe_text(agent.message or NA, multiline=True))  # the detail has room for lines
     table.add_row("Labels", safe_text(", ".join(f"{k}={v}" for k, v in sorted(agent.labels.items())) or NA))
     return table
+
+
+def phase_cell(agent: Agent, snapshot: NodeSnapshot) -> Text:
+    """The agent's phase by name; one that ended badly says how, with its cause: a Ray actor's phase is the
+    job that made it, and when that job failed, its cause is what explains the actor too."""
+    phase = next((p for p in snapshot.phases if p.id == agent.phase_id), None)
+    if phase is None:
+        return safe_text(agent.phase_id or NA)
+    cell = safe_text(phase.name)
+    if phase.status in ("failed", "stopped"):
+        style = "bold red" if phase.status == "failed" else "yellow"
+        cell.append_text(safe_text(f" — {phase.status}", style=style))
+        if phase.status_reason:
+            cell.append_text(safe_text(f": {phase.status_reason}"))
+    return cell
 
 
 # the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
@@ -103,15 +116,22 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
 
     def compose(self) -> ComposeResult:
         yield NodeHeader()
+        name = self._agent_name()
         with VerticalScroll(id="detail-panel", classes="panel") as panel:
-            set_border_title(panel, f"Agent {self.agent_id}")
+            set_border_title(panel, f"Agent {name}")
             yield Static(id="detail")
         with Vertical(id="agent-logs-panel", classes="panel") as logs:
-            set_border_title(logs, f"Logs of {self.agent_id}")
+            set_border_title(logs, f"Logs of {name}")
             view = LogView(id="agent-logs")
             view.filter = LogFilter(source=self.agent_id)
             yield view
         yield KeyFooter(order=FOOTER_ORDER)
+
+    def _agent_name(self) -> str:
+        """The agent's name where the node has it (a Ray actor's id is 32 hex digits), else its id."""
+        snapshot = self.link.snapshot
+        agent = next((a for a in snapshot.agents if a.id == self.agent_id), None) if snapshot else None
+        return agent.name if agent is not None and agent.name else self.agent_id
 
     def on_mount(self) -> None:
         self.node_updated(self.link)

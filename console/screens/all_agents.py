@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from backends.model import Agent
+from backends.model import Agent, HealthCount, health_count
 from console.context import DeckContext
 from console.core.node_link import NodeLink
 from console.messages import OpenAgent, OpenLogs
 from widgets.agents_table import FRESHNESS_STYLE, AgentsTable
 from widgets.filter_box import FilterBox
+from widgets.format import fmt_health
 from widgets.key_footer import KeyFooter
 from widgets.safe import safe_text
 from widgets.steady import set_border_subtitle, set_border_title, update_steady
@@ -76,7 +77,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
     def __init__(self, deck: DeckContext) -> None:
         super().__init__(deck)
         self._acting_on: tuple[object, ...] = ()  # the node(s) the action keys act on, and its rights
-        self._counts = (0, 0, 0, 0)  # nodes, live nodes, healthy agents, agents: as of the last repaint
+        # nodes, live nodes, and the agents' health: as of the last repaint
+        self._counts: tuple[int, int, HealthCount] = (0, 0, HealthCount(0, 0, 0))
 
     # --- layout ----------------------------------------------------------------------------------------
 
@@ -116,17 +118,16 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         status = self.query_one("#all-agents-stale", Static)
         status.set_class(bool(notes), "-shown")
         update_steady(status, Text(" · ").join(notes))
-        healthy = sum(1 for _, agent in rows if agent.health == "healthy")
-        self._counts = (len(links), len(links) - len(not_live), healthy, len(rows))
+        self._counts = (len(links), len(links) - len(not_live), health_count(agent for _, agent in rows))
         self._show_summary()
 
     def _show_summary(self) -> None:
         """The title line and the panel's border: counts, what is shown, the sort, how many nodes are live."""
-        nodes, _, healthy, total = self._counts
+        nodes, _, health = self._counts
         table = self.query_one(AgentsTable)
         title = Text()
         title.append("All agents", style="bold")
-        title.append(f" · {nodes} nodes · {healthy}/{total} healthy")
+        title.append(f" · {nodes} nodes · {fmt_health(health)}")
         if table.filter_text:
             title.append_text(safe_text(f" · {table.shown_count} shown (filter: {table.filter_text})"))
         update_steady(self.query_one("#all-agents-title", Static), title)

@@ -4,13 +4,16 @@ into widget rows and a panel title, and what enter, acknowledge and snooze do th
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Static
 
+from backends.model import NodeSnapshot
 from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
+from console.core.alerts import agent_labels
 from console.messages import OpenAgent
 from widgets.attention import AttentionList, AttentionRow
 from widgets.format import fmt_duration
@@ -26,7 +29,31 @@ EMPTY_CLASS: Final = "attention-empty"
 SUBJECT_TABS: Final = {"gpu": "gpus", "host": "host", "phase": "plan", "node": "logs"}
 
 
-def attention_row(entry: TrackedAlert, now: float) -> AttentionRow:
+class AgentNames:
+    """The label an agent alert's subject is shown with ("agent:planner", not 32 hex digits of a Ray
+    actor's id), from the node's latest snapshot: :func:`console.core.alerts.agent_labels`, worked out
+    once per snapshot of a node and only for a node that has an agent alert."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[NodeSnapshot, dict[str, str]]] = {}
+
+    def label(self, links: Mapping[str, NodeLink] | None, node: str, subject: str) -> str | None:
+        kind, _, agent_id = subject.partition(":")
+        link = links.get(node) if links is not None and kind == "agent" else None
+        snapshot = link.snapshot if link is not None else None
+        if snapshot is None:
+            return None
+        made = self._made.get(node)
+        if made is None or made[0] is not snapshot:
+            made = self._made[node] = (snapshot, agent_labels(snapshot.agents))
+        shown = made[1].get(agent_id)
+        return f"agent:{shown}" if shown is not None and shown != agent_id else None
+
+
+_AGENT_NAMES = AgentNames()
+
+
+def attention_row(entry: TrackedAlert, now: float, label: str | None = None) -> AttentionRow:
     return AttentionRow(
         key=entry.key,
         severity=entry.severity,
@@ -37,11 +64,18 @@ def attention_row(entry: TrackedAlert, now: float) -> AttentionRow:
         times=entry.times,
         acked=entry.acked,
         snoozed_until=entry.snoozed_until if entry.snoozed(now) else None,
+        label=label,
     )
 
 
-def attention_rows(book: AlertBook, now: float, node: str | None = None) -> list[AttentionRow]:
-    return [attention_row(entry, now) for entry in book.active(node)]
+def attention_rows(
+    book: AlertBook, now: float, node: str | None = None, links: Mapping[str, NodeLink] | None = None
+) -> list[AttentionRow]:
+    """``links``: the nodes, by name, whose snapshots name the agents of agent alerts."""
+    return [
+        attention_row(entry, now, _AGENT_NAMES.label(links, entry.node, entry.subject))
+        for entry in book.active(node)
+    ]
 
 
 def attention_title(book: AlertBook, now: float, node: str | None = None, label: str = "Attention") -> str:
@@ -64,10 +98,15 @@ def attention_panel_body(list_id: str, *, node_column: bool) -> list[Widget]:
 
 
 def fill_attention(
-    panel: Widget, book: AlertBook, now: float, node: str | None = None, label: str = "Attention"
+    panel: Widget,
+    book: AlertBook,
+    now: float,
+    node: str | None = None,
+    label: str = "Attention",
+    links: Mapping[str, NodeLink] | None = None,
 ) -> None:
     """Show the book's alerts (of ``node``, or all) in ``panel``, or the "nothing" line; and the title."""
-    rows = attention_rows(book, now, node)
+    rows = attention_rows(book, now, node, links)
     attention = panel.query_one(AttentionList)
     attention.show(rows, now)
     empty = not rows
@@ -115,7 +154,7 @@ class AttentionHandlers:
             done, what = book.unacknowledge(row.key), "acknowledgement taken back"
         else:
             done, what = book.acknowledge(row.key), "acknowledged"
-        self._after_triage(done, f"{what}: {row.node} {row.subject}")
+        self._after_triage(done, f"{what}: {row.node} {row.shown_subject}")
 
     def on_attention_list_snooze(self, event: AttentionList.Snooze) -> None:
         event.stop()
@@ -124,7 +163,7 @@ class AttentionHandlers:
             done, what = book.unsnooze(row.key), "snooze ended"
         else:
             done, what = book.snooze(row.key), f"snoozed for {fmt_duration(DEFAULT_SNOOZE_S)}"
-        self._after_triage(done, f"{what}: {row.node} {row.subject}")
+        self._after_triage(done, f"{what}: {row.node} {row.shown_subject}")
 
     def _after_triage(self, done: bool, message: str) -> None:
         screen = cast(Any, self)

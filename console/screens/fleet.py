@@ -9,9 +9,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from backends.model import health_count
 from console.core.node_link import NodeLink
 from console.messages import OpenAllAgents, OpenLogs, OpenNode
 from widgets.fleet_table import FleetRow, FleetTable
+from widgets.format import fmt_health
 from widgets.key_footer import KeyFooter
 from widgets.steady import update_steady
 
@@ -100,17 +102,17 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         # worst first: an unreachable node, then critical, then warning; by name within each
         rows.sort(key=lambda r: (r.freshness != "offline", -r.criticals, -r.warnings, r.name))
         self.query_one(FleetTable).show(rows)
-        agents = [a for n in self.deck.links.values() if n.snapshot for a in n.snapshot.agents]
-        healthy = sum(1 for a in agents if a.health == "healthy")
+        count = health_count(a for n in self.deck.links.values() if n.snapshot for a in n.snapshot.agents)
         gpus = sum(len(n.snapshot.gpus) for n in self.deck.links.values() if n.snapshot)
         title = Text()
         title.append("fleetdeck", style="bold")
-        title.append(f"  {len(rows)} nodes · {healthy}/{len(agents)} agents healthy · {gpus} GPUs", style="")
+        title.append(f"  {len(rows)} nodes · {fmt_health(count, 'agents')} · {gpus} GPUs", style="")
         update_steady(self.query_one("#fleet-title", Static), title)
         self.refresh_attention()
 
     def refresh_attention(self) -> None:
-        fill_attention(self.query_one("#attention-panel"), self.deck.alert_book, self.deck.clock())
+        panel = self.query_one("#attention-panel")
+        fill_attention(panel, self.deck.alert_book, self.deck.clock(), links=self.deck.links)
 
     def show_node_tab(self, link: NodeLink, tab: str) -> None:
         self.navigate(OpenNode(link, tab))

@@ -14,12 +14,13 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Input, Static, TabbedContent, TabPane
 
-from backends.model import Agent, NodeSnapshot
+from backends.model import Agent, NodeSnapshot, health_count
 from console.context import DeckContext
 from console.core.node_link import NodeLink
 from console.messages import OpenAgent, OpenLogs
 from widgets.agents_table import AgentsTable
 from widgets.filter_box import FilterBox
+from widgets.format import fmt_health
 from widgets.gpu_panel import GpuPanel
 from widgets.host_panel import HostPanel
 from widgets.key_footer import KeyFooter
@@ -237,11 +238,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         if self._visible("agents"):
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
-            healthy = sum(1 for a in snap.agents if a.health == "healthy")
+            health = fmt_health(health_count(snap.agents))
             shown = f" · {table.shown_count} shown (filter: {self.filter_text})" if self.filter_text else ""
             set_border_title(
-                self.query_one("#agents-panel"),
-                f"Agents {healthy}/{len(snap.agents)} healthy{shown} · {table.sort_description}",
+                self.query_one("#agents-panel"), f"Agents {health}{shown} · {table.sort_description}"
             )
         if self._visible("gpus"):
             self.query_one(GpuPanel).show(snap.gpus, snap.gpu_status, link.gpu_history)
@@ -275,7 +275,8 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             if tab.label_text != f"6 Alerts{counts}":
                 tab.label = f"6 Alerts{counts}"
         if self._visible("alerts"):
-            fill_attention(self.query_one("#alerts-panel"), book, now, name, label="Alerts")
+            panel = self.query_one("#alerts-panel")
+            fill_attention(panel, book, now, name, label="Alerts", links=self.deck.links)
 
     def show_node_tab(self, link: NodeLink, tab: str) -> None:
         if not self.wide:
