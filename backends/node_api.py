@@ -13,9 +13,10 @@ itself (``backends.model``); errors are RFC 9457 problem+json bodies (:class:`Pr
     GET  /v1/agents | phases | tasks | checkpoints     the snapshot's lists
     GET  /v1/agents/{agent_id}          Agent
     GET  /v1/audit?since_seq=N          [AuditEntry]
-    GET  /v1/logs?since_seq=N&follow=1  text/event-stream of `log` events (id = seq) and `gap` events
-                                        (LogGap); a ``Last-Event-ID`` header takes precedence over
-                                        since_seq; an `error` event (Problem) ends a failed stream
+    GET  /v1/logs?since_seq=N&follow=1  text/event-stream: ``retry:`` first, then `log` events (id = seq)
+                                        and `gap` events (LogGap); a ``Last-Event-ID`` header takes
+                                        precedence over since_seq; a `problem` event (Problem) ends a
+                                        failed stream (`error` to an http backend of revision 1)
     GET  /v1/checkpoints/{id}/preview   RollbackPreview
     POST /v1/actions/dispatch           DispatchBody -> Task (201)
     POST /v1/actions/pause|resume|stop  TargetBody -> ActionResult
@@ -26,6 +27,15 @@ Every route but /healthz and /openapi.json needs ``Authorization: Bearer <token>
 server's tokens file (``--tokens``), or, on a node served without one (loopback only), the owner's local
 operator token (``backends/local_token.py``). The operator the audit trail names is the credential's: the
 token's name, or the server's OS user. No header a caller sets can name it.
+
+API revisions: the paths stay ``/v1`` while the contract grows in ways old clients survive, and each
+revision is numbered (``API_REVISION``). The http backend says which it speaks in a
+``Fleetdeck-API-Revision`` header on every request. Revision 2 renamed the log stream's failure event from
+`error` to `problem`: a browser's EventSource fires its own `error` event when a connection drops, so a page
+could not tell the node's report from a reconnect (its onerror ran, it reconnected, got the same report,
+and looped). An http backend of revision 1 knows only `error`, and it sent no revision header, only its
+User-Agent; a server still sends it `error` (:func:`log_failure_event`), so every fleetdeck console keeps
+working against a newer node. The http backend understands both names, for older nodes.
 
 Every POST accepts an ``Idempotency-Key`` header: a retry with the same key (and the same body) gets the
 first answer back, marked ``Idempotency-Replayed: true``, and the action is not done twice - also after
@@ -52,6 +62,9 @@ from .errors import (
 from .model import DispatchRequest
 
 API_VERSION = "1"
+API_REVISION = 2  # see the module docstring: what changed within API_VERSION, and how old clients are kept
+API_REVISION_HEADER = "Fleetdeck-API-Revision"
+HTTP_BACKEND_USER_AGENT = "fleetdeck-http-backend"  # the http backend's, in every revision
 PREFIX = "/v1"
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
@@ -61,7 +74,20 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 SSE_LOG_EVENT = "log"
 SSE_GAP_EVENT = "gap"
 # The backend failed mid-stream: data is a Problem; the stream ends after it (the headers were already sent).
-SSE_ERROR_EVENT = "error"
+SSE_PROBLEM_EVENT = "problem"
+# The same event's name in revision 1, still sent to an http backend of that revision (log_failure_event)
+SSE_LEGACY_ERROR_EVENT = "error"
+# The stream's first field: how long an EventSource waits before reconnecting, in milliseconds
+SSE_RETRY_MS = 2000
+
+
+def log_failure_event(user_agent: str | None, revision: str | None) -> str:
+    """The name a server gives the log stream's failure event, for a request with these headers: `error`
+    only for an http backend of revision 1 (its User-Agent, and no revision header), else `problem`."""
+    if revision is None and user_agent == HTTP_BACKEND_USER_AGENT:
+        return SSE_LEGACY_ERROR_EVENT
+    return SSE_PROBLEM_EVENT
+
 
 MAX_REASON = 1000
 Reason = Annotated[str, Meta(max_length=MAX_REASON)] | None

@@ -104,9 +104,10 @@ async def test_a_malformed_event_is_an_error_in_words(data: str, words: str) -> 
     assert words in str(caught.value)
 
 
-async def test_an_error_event_keeps_its_kind() -> None:
+@pytest.mark.parametrize("name", ["problem", "error"], ids=["problem", "error-from-a-revision-1-node"])
+async def test_a_failure_event_keeps_its_kind_under_either_name(name: str) -> None:
     problem = {"type": "urn:x", "title": "Not found", "status": 404, "detail": "no agent a9"}
-    node = FakeNode({LOGS: sse_reply([log_event(1), ("error", json.dumps(problem), None)])})
+    node = FakeNode({LOGS: sse_reply([log_event(1), (name, json.dumps(problem), None)])})
     with serve_asgi(node) as url:
         async with backend_for(url) as backend:
             with pytest.raises(NotFound, match=r"^no agent a9$"):

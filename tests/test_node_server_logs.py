@@ -29,7 +29,7 @@ DEADLINE_S = 60.0  # a guard against hanging, never an assertion about speed
 
 @dataclass(frozen=True)
 class Event:
-    event: str  # "log", "gap", "error", or "comment" for a ": ..." line
+    event: str  # "log", "gap", "problem", or "comment" for a ": ..." line
     id: str | None
     data: str
 

@@ -19,6 +19,7 @@ from httpx_sse import EventSource, aconnect_sse
 
 from backends.errors import Unreachable
 from backends.model import ModelError, from_json, to_json
+from backends.node_api import API_REVISION, API_REVISION_HEADER, HTTP_BACKEND_USER_AGENT
 from backends.remote import pooled_client
 
 from .failures import (
@@ -53,11 +54,13 @@ class NodeClient:
             s.url,
             token=s.token,
             auth=s.local_auth,
-            user_agent="fleetdeck-http-backend",
+            user_agent=HTTP_BACKEND_USER_AGENT,
             connect_timeout_s=s.connect_timeout_s,
             read_timeout_s=s.read_timeout_s,
             verify=s.verify(),
         )
+        # what this client speaks, so a node answers it in this revision's terms (node_api.py)
+        self._client.headers[API_REVISION_HEADER] = str(API_REVISION)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

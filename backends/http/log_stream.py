@@ -9,7 +9,7 @@ from source "node", with seq ``next_seq - 1`` so seqs stay strictly increasing a
 for exactly what comes next.
 
 Dropped streams -- the choice made here: with ``follow``, a stream that drops (the node killed or
-restarted, the connection reset, an ``error`` event saying the backend behind the node is unavailable,
+restarted, the connection reset, a ``problem`` event saying the backend behind the node is unavailable,
 no byte for ``stream_timeout_s`` although the node sends a keepalive about every 10 s) reconnects by
 itself, with backoff and jitter, from the last seq. Only when the node has stayed out of reach for
 ``stream_reconnect_s`` does it raise :class:`Unreachable`. A restart of the node is thus invisible to
@@ -18,6 +18,9 @@ error from ``link.last_seq``, and calling :meth:`LogStream.records` again with t
 Without ``follow`` a drop is retried the same way; the stream ends when the node ends it (it has sent
 every line it holds). Errors that a retry would not mend (a rejected token, a malformed event) are raised
 at once.
+
+The failure event is ``problem``; a node of API revision 1 calls it ``error``, and both are understood
+(node_api.py). The node's ``retry:`` field is meant for browsers: this client waits by its own backoff.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ LAST_EVENT_ID = "Last-Event-ID"
 SETTLED_S = 5.0  # a stream that stayed open this long was working, even if no line came
 
 T = TypeVar("T", LogRecord, LogGap)
+# the failure event as this revision names it, and as a node of revision 1 does (node_api.py)
+_FAILURE_EVENTS = frozenset({node_api.SSE_PROBLEM_EVENT, node_api.SSE_LEGACY_ERROR_EVENT})
 
 
 class LogStream:
@@ -105,9 +110,9 @@ class LogStream:
             return record if record.seq > last else None
         if event.event == node_api.SSE_GAP_EVENT:
             return self._gap_record(self._decode(event, LogGap), last)
-        if event.event == node_api.SSE_ERROR_EVENT:
+        if event.event in _FAILURE_EVENTS:
             raise self._stream_error(event)
-        return None  # newer servers may send events this client has no use for
+        return None  # newer servers may send events this client has no use for (and ``retry:`` alone)
 
     def _decode(self, event: ServerSentEvent, type_: type[T]) -> T:
         try:

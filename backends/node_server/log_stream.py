@@ -1,5 +1,9 @@
 """``GET /v1/logs``: the node's log as server-sent events, resumable by seq.
 
+    retry: 2000             first, on every stream (``SSE_RETRY_MS``): a browser's EventSource waits this
+                            long (ms) before it reconnects, not its own default; a field alone, so no event
+                            is dispatched
+
     event: log              one per LogRecord; ``id`` is its seq, so a reconnecting EventSource (or the http
     id: 1042                backend) sends it back as ``Last-Event-ID`` and gets exactly the records after it
     data: {"seq":1042,...}
@@ -8,7 +12,11 @@
     id: 1999                ``id`` is next_seq - 1, so a resume after the gap does not report it again
     data: {"after_seq":1042,"next_seq":2000,"missed":957}
 
-    event: error            the backend failed mid-stream (a Problem); the stream ends after it
+    event: problem          the backend failed mid-stream (data a Problem); the stream ends after it. Not
+    data: {"status":503,..} `error`, which EventSource fires itself on every dropped connection. An http
+                            backend of API revision 1 knows only `error`, and is sent that (node_api.py).
+                            A browser page closes its EventSource on `problem`, or it reconnects after
+                            ``retry`` (and may get the same problem again)
     : ping                  a comment every ``keepalive_s`` while idle, so proxies and clients see it alive
 
 Where a gap is told: a gap is only knowable when seqs are dense (every seq from 1 up was handed out, and
@@ -40,10 +48,13 @@ from backends.base import Backend
 from backends.errors import BackendError
 from backends.model import LogRecord, to_json
 from backends.node_api import (
-    SSE_ERROR_EVENT,
+    API_REVISION_HEADER,
     SSE_GAP_EVENT,
     SSE_LOG_EVENT,
+    SSE_PROBLEM_EVENT,
+    SSE_RETRY_MS,
     LogGap,
+    log_failure_event,
     problem,
     problem_for_error,
 )
@@ -97,6 +108,18 @@ def sse_event(event: str, data: bytes, event_id: int | None = None) -> bytes:
 
 
 PING = b": ping\n\n"
+RETRY = f"retry: {SSE_RETRY_MS}\n\n".encode()
+_REVISION_HEADER = API_REVISION_HEADER.lower().encode()
+
+
+def failure_event(scope: Scope) -> str:
+    """The failure event's name for this request's client (node_api.log_failure_event)."""
+    headers = dict(scope.get("headers") or ())
+    user_agent, revision = headers.get(b"user-agent"), headers.get(_REVISION_HEADER)
+    return log_failure_event(
+        None if user_agent is None else user_agent.decode("latin-1"),
+        None if revision is None else revision.decode("latin-1"),
+    )
 
 
 class LogEventStream:
@@ -118,8 +141,10 @@ class LogEventStream:
         self.dense = log_seqs_dense(backend)
         self._last = cursor  # the seq of the last record sent (or the client's cursor)
         self.keepalive_s = keepalive_s
+        self.failure_event = SSE_PROBLEM_EVENT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.failure_event = failure_event(scope)
         await send(
             {
                 "type": "http.response.start",
@@ -169,6 +194,7 @@ class LogEventStream:
         # the get completes (gh-86296), leaving this task waiting forever on a queue nobody fills any more.
         # asyncio.wait neither cancels the pending get on a timeout (no record lost) nor eats a cancel.
         getter: asyncio.Future[Any] | None = None
+        await _send(send, RETRY)
         try:
             while True:
                 getter = getter or asyncio.ensure_future(queue.get())
@@ -206,7 +232,7 @@ class LogEventStream:
                     if isinstance(item, BackendError)
                     else problem(500, "internal", "the node's log stream failed; the error is in its log")
                 )
-                chunks.append(sse_event(SSE_ERROR_EVENT, to_json(body)))
+                chunks.append(sse_event(self.failure_event, to_json(body)))
             return b"".join(chunks), True
         return b"".join(chunks), False
 

@@ -3,7 +3,9 @@
 The schemas come from ``msgspec.json.schema_components`` over the wire model and the ``node_api`` bodies,
 so the document cannot drift from what the server validates; the paths are written out here, next to the
 statuses each can answer. Every error is ``application/problem+json`` (``Problem``). It is what the
-schemathesis fuzz test drives the server with.
+schemathesis fuzz test drives the server with, and what openapi-python-client makes a client of: every
+array says its items, every operation has an operationId (the generated function's name), and the title is
+the API's, the same on every node (the node is named in the description and ``x-fleetdeck-node``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ import msgspec
 from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, NodeInfo, NodeSnapshot, Phase, Task
 from backends.node_api import (
     ACTION_PATHS,
+    API_REVISION,
+    API_REVISION_HEADER,
     API_VERSION,
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_REPLAYED_HEADER,
     PREFIX,
     PROBLEM_CONTENT_TYPE,
-    SSE_ERROR_EVENT,
     SSE_GAP_EVENT,
+    SSE_LEGACY_ERROR_EVENT,
     SSE_LOG_EVENT,
+    SSE_PROBLEM_EVENT,
+    SSE_RETRY_MS,
     ActionResult,
     CheckpointBody,
     DispatchBody,
@@ -40,6 +46,7 @@ from .log_stream import MAX_SEQ
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 REF = "#/components/schemas/{name}"
+TITLE = "fleetdeck node API"
 _WIRE_TYPES: tuple[Any, ...] = (
     HealthReport, NodeInfo, Whoami, NodeSnapshot, list[Agent], list[Phase], list[Task], list[Checkpoint],
     Agent, list[AuditEntry], LogRecord, LogGap, RollbackPreview, Problem,
@@ -65,17 +72,7 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
     schemas, components = msgspec.json.schema_components(_WIRE_TYPES, ref_template=REF)
     by_type = dict(zip(_WIRE_TYPES, schemas, strict=True))
     components["Problem"]["properties"]["status"]["minimum"] = 400
-    # DispatchRequest.__post_init__'s rule, which msgspec cannot see: an agent_id or a non-empty command
-    components["DispatchRequest"]["oneOf"] = [
-        {
-            "required": ["agent_id"],
-            "properties": {"agent_id": {"type": "string"}, "command": {"type": "null"}},
-        },
-        {
-            "required": ["command"],
-            "properties": {"command": {"type": "array", "minItems": 1}, "agent_id": {"type": "null"}},
-        },
-    ]
+    _dispatch_alternatives(components)
 
     def ok(type_: Any, status: int = 200, headers: dict[str, Any] | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -90,8 +87,23 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         problem = {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF.format(name="Problem")}}}
         return {str(s): {"description": _STATUS_TEXT[s], "content": problem} for s in statuses}
 
-    def get(summary: str, responses: dict[str, Any], *, public: bool = False, **extra: Any) -> dict[str, Any]:
-        operation: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    def get(
+        operation_id: str,
+        summary: str,
+        responses: dict[str, Any],
+        *,
+        public: bool = False,
+        tag: str = "reads",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        """One GET; its operationId names the function a generated client gets, its tag the module."""
+        operation: dict[str, Any] = {
+            "operationId": operation_id,
+            "tags": [tag],
+            "summary": summary,
+            "responses": responses,
+            **extra,
+        }
         if public:
             operation["security"] = []
         else:
@@ -104,35 +116,48 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
     }
     paths: dict[str, Any] = {
-        "/healthz": get("Is the server up, and which node it serves", ok(HealthReport), public=True),
+        "/healthz": get(
+            "get_health",
+            "Is the server up, and which node it serves",
+            ok(HealthReport),
+            public=True,
+            tag="server",
+        ),
         "/openapi.json": get(
+            "get_openapi",
             "This document",
             {"200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}},
             public=True,
+            tag="server",
         ),
         "/metrics": get(
+            "get_metrics",
             "Prometheus text exposition of the snapshot",
             {"200": {"description": "OK", "content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+            tag="server",
         ),
-        f"{PREFIX}/info": get("The node", ok(NodeInfo)),
-        f"{PREFIX}/whoami": get("Who the server takes the caller for", ok(Whoami)),
-        f"{PREFIX}/snapshot": get("Everything about the node, now", ok(NodeSnapshot)),
-        f"{PREFIX}/agents": get("The snapshot's agents", ok(list[Agent])),
-        f"{PREFIX}/phases": get("The snapshot's plan phases", ok(list[Phase])),
-        f"{PREFIX}/tasks": get("The snapshot's dispatched tasks", ok(list[Task])),
-        f"{PREFIX}/checkpoints": get("The snapshot's checkpoints", ok(list[Checkpoint])),
-        f"{PREFIX}/agents/{{agent_id}}": get("One agent", ok(Agent), parameters=[_path_param("agent_id")]),
+        f"{PREFIX}/info": get("get_info", "The node", ok(NodeInfo)),
+        f"{PREFIX}/whoami": get("get_whoami", "Who the server takes the caller for", ok(Whoami)),
+        f"{PREFIX}/snapshot": get("get_snapshot", "Everything about the node, now", ok(NodeSnapshot)),
+        f"{PREFIX}/agents": get("list_agents", "The snapshot's agents", ok(list[Agent])),
+        f"{PREFIX}/phases": get("list_phases", "The snapshot's plan phases", ok(list[Phase])),
+        f"{PREFIX}/tasks": get("list_tasks", "The snapshot's dispatched tasks", ok(list[Task])),
+        f"{PREFIX}/checkpoints": get("list_checkpoints", "The snapshot's checkpoints", ok(list[Checkpoint])),
+        f"{PREFIX}/agents/{{agent_id}}": get(
+            "get_agent", "One agent", ok(Agent), parameters=[_path_param("agent_id")]
+        ),
         f"{PREFIX}/audit": get(
-            "The audit trail after since_seq", ok(list[AuditEntry]), parameters=[since_seq]
+            "list_audit", "The audit trail after since_seq", ok(list[AuditEntry]), parameters=[since_seq]
         ),
         f"{PREFIX}/checkpoints/{{checkpoint_id}}/preview": get(
+            "get_rollback_preview",
             "What a rollback to the checkpoint would change beyond it",
             ok(RollbackPreview),
             parameters=[_path_param("checkpoint_id")],
         ),
         f"{PREFIX}/logs": get(
-            "Log records as server-sent events: `log` (data LogRecord, id = seq), `gap` (data LogGap), "
-            "`error` (data Problem); Last-Event-ID wins over since_seq",
+            "stream_logs",
+            "Log records as server-sent events",
             {
                 "200": {
                     "description": "An event stream",
@@ -149,9 +174,18 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
+                    "description": "the id of the last event seen: wins over since_seq",
                     "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
                 },
+                {
+                    "name": API_REVISION_HEADER,
+                    "in": "header",
+                    "description": f"the API revision the client speaks ({API_REVISION} now); any value "
+                    "says it is not a revision 1 http backend",
+                    "schema": {"type": "string"},
+                },
             ],
+            description=_LOGS_DESCRIPTION,
         ),
     }
     bodies = {
@@ -172,6 +206,8 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         body_type, answer_type, status = bodies[name]
         paths[path] = {
             "post": {
+                "operationId": name,
+                "tags": ["actions"],
                 "summary": f"{name} (needs role operator; audited under the credential's name)",
                 "parameters": [
                     {
@@ -195,10 +231,14 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         }
     return {
         "openapi": "3.1.0",
+        # The title is the API's, the same on every node (generators name the client package after it);
+        # which node answers is in the description and in x-fleetdeck-node
         "info": {
-            "title": f"fleetdeck node API ({node.name})",
+            "title": TITLE,
             "version": version,
-            "description": f"API version {API_VERSION}; errors are RFC 9457 problem+json.",
+            "description": f"Served by node {node.name} (backend {node.backend}). API version {API_VERSION}, "
+            f"revision {API_REVISION}; errors are RFC 9457 problem+json.",
+            "x-fleetdeck-node": {"id": node.id, "name": node.name, "backend": node.backend},
         },
         "paths": paths,
         "components": {
@@ -210,11 +250,24 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
                     "description": "a token from the node's tokens file; on a node served without one, the "
                     "owner's local operator token ($XDG_STATE_HOME/fleetdeck/local-operator.token). The "
                     "audit trail names the token's name, or the server's OS user.",
+                    # declared on both kinds of node: one without a tokens file answers only that token
                 }
             },
         },
         "security": [{"bearer": []}],
     }
+
+
+_LOGS_DESCRIPTION = (
+    f"The stream opens with `retry: {SSE_RETRY_MS}` (a browser's EventSource waits that many milliseconds "
+    f"before it reconnects). Events: `{SSE_LOG_EVENT}` (data a LogRecord, id its seq), `{SSE_GAP_EVENT}` "
+    f"(data a LogGap, id next_seq - 1), and `{SSE_PROBLEM_EVENT}` (data a Problem), after which the stream "
+    "ends: the backend failed once the answer had begun. A reconnect sends the last id as Last-Event-ID and "
+    "gets exactly the records after it. A fleetdeck http backend from before API revision 2 (which sends no "
+    f"{API_REVISION_HEADER} header) is sent `{SSE_LEGACY_ERROR_EVENT}` in place of `{SSE_PROBLEM_EVENT}`, "
+    "the only name it knows; any other client gets `problem`, which an EventSource cannot mistake for its "
+    "own `error` event."
+)
 
 
 def _path_param(name: str) -> dict[str, Any]:
@@ -240,6 +293,45 @@ def _sse_event() -> dict[str, Any]:
         "oneOf": [
             event(SSE_LOG_EVENT, "LogRecord", True),
             event(SSE_GAP_EVENT, "LogGap", True),
-            event(SSE_ERROR_EVENT, "Problem", False),
+            event(SSE_PROBLEM_EVENT, "Problem", False),
         ]
     }
+
+
+def _dispatch_alternatives(components: dict[str, Any]) -> None:
+    """DispatchRequest.__post_init__'s rule, which msgspec cannot see: an agent_id or a non-empty command,
+    never both. Written as two whole object schemas (a generator makes a class of each) built from
+    msgspec's own schema of DispatchRequest, so every field (the command's items too) stays msgspec's."""
+    request = components["DispatchRequest"]
+    fields = request["properties"]
+    shared = {name: schema for name, schema in fields.items() if name not in ("agent_id", "command")}
+    absent = {"type": "null"}  # the other alternative's field: left out, or null
+    components["DispatchToAgent"] = {
+        "title": "DispatchToAgent",
+        "description": "A payload for an existing agent.",
+        "type": "object",
+        "properties": {"agent_id": _not_null(fields["agent_id"]), **shared, "command": absent},
+        "required": ["agent_id"],
+    }
+    components["DispatchCommand"] = {
+        "title": "DispatchCommand",
+        "description": "A command (its argv, not empty) to start as a new agent.",
+        "type": "object",
+        "properties": {
+            "command": {**_not_null(fields["command"]), "minItems": 1},
+            **shared,
+            "agent_id": absent,
+        },
+        "required": ["command"],
+    }
+    components["DispatchRequest"] = {
+        "title": request["title"],
+        "description": request["description"],
+        "oneOf": [{"$ref": REF.format(name=name)} for name in ("DispatchToAgent", "DispatchCommand")],
+    }
+
+
+def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of ``X`` in msgspec's schema of ``X | None`` (``anyOf`` X and null)."""
+    (inner,) = [s for s in schema["anyOf"] if s != {"type": "null"}]
+    return dict(inner)
