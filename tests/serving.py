@@ -245,10 +245,12 @@ def serve_asgi(
     app: Any,
     *,
     host: str = "127.0.0.1",
+    port: int = 0,
     graceful_s: int = 3,
     on_shutdown: Callable[[], None] | None = None,
 ) -> Iterator[str]:
-    """Serve ``app`` with a real uvicorn on an ephemeral port in a background thread; yield the base URL.
+    """Serve ``app`` with a real uvicorn on an ephemeral port (or ``port``: to serve again where a stopped
+    server was) in a background thread; yield the base URL.
 
     The socket is bound before the thread starts, so the URL is known (and accepting) at once; the app's
     lifespan runs in the server's own event loop. On exit the server shuts down and the thread is joined;
@@ -257,7 +259,7 @@ def serve_asgi(
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     sock.listen(128)
     port = sock.getsockname()[1]
     config = uvicorn.Config(
