@@ -167,12 +167,6 @@ def test_one_file_s_flood_keeps_to_its_own_bound(tmp_path: Path) -> None:
     store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="log_store.py _retain bounds the table by seq range (seq <= max(seq) - max_records), not by "
-    "the records it holds: a file that printed more than max_records lines in all pushes every other "
-    "file's lines out though the table holds only max_per_file of its own",
-)
 def test_the_whole_table_bound_counts_records_so_a_flood_cannot_push_other_files_out(tmp_path: Path) -> None:
     store = LogStore(tmp_path, max_per_file=100, max_records=1000)
     store.add("job:a", new_lines("job:a", 0, 10), upto=10)

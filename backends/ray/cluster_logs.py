@@ -7,10 +7,13 @@ How they are read (Ray's HTTP API has no "from this offset"):
 
 * **Following** (``records(follow=True)``): one ``GET /api/v0/logs/stream`` per file that is still being
   written (Ray's own follow: the dashboard agent sends each new block as it is written), at most
-  ``max_streams`` at once, others waiting their turn. A stream sends only what is new, so a poll never
-  downloads a log again; only a stream that broke is opened again from the top, its lines up to the
-  file's cursor skipped. A file whose job or actor is over is read on until it has been quiet for two
-  intervals, then closed and marked finished.
+  ``max_streams`` at once, jobs before actors (a living actor's stream never ends); a file that gets no
+  stream is read whole every :data:`OVERFLOW_EVERY_S`, and that is said once. A stream sends only what is
+  new, so a poll never downloads a log again; only a stream that broke is opened again from the top, its
+  lines up to the file's cursor skipped. A file whose job or actor is over is read on until it has been
+  quiet for two intervals; then its last :data:`TAIL_LINES` lines are asked for, and only if they are what
+  the stream read last is the file finished (a stalled stream is not taken for the end: the file is read
+  whole instead).
 * **Once** (``records(follow=False)``, and a file that ended before anyone followed it): the whole file,
   ``GET /api/jobs/{id}/logs`` or ``GET /api/v0/logs/file``; a finished file is never asked for again.
 
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import quote
@@ -46,6 +50,8 @@ from .log_store import LogStore, NewLine
 Sleep = Callable[[float], Awaitable[None]]
 READ_BATCH = 2000  # records handed to a follower per store read
 ACTORS_EVERY_S = 5.0  # the actor list (a heavy state-API call) is asked for at most this often
+TAIL_LINES = 64  # how many last lines of an ended file are compared with what its stream read
+OVERFLOW_EVERY_S = 10.0  # a file being written that has no stream of its own is read whole this often
 FETCH_AT_ONCE = 4  # whole-file fetches in flight at once
 MAX_BACKOFF_S = 30.0
 _MEND_LATER = (Unreachable, TimedOut, NotFound)  # a retry mends these; AuthFailed and Forbidden it does not
@@ -83,6 +89,9 @@ class ClusterLogs:
         self._fatal: BackendError | None = None
         self._retry_at: dict[str, tuple[float, int]] = {}  # a failed stream's next try, and its failures
         self._actors: tuple[float, list[LogFile], frozenset[int]] | None = None
+        self._overflow_read: dict[str, float] = {}  # when each file without a stream was last read whole
+        self._told_overflow = False
+        self._pending_notices: list[str] = []
         self._notice_key = f"notice:{uuid.uuid4().hex}"
         self._notices = 0
 
@@ -294,6 +303,8 @@ class ClusterLogs:
                     down_since = time.monotonic()
                 await self._sleep(min(MAX_BACKOFF_S, self._poll_s * 2 ** min(failures, 6)))
                 continue
+            while self._pending_notices:
+                await self._notice("warning", self._pending_notices.pop(0))
             if down_since is not None:
                 away = time.monotonic() - down_since
                 await self._notice("info", f"the Ray dashboard answers again after {away:.0f} s")
@@ -305,37 +316,67 @@ class ClusterLogs:
         files, actor_pids = await self._files(fresh=False)
         cursors = await asyncio.to_thread(store.lines_in, [f.key for f in files])
         now = time.monotonic()
+        self._reap_streams(now)
         once: list[LogFile] = []
+        live: list[LogFile] = []
         for file in files:
-            stream = self._streams.get(file.key)
-            if stream is not None:
-                stream.file = file  # it may have ended since
-                stream.actor_pids = actor_pids
-                continue
             kept, finished = cursors.get(file.key, (0, False))
-            if finished:
+            if stream := self._streams.get(file.key):
+                stream.file, stream.actor_pids = file, actor_pids  # it may have ended since
+            elif finished:
                 continue
-            if file.over and (kept == 0 or not file.followable):
+            elif file.over and (kept == 0 or not file.followable):
                 once.append(file)  # ended before anyone followed it: its whole file, once
-            elif (
-                file.followable
-                and len(self._streams) < self._max_streams
-                and self._retry_at.get(file.key, (0.0, 0))[0] <= now
-            ):
-                self._streams[file.key] = _Stream(self, file, kept, actor_pids)
-        for key, stream in list(self._streams.items()):
-            if stream.task.done():
-                del self._streams[key]
-                problem = None if stream.task.cancelled() else stream.task.exception()
-                if isinstance(problem, (AuthFailed, Forbidden)):
-                    raise problem
-                if problem is None:
-                    self._retry_at.pop(key, None)
-                else:  # e.g. an actor's file not written yet: asked again later, less and less often
-                    failures = self._retry_at.get(key, (0.0, 0))[1] + 1
-                    self._retry_at[key] = (now + min(MAX_BACKOFF_S, self._poll_s * 2**failures), failures)
+            elif file.followable and self._retry_at.get(file.key, (0.0, 0))[0] <= now:
+                live.append(file)
+        once += self._give_out_streams(live, cursors, actor_pids, now)
         await asyncio.gather(*(self._read_whole(f, actor_pids) for f in once))
         await self._add_statuses(files)
+
+    def _give_out_streams(
+        self,
+        live: list[LogFile],
+        cursors: dict[str, tuple[int, bool]],
+        actor_pids: frozenset[int],
+        now: float,
+    ) -> list[LogFile]:
+        """Streams for the files still being written, jobs before actors (a living actor's stream never
+        ends: without this, eight actors would keep every new job waiting). A job may take an actor's
+        stream; what gets none is read whole every :data:`OVERFLOW_EVERY_S` instead. Returns those due."""
+        for file in sorted(live, key=lambda f: f.job_id is None):
+            if len(self._streams) >= self._max_streams and file.job_id is not None:
+                actor_streams = [k for k, st in self._streams.items() if st.file.job_id is None]
+                if actor_streams:
+                    self._streams.pop(actor_streams[-1]).task.cancel()  # read whole from now on
+            if len(self._streams) < self._max_streams:
+                self._streams[file.key] = _Stream(
+                    self, file, cursors.get(file.key, (0, False))[0], actor_pids
+                )
+        waiting = [f for f in live if f.key not in self._streams]
+        if waiting and not self._told_overflow:
+            self._told_overflow = True
+            self._pending_notices.append(
+                f"{len(waiting)} log files are still being written beyond the {self._max_streams} followed "
+                f"live (option max_log_streams): they are read whole every {OVERFLOW_EVERY_S:.0f} s"
+            )
+        due = [f for f in waiting if now - self._overflow_read.get(f.key, 0.0) >= OVERFLOW_EVERY_S]
+        for file in due:
+            self._overflow_read[file.key] = now
+        return due
+
+    def _reap_streams(self, now: float) -> None:
+        for key, stream in list(self._streams.items()):
+            if not stream.task.done():
+                continue
+            del self._streams[key]
+            problem = None if stream.task.cancelled() else stream.task.exception()
+            if isinstance(problem, (AuthFailed, Forbidden)):
+                raise problem
+            if problem is None:
+                self._retry_at.pop(key, None)
+            else:  # e.g. an actor's file not written yet: asked again later, less and less often
+                failures = self._retry_at.get(key, (0.0, 0))[1] + 1
+                self._retry_at[key] = (now + min(MAX_BACKOFF_S, self._poll_s * 2**failures), failures)
 
     async def _files(self, *, fresh: bool) -> tuple[list[LogFile], frozenset[int]]:
         """Every job's file (asked each time) and the actors' (at most every :data:`ACTORS_EVERY_S`
@@ -381,6 +422,7 @@ class _Stream:
         number = 0  # the file's line the next complete line is
         pending = ""
         ended = False
+        recent: deque[str] = deque(maxlen=TAIL_LINES)  # the last complete lines, to check the end by
         async with logs._client.stream_text("/api/v0/logs/stream", params) as chunks:
             pump = asyncio.create_task(_pump(chunks, queue))
             try:
@@ -400,6 +442,7 @@ class _Stream:
                         raise chunk  # inside the stream's block, so a transport error is told in words
                     pieces = (pending + chunk).split("\n")
                     pending = pieces.pop()
+                    recent.extend(pieces)
                     skip = min(len(pieces), max(0, self.kept - number))
                     for raw in pieces[:skip]:
                         reader.read(raw)  # already kept: they still move the traceback state along
@@ -412,10 +455,22 @@ class _Stream:
                         self.kept = max(self.kept, first + len(fresh))
             finally:
                 pump.cancel()
-        if self.file.over and ended:
-            tail = [pending] if pending else []
-            await logs._keep(self.file, tail, number, self.actor_pids, finished=True, reader=reader)
+        if not (self.file.over and ended):
+            return
+        # Quiet after its job or actor ended is only likely the end: a stream can also stall. Ray is
+        # asked for the file's last lines; only if they are what this stream read last is the file
+        # complete (its last line, without a newline, included). Otherwise it is read whole once.
+        try:
+            tail = await logs._client.get_text("/api/v0/logs/file", {**self.file.params, "lines": TAIL_LINES})
+        except BackendError:
+            tail = None
+        mine = "".join(line + "\n" for line in recent) + pending
+        if tail is not None and (mine.endswith(tail) if tail else not mine):
+            last = [pending] if pending else []
+            await logs._keep(self.file, last, number, self.actor_pids, finished=True, reader=reader)
             await logs._add_statuses([self.file])
+        else:
+            await logs._read_whole(self.file, self.actor_pids)
 
 
 async def _pump(chunks: AsyncIterator[str], queue: asyncio.Queue[str | BaseException | None]) -> None:

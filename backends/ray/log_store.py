@@ -32,6 +32,7 @@ LOG_DB = "ray-logs.sqlite"
 SCHEMA_VERSION = 1
 MAX_PER_FILE = 50_000  # lines kept of one file: the newest
 MAX_RECORDS = 200_000  # lines kept in all
+RETAIN_EVERY = 2_000  # lines added between two applications of the bounds
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,6 +73,9 @@ class LogStore:
         self._max_per_file = max_per_file
         self._max_records = max_records
         self._lock = threading.Lock()
+        self._unretained = 0
+        # the bounds may be overshot by a tenth of the smaller, at most RETAIN_EVERY lines
+        self._retain_every = max(1, min(RETAIN_EVERY, max_per_file // 10, max_records // 10))
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
@@ -80,16 +84,16 @@ class LogStore:
             with self._write():
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     self._db.execute(statement)
-                row = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-                elif row[0] != str(SCHEMA_VERSION):
-                    raise BackendError(
-                        f"the Ray log store {self.path} is of schema {row[0]}, this fleetdeck reads "
-                        f"{SCHEMA_VERSION}: move it aside to start a new one"
-                    )
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+                (found,) = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
         except (OSError, sqlite3.Error) as exc:
             raise BackendError(f"the Ray log store {self.path} cannot be used ({_why(exc)})") from None
+        if found != str(SCHEMA_VERSION):
+            self._db.close()
+            raise BackendError(
+                f"the Ray log store {self.path} is of schema {found}, this fleetdeck reads "
+                f"{SCHEMA_VERSION}: move it aside to start a new one"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -117,8 +121,9 @@ class LogStore:
                     "SET lines = max(lines, excluded.lines), finished = max(finished, excluded.finished)",
                     (key, upto, int(finished)),
                 )
-                if added:
-                    self._retain(key)
+                self._unretained += added
+                if self._unretained >= self._retain_every or (finished and self._unretained):
+                    self._retain()
                 return added
         except sqlite3.Error as exc:
             raise BackendError(
@@ -126,14 +131,23 @@ class LogStore:
                 "again once it can"
             ) from None
 
-    def _retain(self, key: str) -> None:
+    def _retain(self) -> None:
+        """Apply both bounds, counting rows kept (not seqs handed out, which one long-lived file would
+        run far past). Run every few lines this store added (a tenth of the smaller bound, at most
+        :data:`RETAIN_EVERY`), so a bound may be overshot by that many per writing process, never more."""
+        self._unretained = 0
+        crowded = self._db.execute(
+            "SELECT key FROM records GROUP BY key HAVING count(*) > ?", (self._max_per_file,)
+        ).fetchall()
+        for (key,) in crowded:
+            self._db.execute(
+                "DELETE FROM records WHERE key = ? AND seq <= (SELECT seq FROM records WHERE key = ? "
+                "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+                (key, key, self._max_per_file),
+            )
         self._db.execute(
-            "DELETE FROM records WHERE key = ? AND seq <= (SELECT seq FROM records WHERE key = ? "
-            "ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-            (key, key, self._max_per_file),
-        )
-        self._db.execute(
-            "DELETE FROM records WHERE seq <= (SELECT max(seq) FROM records) - ?", (self._max_records,)
+            "DELETE FROM records WHERE seq <= (SELECT seq FROM records ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+            (self._max_records,),
         )
 
     # --- reading -------------------------------------------------------------------------------------------
