@@ -124,7 +124,6 @@ class SystemMetrics(Model, frozen=True, kw_only=True):
         return min(100, -(-used * 100 // whole))  # integer ceiling, as df computes it
 
 
-
 # --- GPUs ----------------------------------------------------------------------------------------------
 
 
@@ -294,6 +293,17 @@ class LogRecord(Model, frozen=True, kw_only=True):
     source: str  # an agent id, or "node"
     message: str
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def time_fetched(self) -> bool:
+        """Whether ``ts`` is when the backend fetched the line, not when it was written: the source gave
+        the line no time of its own (a Ray job's plain output). Shown as "at or before" (``≤``)."""
+        return self.fields.get(TIME_FIELD) == TIME_FETCHED
+
+
+#: ``fields[TIME_FIELD] == TIME_FETCHED``: the record's ts is its fetch time (:attr:`LogRecord.time_fetched`)
+TIME_FIELD = "time"
+TIME_FETCHED = "fetched"
 
 
 class AuditEntry(Model, frozen=True, kw_only=True):

@@ -173,3 +173,21 @@ async def test_log_view_keeps_a_bounded_buffer_and_filters() -> None:
         assert [r.seq for r in view.visible_records()] == [5, 7]
         view.set_filter(LogFilter(source="nobody"))
         assert view.visible_count == 0
+
+
+async def test_a_line_stamped_when_fetched_says_so_in_the_log_view_and_the_cli() -> None:
+    """A source that gives a line no time (a Ray job's print) is stamped with its fetch time, which the
+    line was written at or before: shown "≤", never passed off as the line's own time."""
+    from console.cli.node_commands import format_log_line
+
+    own = record(1, message="has its own time")
+    fetched = LogRecord(
+        seq=2, ts=NOW, level="info", source="job-1", message="print()", fields={"time": "fetched"}
+    )
+    assert fetched.time_fetched and not own.time_fetched
+    assert format_log_line(fetched).startswith("≤2026-01-01T00:00:00Z INFO")
+    assert format_log_line(own).startswith("2026-01-01T00:00:01Z INFO")
+    view = LogView(capacity=5)
+    async with Host(view).run_test():
+        assert view.format_record("n", fetched).plain.startswith("≤00:00:00 ")
+        assert view.format_record("n", own).plain.startswith("00:00:01 ")

@@ -216,7 +216,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _line_length(self, node: str, record: LogRecord) -> int:
         # as shown: a control shown as "\x9b" or "⟨U+202E⟩" takes more room than the character did
-        prefix = 9 + 4 + (len(terminal_safe(node)) + 1 if self.show_node else 0)
+        prefix = 9 + record.time_fetched + 4 + (len(terminal_safe(node)) + 1 if self.show_node else 0)
         return prefix + len(terminal_safe(record.source)) + 1 + len(terminal_safe(record.message))
 
     def _line_styles(self) -> dict[str, Style]:
@@ -231,8 +231,10 @@ class LogView(ScrollView, can_focus=True):
         """The line's pieces and their styles: time, level tag, [node,] source, message."""
         styles = self._line_styles()
         level = record.level
+        # "≤": the source gave the line no time, so this is when it was fetched: written then or before
+        stamp = ("≤" if record.time_fetched else "") + time.strftime("%H:%M:%S ", time.gmtime(record.ts))
         parts = [
-            (time.strftime("%H:%M:%S ", time.gmtime(record.ts)), styles["time"]),
+            (stamp, styles["time"]),
             (LEVEL_TAG[level] + " ", styles[level]),
         ]
         if self.show_node:

@@ -61,6 +61,7 @@ class RayBackend(Backend):
             sleep=sleep,
             poll_s=settings.log_poll_s,
             max_jobs=settings.max_jobs,
+            max_streams=settings.max_log_streams,
             url=settings.url,
         )
         self._opened = False

@@ -40,7 +40,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from backends.errors import AuthFailed, BackendError, Forbidden, NotFound, TimedOut, Unreachable
-from backends.model import LogLevel, LogRecord
+from backends.model import TIME_FIELD, LogLevel, LogRecord
 
 from .client import RayClient
 from .log_lines import FETCHED, SourceReader, is_marker
@@ -217,7 +217,7 @@ class ClusterLogs:
             if read.worker_pid is not None:
                 fields.update(worker=read.worker, pid=read.worker_pid)
             if read.ts is None:
-                fields["time"] = FETCHED
+                fields[TIME_FIELD] = FETCHED
             offered.append(
                 NewLine(
                     line=number,

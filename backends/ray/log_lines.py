@@ -19,10 +19,10 @@ import re
 import time
 from dataclasses import dataclass
 
-from backends.model import LogLevel
+from backends.model import TIME_FETCHED, LogLevel
 
 #: ``fields["time"]`` of a line whose ts is when fleetdeck fetched it: Ray gave the line no time
-FETCHED = "fetched"
+FETCHED = TIME_FETCHED
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RAY_PY = re.compile(

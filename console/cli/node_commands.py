@@ -217,6 +217,8 @@ def format_log_line(record: LogRecord) -> str:
     import time
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.ts))
+    if record.time_fetched:
+        stamp = "≤" + stamp  # the line came with no time: fetched then, so written then or before
     # one record, one line: a newline in the message is shown (␤), so `grep` and `tail` see whole records
     source, message = terminal_safe(record.source), terminal_safe(record.message)
     return f"{stamp} {record.level.upper():<8} {source}: {message}"
