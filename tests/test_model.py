@@ -63,6 +63,7 @@ SYSTEM = SystemMetrics(
     swap_used=512 * 1024**2,
     disk_total=7 * 1024**4,
     disk_used=3 * 1024**4,
+    disk_available=2 * 1024**4,
     uptime_s=3_210_000.5,
 )
 GPU_PROCESS = GpuProcess(pid=4242, used_memory=30 * 1024**3, agent_id="model-manager-01")
