@@ -110,11 +110,13 @@ def test_status_and_agents_show_its_agents(run, tmp_path: Path) -> None:
     status = run("--config", path, "status")
     assert status.returncode == 2, status.stdout + status.stderr  # the file holds one failed agent
     assert status.stdout.startswith("lab-07 (dev): CRITICAL — 2/3 agents healthy, 1 GPUs")
-    assert "agent:tester-01: exit code 1: 3 tests failed" in status.stdout
+    assert "agent:tester 01: exit code 1: 3 tests failed" in status.stdout
 
     agents = run("--config", path, "agents", "--node", "lab-07")
     assert agents.returncode == 0, agents.stderr
-    rows = {line.split()[0]: line.split()[1:3] for line in agents.stdout.splitlines()[1:]}
+    # by name, and the id commands take beside it ("tester 01" is the agent tester-01)
+    assert agents.stdout.splitlines()[0].split()[:4] == ["AGENT", "ID", "STATE", "HEALTH"]
+    rows = {line.split()[2]: line.split()[3:5] for line in agents.stdout.splitlines()[1:]}
     assert rows == {
         "coder-01": ["running", "healthy"],
         "reviewer-01": ["idle", "healthy"],

@@ -94,7 +94,7 @@ async def test_agent_screen_shows_every_field_safely() -> None:
         await settle(pilot)
         app.open_agent(app.links[LINK], AGENT_ID)
         await settle(pilot)
-        shows(app, "agent screen", f"Agent id{SHORT_SHOWN}", f"role={SHORT_SHOWN}", "␛]0;pwned␇")
+        shows(app, "agent screen", f"(id{SHORT_SHOWN})", f"role={SHORT_SHOWN}", "␛]0;pwned␇")
 
 
 async def test_an_agents_logs_screen_is_filtered_to_its_hostile_id() -> None:

@@ -43,9 +43,12 @@ def show_agents(link: NodeLink, args: argparse.Namespace) -> int:
         return EXIT_OK
     now = link.clock()
     names = agent_labels(snapshot.agents)  # a Ray actor's id is 32 hex digits: people read its name
+    # ...and commands take the id (pause agent:ID): shown too wherever one is not its agent's name
+    with_ids = any(a.id != a.name for a in snapshot.agents)
     rows = [
         (
             names[a.id],
+            *((a.id,) if with_ids else ()),
             a.state,
             a.health,
             NA if a.pid is None else str(a.pid),
@@ -57,7 +60,8 @@ def show_agents(link: NodeLink, args: argparse.Namespace) -> int:
         )
         for a in snapshot.agents
     ]
-    headers = ("AGENT", "STATE", "HEALTH", "PID", "CPU", "RSS", "PROG", "HEARTBEAT", "WHY / DOING")
+    headers = ("AGENT", *(("ID",) if with_ids else ()), "STATE", "HEALTH", "PID", "CPU", "RSS", "PROG")
+    headers += ("HEARTBEAT", "WHY / DOING")
     print_table(headers, rows, empty="no agents yet — start one with: fleetdeck run --name NAME -- CMD ...")
     return EXIT_OK
 
