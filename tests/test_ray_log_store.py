@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +20,19 @@ import pytest
 from backends.errors import BackendError
 from backends.model import LogRecord
 from backends.ray.log_store import LOG_DB, MAX_PER_FILE, LogStore, NewLine
+from tests import test_ray_log_follow
 from tests.conftest import one_line_error
 from tests.test_ray_log_follow import (
     POLL_S,
     Cluster,
-    Dashboard,
-    StandIn,
     expected,
     following,
     lines_of,
-    make,
     numbered,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    stand_in = StandIn()
-    dashboard = Dashboard(stand_in)
-    url = await dashboard.start()
-    backend = make(url, tmp_path / "ray")
-    try:
-        yield Cluster(stand_in, dashboard, backend, tmp_path / "ray")
-    finally:
-        await backend.close()
-        await dashboard.stop()
+cluster = test_ray_log_follow.cluster  # the stand-in and a RayBackend following it, as that file has them
 
 
 def new_lines(key: str, start: int, stop: int) -> list[NewLine]:
