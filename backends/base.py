@@ -33,11 +33,23 @@ is corrupt). The console survives any exception from a backend, but shows anythi
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, ClassVar
 
 from .errors import Invalid, Unsupported
-from .model import AuditEntry, Checkpoint, DispatchRequest, LogRecord, NodeInfo, NodeSnapshot, Target, Task
+from .model import (
+    AuditEntry,
+    Checkpoint,
+    DispatchRequest,
+    Gate,
+    KpiSeries,
+    LogRecord,
+    NodeInfo,
+    NodeSnapshot,
+    SignedDecision,
+    Target,
+    Task,
+)
 from .plugin import BackendOptions, NodeSettings, NoOptions, Thresholds
 
 
@@ -216,6 +228,18 @@ class Backend(abc.ABC):
         """
         raise self._unsupported("roll back")
 
+    async def sign_gate(
+        self, phase_id: str, decision: SignedDecision, *, operator: str, reason: str | None = None
+    ) -> Gate:
+        """Record an operator's go/no-go sign-off on a phase's gate (capability ``sign_gate``). It is shown
+        beside the decision the node computes from the figures and never overrides it.
+
+        Returns: the phase's gate with the sign-off in ``signed``.
+
+        Raises: NotFound for an unknown phase; Conflict for a phase without a gate (a Ray job).
+        """
+        raise self._unsupported("sign gates")
+
     async def interrupted_rollback(self) -> str | None:
         """Whether a rollback on this node was interrupted (killed half-way) and waits for
         :meth:`recover_rollback`.
@@ -243,6 +267,23 @@ class Backend(abc.ABC):
         Raises: NotFound for an unknown checkpoint.
         """
         return []
+
+    async def kpi_history(
+        self, since: float, *, names: Collection[str] | None = None, agent_ids: Collection[str] | None = None
+    ) -> list[KpiSeries]:
+        """The KPI figures the node keeps (capability ``kpi_history``), for trends and report cards.
+
+        Args:
+            since: UTC epoch seconds; only points measured at or after it.
+            names, agent_ids: only these KPIs, only these agents (None: all).
+
+        Returns: one series per (agent, KPI) with at least one point, oldest point first. The node keeps a
+            bounded history (by age and count), so points older than it keeps are simply absent.
+
+        Raises: Unreachable, TimedOut or AuthFailed as :meth:`snapshot` does; Unsupported when the backend
+            keeps no KPI history (the default).
+        """
+        raise self._unsupported("keep KPI history")
 
     async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
         """The audit trail: who did what, when, why, with what outcome.

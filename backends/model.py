@@ -10,6 +10,7 @@ An unknown value is ``None`` (rendered "n/a"), never a made-up 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, NamedTuple, TypeVar, get_args
 
@@ -49,13 +50,25 @@ ENVIRONMENT_RANK: dict[str, int] = {env: rank for rank, env in enumerate(get_arg
 
 # Capabilities a backend may declare; the console enables an action only when its capability is present.
 # The actions change a node, so a read-only node or a viewer's token loses them; reading never does.
-ActionCapability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollback"]
-Capability = Literal[ActionCapability, "audit", "logs"]
+ActionCapability = Literal["dispatch", "pause", "resume", "stop", "checkpoint", "rollback", "sign_gate"]
+Capability = Literal[ActionCapability, "audit", "logs", "kpi_history"]
 ALL_CAPABILITIES: frozenset[str] = frozenset(get_args(Capability))
 ACTION_CAPABILITIES: frozenset[str] = frozenset(get_args(ActionCapability))
 # Conditions a node may already judge into its agents' health. The console judges only what a node leaves
 # out, from its own view (its log buffer, its clock): one condition judged twice is two alerts, two counts.
 HealthCheck = Literal["heartbeat", "error_rate"]
+# A gauge is a figure as it stands (a p95 latency); a counter only grows (tokens out), except that it starts
+# again from 0 when its agent restarts, so its rate is derived and a drop is read as a reset.
+KpiKind = Literal["gauge", "counter"]
+# The units a KPI may be in: a fixed set, so every figure can be formatted for people and compared with a
+# threshold in the same unit. "ratio" is 0-1 (shown as a percentage); "per_hour" etc. are rates.
+KpiUnit = Literal[
+    "count", "ms", "s", "ratio", "percent", "bytes", "tokens", "usd", "per_s", "per_min", "per_hour"
+]
+KPI_UNITS: tuple[str, ...] = get_args(KpiUnit)
+# A KPI's name is a metric name (Prometheus' rules, lower case): `latency_p95_ms`, `tokens_out_total`.
+KpiName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+SignedDecision = Literal["go", "no-go"]
 
 
 class Model(Struct, frozen=True, kw_only=True, forbid_unknown_fields=False, gc=False):
@@ -152,6 +165,48 @@ class GpuStatus(Model, frozen=True, kw_only=True):
     reason: str | None = None
 
 
+# --- KPIs ----------------------------------------------------------------------------------------------
+
+
+class Kpi(Model, frozen=True, kw_only=True):
+    """One figure an agent reports about what it achieves: ``latency_p95_ms`` 97 ms at 12:00:03."""
+
+    name: KpiName
+    value: float
+    unit: KpiUnit = "count"
+    at: Timestamp  # when it was measured
+    kind: KpiKind = "gauge"
+    # a counter's increase per second over its recent points, a reset counted as a new start; None for a
+    # gauge, or for a counter with one point so far
+    rate_per_s: float | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite(self.value, "value")
+        if self.rate_per_s is not None:
+            _require_finite(self.rate_per_s, "rate_per_s")
+
+
+class KpiSeries(Model, frozen=True, kw_only=True):
+    """One agent's history of one KPI, oldest point first: what a trend or a report card is drawn from."""
+
+    agent_id: Identifier
+    name: KpiName
+    unit: KpiUnit = "count"
+    kind: KpiKind = "gauge"
+    points: tuple[tuple[Timestamp, float], ...] = ()  # (when measured, value)
+
+    def __post_init__(self) -> None:
+        for _, value in self.points:
+            _require_finite(value, "points")
+
+
+def _require_finite(value: float, name: str) -> None:
+    # msgspec refuses NaN in JSON but not from Python (a TOML inf, a CLI "nan"): a NaN compares false with
+    # every threshold, so it would pass every check while meaning nothing. ValueError names the field.
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 # --- agents --------------------------------------------------------------------------------------------
 
 
@@ -174,6 +229,14 @@ class Agent(Model, frozen=True, kw_only=True):
     restarts: Count = 0
     started_at: Timestamp | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    kpis: tuple[Kpi, ...] = ()  # its latest figure of each KPI it reports, by name
+
+    def kpi(self, name: str) -> Kpi | None:
+        """Its latest figure of the KPI ``name``; None when it reports none by that name."""
+        for kpi in self.kpis:
+            if kpi.name == name:
+                return kpi
+        return None
 
     @property
     def dead(self) -> bool:
@@ -217,6 +280,10 @@ class Criterion(Model, frozen=True, kw_only=True):
     target: str
     actual: str | None = None
     passed: bool | None = None
+    # the KPI whose live figures decide it (the node fills in actual and passed from them); None for a
+    # criterion a person or an agent reports
+    kpi: KpiName | None = None
+    since: Timestamp | None = None  # when its verdict last changed to what it is, where the node knows
 
     @property
     def measured(self) -> bool:
@@ -235,12 +302,28 @@ class Milestone(Model, frozen=True, kw_only=True):
     criteria: tuple[Criterion, ...] = ()
 
 
+class GateSignoff(Model, frozen=True, kw_only=True):
+    """An operator's word on a gate (``fleetdeck gate sign``), shown beside the decision the node computed:
+    it records a judgement and is audited, but never overrides the figures."""
+
+    decision: SignedDecision
+    operator: str
+    at: Timestamp
+    reason: str | None = None
+
+
 class Gate(Model, frozen=True, kw_only=True):
     """A phase's go/no-go gate. The default (pending, no reasons) is what a phase without a gate carries (a
-    Ray job has none): a gate a node judges always says why, so the console shows no gate for it."""
+    Ray job has none): a gate a node judges always says why, so the console shows no gate for it.
+
+    ``decision`` is computed by the node from the criteria and no-go triggers the gate names; ``reasons``
+    name what decides it ("P95 latency: 162 ms (target < 120 ms)", "No-Go: any agent crash-looping —
+    TRIGGERED (coder-03 restarted 6 times)")."""
 
     decision: GateDecision = "pending"
     reasons: tuple[str, ...] = ()
+    since: Timestamp | None = None  # when the computed decision last changed to what it is
+    signed: GateSignoff | None = None  # the latest sign-off, if any
 
 
 class Phase(Model, frozen=True, kw_only=True):

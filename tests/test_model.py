@@ -16,9 +16,12 @@ from backends.model import (
     Criterion,
     DispatchRequest,
     Gate,
+    GateSignoff,
     Gpu,
     GpuProcess,
     GpuStatus,
+    Kpi,
+    KpiSeries,
     LoadAvg,
     LogRecord,
     Milestone,
@@ -81,6 +84,10 @@ GPU = Gpu(
     processes=(GPU_PROCESS, GpuProcess(pid=4243, used_memory=None, agent_id=None)),
 )
 GPU_STATUS = GpuStatus(status="error", reason="NVML: driver/library version mismatch")
+KPI = Kpi(name="latency_p95_ms", value=131.5, unit="ms", at=T0 - 1.0, kind="gauge", rate_per_s=None)
+COUNTER = Kpi(
+    name="tokens_out_total", value=12_400.0, unit="tokens", at=T0 - 1.0, kind="counter", rate_per_s=31.0
+)
 AGENT = Agent(
     id="coder-01",
     name="Coder 1",
@@ -100,10 +107,31 @@ AGENT = Agent(
     restarts=2,
     started_at=T0 - 86_400.0,
     labels={"role": "coder", "team": "platform"},
+    kpis=(KPI, COUNTER),
 )
-CRITERION = Criterion(name="P95 latency", target="< 120 ms", actual="135 ms", passed=False)
+CRITERION = Criterion(
+    name="P95 latency",
+    target="< 120 ms",
+    actual="135 ms",
+    passed=False,
+    kpi="latency_p95_ms",
+    since=T0 - 600.0,
+)
 MILESTONE = Milestone(id="w5", name="Multi-node scheduler", status="failed", criteria=(CRITERION,))
-GATE = Gate(decision="no-go", reasons=("P95 latency over target", "GPU headroom 10%"))
+SIGNOFF = GateSignoff(decision="go", operator="alice", at=T0 - 120.0, reason="load test reviewed")
+GATE = Gate(
+    decision="no-go",
+    reasons=("P95 latency over target", "GPU headroom 10%"),
+    since=T0 - 600.0,
+    signed=SIGNOFF,
+)
+SERIES = KpiSeries(
+    agent_id="coder-01",
+    name="tokens_out_total",
+    unit="tokens",
+    kind="counter",
+    points=((T0 - 2.0, 12_369.0), (T0 - 1.0, 12_400.0)),
+)
 PHASE = Phase(
     id="p3-scale-out",
     name="Scale-out",
@@ -175,8 +203,8 @@ SNAPSHOT = NodeSnapshot(
 )
 
 EVERY_FULL_INSTANCE: list[Any] = [
-    NODE_INFO, LOAD, SYSTEM, GPU_PROCESS, GPU, GPU_STATUS, AGENT, CRITERION, MILESTONE, GATE, PHASE, TASK,
-    CHECKPOINT, LOG_RECORD, AUDIT, TARGET, SNAPSHOT,
+    NODE_INFO, LOAD, SYSTEM, GPU_PROCESS, GPU, GPU_STATUS, COUNTER, SERIES, AGENT, CRITERION, MILESTONE,
+    SIGNOFF, GATE, PHASE, TASK, CHECKPOINT, LOG_RECORD, AUDIT, TARGET, SNAPSHOT,
 ]  # fmt: skip
 ALL_FIELDS_EXEMPT = {
     # DispatchRequest takes either agent_id+payload or command+name, never both: two instances cover it.
