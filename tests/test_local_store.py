@@ -76,7 +76,8 @@ def test_a_version_1_store_gets_the_error_index(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         store.register_agent("a1", kind="reporting")
     conn = sqlite3.connect(tmp_path / "fleetdeck.db")
-    conn.execute("DROP INDEX logs_errors")
+    for later in ("INDEX logs_errors", "TABLE kpi_latest", "TABLE kpi_points"):  # what v2 and v3 added
+        conn.execute(f"DROP {later}")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Store(tmp_path) as again:

@@ -147,12 +147,49 @@ _V1: tuple[str, ...] = (
 # more per snapshot on a busy node. This index holds only error lines, in the order the query groups by.
 _V2: tuple[str, ...] = ("CREATE INDEX logs_errors ON logs (source, ts) WHERE level IN ('error', 'critical')",)
 
+# KPIs: each agent's latest figure per KPI (what a snapshot shows), and every point kept for trends,
+# judging over a window and report cards. No foreign key to agents: history outlives an agent's removal.
+# kpi_points_series serves "these KPIs of these agents since T"; kpi_points_at serves retention by age.
+_V3: tuple[str, ...] = (
+    """CREATE TABLE kpi_latest (
+        agent_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        unit TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('gauge','counter')),
+        value REAL NOT NULL,
+        at REAL NOT NULL,
+        rate_per_s REAL,
+        PRIMARY KEY (agent_id, name)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE kpi_points (
+        id INTEGER PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at REAL NOT NULL,
+        value REAL NOT NULL
+    )""",
+    "CREATE INDEX kpi_points_series ON kpi_points (name, agent_id, at)",
+    "CREATE INDEX kpi_points_at ON kpi_points (at)",
+)
+
 #: migration N (1-based) brings a store from user_version N-1 to N
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUR_TABLES = frozenset(
-    ("agents", "commands", "phases", "milestones", "criteria", "tasks", "checkpoints", "logs", "audit")
+    (
+        "agents",
+        "commands",
+        "phases",
+        "milestones",
+        "criteria",
+        "tasks",
+        "checkpoints",
+        "logs",
+        "audit",
+        "kpi_latest",
+        "kpi_points",
+    )
 )
 
 
