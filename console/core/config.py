@@ -23,10 +23,11 @@ import msgspec
 import tomli_w
 
 from backends.errors import Invalid
-from backends.model import Environment
+from backends.model import Environment, KpiName
 from backends.plugin import BackendOptions, NodeSettings
 from backends.registry import resolve
 from console.core import paths
+from console.core.kpi_rules import DEFAULT_RULES, KpiRule, rule_problems
 
 NonNegative = Annotated[float, msgspec.Meta(ge=0)]
 # Names are typed to confirm actions on production nodes and passed to --node: one plain word.
@@ -124,6 +125,10 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     nodes: tuple[NodeConfig, ...] = ()
     thresholds: Thresholds = msgspec.field(default_factory=Thresholds)
     keys: dict[str, str] = msgspec.field(default_factory=dict)
+    # [[kpis]]: the lines KPIs are judged by (console/core/kpi_rules.py), replacing built-ins of the same name
+    kpis: tuple[KpiRule, ...] = ()
+    # the KPI the agents table shows; None: the first [[kpis]] rule's, else latency_p95_ms (headline_kpi())
+    headline_kpi: KpiName | None = None
 
 
 class ConfigError(Exception):
@@ -370,6 +375,7 @@ def _post_check(config: Config) -> Iterator[tuple[str, str]]:
             yield f"thresholds.{name.name}", f"warning {warning:g} is above critical {critical:g}"
         if name.name.endswith("_percent") and critical > 100:
             yield f"thresholds.{name.name}", f"critical {critical:g} is above 100 percent"
+    yield from rule_problems(config.kpis)
 
 
 def check_config(config: Config) -> list[str]:
@@ -414,6 +420,38 @@ _STARTER_KEYS: Final = """
 """
 
 
+def _starter_kpis() -> str:
+    """The built-in KPI rules, commented, as [[kpis]] tables one can uncomment and change."""
+    lines = [
+        "\n# KPI thresholds. These rules are built in; a [[kpis]] rule of the same name replaces one.",
+        "# direction: which side of the lines is bad; for_s: how long a figure must stay past a line",
+        "# before it alerts. Overrides match agents by node and/or labels (the most specific wins).",
+    ]
+    for rule in DEFAULT_RULES:
+        lines += [
+            "#   [[kpis]]",
+            f'#   name = "{rule.name}"',
+            f'#   unit = "{rule.unit}"',
+            f"#   warn = {rule.warn:g}",
+            f"#   crit = {rule.crit:g}",
+            f'#   direction = "{rule.direction}"',
+            f"#   for_s = {rule.for_s:g}",
+        ]
+        if rule.name == "latency_p95_ms":
+            lines += [
+                "#   [[kpis.overrides]]                  # belongs to the [[kpis]] above it",
+                '#   labels = { role = "model-manager" }',
+                "#   warn = 200",
+                "#   crit = 300",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+_STARTER_HEADLINE: Final = (
+    '# headline_kpi = "latency_p95_ms"        # the agents table\'s KPI column; default: the first [[kpis]]\n'
+)
+
+
 def starter_config() -> dict[str, Any]:
     """The content of a new config file: this machine as the one node, and every threshold spelled out."""
     return {
@@ -437,13 +475,14 @@ def starter_config_text() -> str:
     """
     data = starter_config()
     nodes, thresholds = data.pop("nodes"), data.pop("thresholds")
-    chunks = [_STARTER_HEADER, tomli_w.dumps(data)]
+    chunks = [_STARTER_HEADER, tomli_w.dumps(data), _STARTER_HEADLINE]
     chunks += [f"\n[[nodes]]\n{tomli_w.dumps(node)}" for node in nodes]
     # Each commented example follows the table it belongs after, so uncommenting it keeps the TOML whole.
     chunks.append(_STARTER_MORE_NODES)
     chunks.append("\n[thresholds]                       # [warning, critical]\n")
     # Numbers and bare keys only, so plain formatting is exact TOML.
     chunks += [f"{name} = [{warning}, {critical}]\n" for name, (warning, critical) in thresholds.items()]
+    chunks.append(_starter_kpis())
     chunks.append(_STARTER_KEYS)
     return "".join(chunks)
 
