@@ -15,14 +15,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from backends.errors import Invalid
-from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, Phase, Task
+from backends.model import Agent, AuditEntry, Checkpoint, Kpi, KpiSeries, LogRecord, Phase, Task
 
 from . import store_agents as agents_sql
+from . import store_kpis as kpis_sql
 from . import store_logs as logs_sql
 from . import store_plan as plan_sql
 from . import store_work as work_sql
@@ -31,6 +32,7 @@ from .store_api import AgentsApi
 from .store_db import Database
 from .store_health import DEFAULT_THRESHOLDS, AgentRecord, HealthThresholds, compute_health
 from .store_health import pid_alive as _pid_alive
+from .store_kpis import KpiInput, Window
 from .store_logs import LogTuple
 from .store_phases import build_phases
 from .store_plan import PlanCriterion, PlanMilestone, PlanPhase
@@ -53,6 +55,11 @@ __all__ = [
 
 PRUNE_EVERY_RECORDS = 1000
 PRUNE_EVERY_S = 60.0
+# KPI points are pruned like logs: now and then, not per insert (5,000 agents x 5 KPIs at 1 Hz would
+# otherwise run a delete 25,000 times a second).
+KPI_PRUNE_EVERY_POINTS = 5000
+KPI_KEEP_S = 8 * 86400.0  # a week's report card, with a day to spare
+KPI_MAX_POINTS = 2_000_000
 
 
 def default_state_dir() -> Path:
@@ -100,13 +107,16 @@ class Store(AgentsApi):
         clock: Callable[[], float] = time.time,
         verify: bool = True,
         pid_alive: Callable[[int], bool] = _pid_alive,
+        kpi_max_points: int | None = None,
+        kpi_max_age_s: float | None = None,
     ) -> None:
         """``verify`` runs SQLite's quick_check on open (reads the whole file: short-lived reporters that
         open the store every few seconds may skip it; the console and supervisors should not).
 
         Log retention defaults to $FLEETDECK_LOG_MAX_RECORDS / $FLEETDECK_LOG_MAX_AGE_S, else 200,000 records
         and 7 days: read from the environment so every process sharing the store (supervisors started by a
-        dispatch inherit it) prunes alike."""
+        dispatch inherit it) prunes alike. KPI points likewise keep $FLEETDECK_KPI_KEEP_S (8 days) and at
+        most $FLEETDECK_KPI_MAX_POINTS (2,000,000) points."""
         log_max_records = (
             log_max_records
             if log_max_records is not None
@@ -126,6 +136,7 @@ class Store(AgentsApi):
         self.log_max_age_s = log_max_age_s
         self._appended_since_prune = 0
         self._last_prune: float | None = None  # None: prune on the first append of this process
+        self._init_kpi_retention(kpi_max_points, kpi_max_age_s)
 
     def close(self) -> None:
         self._db.close()
@@ -187,6 +198,84 @@ class Store(AgentsApi):
             return logs_sql.prune(conn, now, self.log_max_records, self.log_max_age_s)
 
         return self._db.write(prune)
+
+    # --- KPIs ------------------------------------------------------------------------------------------
+
+    def _init_kpi_retention(self, max_points: int | None, max_age_s: float | None) -> None:
+        self.kpi_max_points = (
+            max_points
+            if max_points is not None
+            else _env_number("FLEETDECK_KPI_MAX_POINTS", KPI_MAX_POINTS, int)
+        )
+        self.kpi_max_age_s = (
+            max_age_s if max_age_s is not None else _env_number("FLEETDECK_KPI_KEEP_S", KPI_KEEP_S, float)
+        )
+        if self.kpi_max_points < 0 or self.kpi_max_age_s <= 0:
+            raise Invalid("KPI retention needs a point count >= 0 and an age > 0 seconds")
+        self._kpi_points_since_prune = 0
+        self._last_kpi_prune: float | None = None  # None: prune on the first record of this process
+
+    def record_kpis(
+        self,
+        agent_id: str,
+        kpis: KpiInput,
+        *,
+        at: float | None = None,
+        kinds: Mapping[str, str] | None = None,
+    ) -> list[Kpi]:
+        """Record an agent's figures ({name: value}, {name: (value, unit)} or Kpi values) measured ``at``
+        (default now); returns them as stored, a counter's rate filled in.
+
+        Invalid naming the KPI and the field for a figure the wire model refuses (nothing is recorded
+        then); NotFound for an unknown agent, as a heartbeat. Unit and kind default to what the name
+        implies (``backends.kpis.infer_unit`` / ``infer_kind``)."""
+        prepared = kpis_sql.prepare(kpis, self._clock(), at=at, kinds=kinds)
+
+        def write(conn: sqlite3.Connection) -> list[Kpi]:
+            agents_sql.require(conn, agent_id)
+            return kpis_sql.record(conn, agent_id, prepared)
+
+        stored = self._db.write(write)
+        self._kpis_written(len(stored))
+        return stored
+
+    def latest_kpis(self) -> dict[str, tuple[Kpi, ...]]:
+        """Every agent's latest figures by agent id, each agent's sorted by name."""
+        return self._db.read(kpis_sql.latest)
+
+    def kpi_window(
+        self, names: Collection[str] | None, since: float, agent_ids: Collection[str] | None = None
+    ) -> Window:
+        """Points since ``since`` keyed (agent_id, name), oldest first (see store_kpis.window)."""
+        return self._db.read(lambda c: kpis_sql.window(c, names, since, agent_ids))
+
+    def kpi_history(
+        self,
+        since: float,
+        names: Collection[str] | None = None,
+        agent_ids: Collection[str] | None = None,
+    ) -> list[KpiSeries]:
+        """One series per (agent, KPI) with points since ``since``, by agent then name."""
+        return self._db.read(lambda c: kpis_sql.history(c, since, names, agent_ids))
+
+    def prune_kpis(self) -> int:
+        """Apply KPI retention (age, then count) now; returns how many points were deleted."""
+        now = self._clock()
+        self._kpi_points_since_prune = 0
+        self._last_kpi_prune = now
+        return self._db.write(lambda c: kpis_sql.prune(c, now, self.kpi_max_points, self.kpi_max_age_s))
+
+    def _kpis_written(self, count: int) -> None:
+        if not count:
+            return
+        self._kpi_points_since_prune += count
+        now = self._clock()
+        if (
+            self._last_kpi_prune is None
+            or self._kpi_points_since_prune >= KPI_PRUNE_EVERY_POINTS
+            or now - self._last_kpi_prune >= PRUNE_EVERY_S
+        ):
+            self.prune_kpis()
 
     # --- plan ------------------------------------------------------------------------------------------
 

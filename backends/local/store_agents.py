@@ -68,6 +68,12 @@ def get(conn: sqlite3.Connection, agent_id: str) -> AgentRecord:
     return record_from_row(row)
 
 
+def require(conn: sqlite3.Connection, agent_id: str) -> None:
+    """NotFound naming the known agents unless ``agent_id`` is one (what a heartbeat answers)."""
+    if conn.execute("SELECT 1 FROM agents WHERE id = ?", (agent_id,)).fetchone() is None:
+        raise not_found("agent", agent_id, known_ids(conn, "agents"))
+
+
 def all_records(conn: sqlite3.Connection) -> list[AgentRecord]:
     return [record_from_row(row) for row in conn.execute(f"{AGENT_SELECT} ORDER BY id")]
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 
-from backends.model import Agent
+from backends.model import Agent, Kpi
 
 from . import store_agents as agents_sql
+from . import store_kpis as kpis_sql
 from . import store_plan as plan_sql
 from .store_db import Database
 from .store_health import DEFAULT_THRESHOLDS, AgentRecord, HealthThresholds, compute_health, judges_supervisor
@@ -24,6 +25,9 @@ class AgentsApi:
     _db: Database
     _clock: Callable[[], float]
     _pid_alive: Callable[[int], bool]
+
+    def _kpis_written(self, count: int) -> None:
+        """Store counts recorded KPI points here, to prune their history now and then."""
 
     # --- agents ----------------------------------------------------------------------------------------
 
@@ -77,11 +81,16 @@ class AgentsApi:
         pid: int | None = None,
         cpu_percent: float | None = None,
         rss_bytes: int | None = None,
+        kpis: kpis_sql.KpiInput | None = None,
     ) -> None:
+        """Record that the agent is alive; ``kpis`` ({name: value} or {name: (value, unit)}) are recorded
+        in the same transaction, as :meth:`Store.record_kpis` would."""
         now = self._clock()
-        self._db.write(
-            lambda c: agents_sql.heartbeat(
-                c,
+        prepared = kpis_sql.prepare(kpis, now, at=None, kinds=None) if kpis else []
+
+        def write(conn: sqlite3.Connection) -> None:
+            agents_sql.heartbeat(
+                conn,
                 now,
                 agent_id,
                 state=state,
@@ -92,7 +101,10 @@ class AgentsApi:
                 cpu_percent=cpu_percent,
                 rss_bytes=rss_bytes,
             )
-        )
+            kpis_sql.record(conn, agent_id, prepared)
+
+        self._db.write(write)
+        self._kpis_written(len(prepared))
 
     def set_agent_state(
         self,
@@ -124,7 +136,8 @@ class AgentsApi:
             record = agents_sql.get(conn, agent_id)
             phase_id = plan_sql.assign_phase(plan_sql.read_rows(conn), record.id, record.phase_id)
             errors = agents_sql.error_counts(conn, now - ERROR_WINDOW_S)
-            return self._judge(record, now, thresholds, errors, phase_id)
+            kpis = kpis_sql.latest(conn, record.id).get(record.id, ())
+            return self._judge(record, now, thresholds, errors, phase_id, kpis)
 
         return self._db.read(read)
 
@@ -177,7 +190,10 @@ class AgentsApi:
         rows = plan_sql.read_rows(conn)
         assignment = {r.id: plan_sql.assign_phase(rows, r.id, r.phase_id) for r in records}
         errors = agents_sql.error_counts(conn, now - ERROR_WINDOW_S) if records else {}
-        judged = [self._judge(r, now, thresholds, errors, assignment[r.id]) for r in records]
+        kpis = kpis_sql.latest(conn) if records else {}
+        judged = [
+            self._judge(r, now, thresholds, errors, assignment[r.id], kpis.get(r.id, ())) for r in records
+        ]
         return judged, records, rows, assignment
 
     def _judge(
@@ -187,6 +203,7 @@ class AgentsApi:
         thresholds: HealthThresholds,
         errors: Mapping[str, int],
         phase_id: str | None = None,
+        kpis: tuple[Kpi, ...] = (),
     ) -> Agent:
         alive = None
         if judges_supervisor(record) and record.supervisor_pid is not None:
@@ -194,4 +211,4 @@ class AgentsApi:
         health, reason = compute_health(
             record, now, thresholds, errors_last_minute=errors.get(record.id, 0), supervisor_alive=alive
         )
-        return record.to_agent(health, reason, phase_id=phase_id)
+        return record.to_agent(health, reason, phase_id=phase_id, kpis=kpis)

@@ -11,7 +11,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.model import Agent, AgentKind, AgentState, Health, HealthCheck
+from backends.model import Agent, AgentKind, AgentState, Health, HealthCheck, Kpi
 
 from .store_db import loads
 
@@ -62,7 +62,9 @@ class AgentRecord:
     phase_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
-    def to_agent(self, health: Health, reason: str | None, *, phase_id: str | None = None) -> Agent:
+    def to_agent(
+        self, health: Health, reason: str | None, *, phase_id: str | None = None, kpis: tuple[Kpi, ...] = ()
+    ) -> Agent:
         return Agent(
             id=self.id,
             name=self.name,
@@ -81,6 +83,7 @@ class AgentRecord:
             restarts=self.restarts,
             started_at=self.started_at,
             labels=dict(self.labels),
+            kpis=kpis,
         )
 
 
