@@ -78,6 +78,10 @@ def test_a_version_1_store_gets_the_error_index(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "fleetdeck.db")
     for later in ("INDEX logs_errors", "TABLE kpi_latest", "TABLE kpi_points"):  # what v2 and v3 added
         conn.execute(f"DROP {later}")
+    for later in ("TABLE gate_signoffs", "TABLE verdicts"):  # and what v4 added
+        conn.execute(f"DROP {later}")
+    conn.execute("ALTER TABLE criteria DROP COLUMN binding")
+    conn.execute("ALTER TABLE phases DROP COLUMN gate_spec")
     conn.execute("PRAGMA user_version = 1")
     conn.close()
     with Store(tmp_path) as again:

@@ -20,10 +20,19 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin
 import msgspec
 from msgspec import Meta, Struct, field
 
-from backends.model import Gate
+from backends.kpis import AGGREGATES, Aggregate, infer_kind, infer_unit
+from backends.model import Gate, KpiName
+
+from .plan_targets import default_aggregate, parse_duration, parse_target, threshold_in
 
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 OPS: Final[tuple[str, ...]] = get_args(Op)
+# The built-in no-go triggers, and "kpi" for a trigger that watches a KPI against a line.
+When = Literal["crash_looping", "agent_failed", "kpi"]
+WHENS: Final[tuple[str, ...]] = get_args(When)
+DEFAULT_OVER_S: Final = 300.0  # a bound KPI's window when the file gives no `over`
+DEFAULT_RESTARTS: Final = 3  # crash_looping: this many restarts within `over` (default 10 min)
+DEFAULT_CRASH_OVER_S: Final = 600.0
 
 # Ids appear on command lines (`phase:ID`, `--milestone ID`), so no spaces or colons.
 _ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
@@ -35,17 +44,56 @@ class _Spec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Base of the file's tables: a misspelt key is an error, not a silently ignored setting."""
 
 
-class CriterionSpec(_Spec, frozen=True, kw_only=True):
-    name: Text
+class _Line(_Spec, frozen=True, kw_only=True):
+    """A line a figure is held against: ``target = "< 120 ms"`` or ``op``/``value``/``unit``, and where it
+    watches a KPI, which one, over what window, across which agents and how they are summed up."""
+
     target: str = ""  # the human text; derived from op/value/unit when left out
     op: Op | None = None
     value: float | None = None
     unit: Text | None = None
+    kpi: KpiName | None = None
+    over: str | float | None = None  # "30s", "10m", "1h", "7d" or seconds
+    agents: dict[str, str] | None = None  # a label match, e.g. {role = "retriever"}
+    aggregate: Aggregate | None = None
 
     def __post_init__(self) -> None:
+        # Frozen, but this runs during construction: what is derived is part of the value.
+        if self.op is None and self.value is None and self.target:
+            parsed = parse_target(self.target)
+            if parsed is not None:  # "< 120 ms" says op, value and unit; "P95 < 120 ms" stays text
+                msgspec.structs.force_setattr(self, "op", parsed.op)
+                msgspec.structs.force_setattr(self, "value", parsed.value)
+                msgspec.structs.force_setattr(self, "unit", parsed.unit)
         if not self.target and self.op is not None and self.value is not None:
-            # Frozen, but this runs during construction: the derived text is part of the value.
             msgspec.structs.force_setattr(self, "target", describe_target(self.op, self.value, self.unit))
+
+    @property
+    def over_s(self) -> float | None:
+        return parse_duration(self.over) if self.over is not None else None
+
+    @property
+    def how(self) -> str:
+        """The aggregate that decides it: the file's, else the default for its op and the KPI's kind."""
+        if self.aggregate is not None:
+            return self.aggregate
+        return default_aggregate(self.op or "<", infer_kind(self.kpi or ""))
+
+
+class CriterionSpec(_Line, frozen=True, kw_only=True):
+    name: Text
+
+
+class NoGoSpec(_Line, frozen=True, kw_only=True):
+    """A trigger that turns the gate NO-GO by itself: a built-in (``when``) or a KPI over a line."""
+
+    name: Text
+    when: When | None = None  # left out with `kpi` given: "kpi"
+    restarts: Annotated[int, Meta(ge=1)] | None = None  # crash_looping: how many restarts within `over`
+
+    @property
+    def kind(self) -> str:
+        return self.when or ("kpi" if self.kpi is not None else "")
 
 
 class MilestoneSpec(_Spec, frozen=True, kw_only=True):
@@ -57,6 +105,10 @@ class MilestoneSpec(_Spec, frozen=True, kw_only=True):
 class GateSpec(_Spec, frozen=True, kw_only=True):
     # None (left out of the file) means every milestone of the phase; load_plan fills in the explicit ids.
     requires: Annotated[tuple[Id, ...], Meta(min_length=1)] | None = None
+    # the criteria that decide the gate ("MILESTONE-ID/criterion name", or a name unique in the phase);
+    # load_plan makes each "MILESTONE-ID/name". None: the required milestones decide it.
+    criteria: Annotated[tuple[Text, ...], Meta(min_length=1)] | None = None
+    no_go: tuple[NoGoSpec, ...] = ()
 
 
 class PhaseSpec(_Spec, frozen=True, kw_only=True):
@@ -155,20 +207,98 @@ def _problems(plan: PlanSpec) -> Iterator[tuple[str, str]]:
                 if criterion.name in names:
                     yield f"{key}.name", f"duplicate criterion name {criterion.name!r} in this milestone"
                 names.add(criterion.name)
-                if criterion.op is not None and criterion.value is None:
-                    yield f"{key}.value", "required when `op` is given"
-                if criterion.value is not None and criterion.op is None:
-                    yield f"{key}.op", f"required when `value` is given (one of {', '.join(OPS)})"
-                if criterion.value is not None and not math.isfinite(criterion.value):
-                    yield f"{key}.value", "must be a finite number"
-                if not criterion.target:
-                    yield f"{key}.target", "required (or give `op` and `value` to derive it)"
+                yield from _line_problems(key, criterion)
         own = [milestone.id for milestone in phase.milestones]
         for r, required in enumerate(phase.gate.requires or ()):
             if required not in own:
                 listed = ", ".join(own) or "none"
                 problem = f"{required!r} is not a milestone of this phase (its milestones: {listed})"
                 yield f"phases[{p}].gate.requires[{r}]", problem
+        for r, ref in enumerate(phase.gate.criteria or ()):
+            if isinstance(found := _find_criterion(phase, ref), str):
+                yield f"phases[{p}].gate.criteria[{r}]", found
+        yield from _trigger_problems(f"phases[{p}].gate.no_go", phase.gate.no_go)
+
+
+_DURATION_HINT: Final = 'expected a duration like "30s", "10m", "1h", "7d" or seconds > 0'
+
+
+def _line_problems(key: str, line: _Line) -> Iterator[tuple[str, str]]:
+    """What is wrong with one criterion's or trigger's line: pairs, finite numbers, the KPI's keys."""
+    if line.op is not None and line.value is None:
+        yield f"{key}.value", "required when `op` is given"
+    if line.value is not None and line.op is None:
+        yield f"{key}.op", f"required when `value` is given (one of {', '.join(OPS)})"
+    if line.value is not None and not math.isfinite(line.value):
+        yield f"{key}.value", "must be a finite number"
+    if not line.target:
+        yield f"{key}.target", "required (or give `op` and `value` to derive it)"
+    if line.kpi is None:
+        for name in ("over", "agents", "aggregate"):
+            if getattr(line, name) is not None:
+                yield f"{key}.{name}", "only for a criterion bound to a KPI: give `kpi` too"
+        return
+    if line.op is None or line.value is None:
+        yield f"{key}.target", f'a KPI\'s line, like "< 120 ms" or ">= 99.9%"; got {line.target!r}'
+        return
+    unit = infer_unit(line.kpi)
+    if unit != "count" and threshold_in(line.value, line.unit, unit) is None:
+        problem = f"{line.target!r} cannot be compared with {line.kpi} (its name says {unit})"
+        yield f"{key}.target", problem
+    if line.over is not None and line.over_s is None:
+        yield (
+            f"{key}.over",
+            f'expected a duration like "30s", "10m", "1h", "7d" or seconds > 0; got {line.over!r}',
+        )
+    if line.agents is not None and not line.agents:
+        yield f"{key}.agents", "an empty label match: leave it out to take the phase's agents"
+
+
+def _trigger_problems(key: str, triggers: Sequence[NoGoSpec]) -> Iterator[tuple[str, str]]:
+    names: set[str] = set()
+    for t, trigger in enumerate(triggers):
+        here = f"{key}[{t}]"
+        if trigger.name in names:
+            yield f"{here}.name", f"duplicate no-go trigger name {trigger.name!r} in this gate"
+        names.add(trigger.name)
+        if trigger.kind == "":
+            yield f"{here}.when", "required: crash_looping or agent_failed (or give `kpi` and `target`)"
+        elif trigger.kind == "kpi":
+            if trigger.kpi is None:
+                yield f"{here}.kpi", 'required when `when = "kpi"`'
+            else:
+                yield from _line_problems(here, trigger)
+        else:
+            if trigger.kpi is not None or trigger.target or trigger.op is not None:
+                yield f"{here}.kpi", f"a {trigger.kind} trigger watches agents, not a KPI: leave out `when`"
+            if trigger.restarts is not None and trigger.kind != "crash_looping":
+                yield f"{here}.restarts", 'only for `when = "crash_looping"`'
+            if trigger.over is not None and parse_duration(trigger.over) is None:
+                yield (
+                    f"{here}.over",
+                    f'expected a duration like "30s", "10m", "1h" or seconds > 0; got {trigger.over!r}',
+                )
+
+
+def _find_criterion(phase: PhaseSpec, ref: str) -> tuple[str, str] | str:
+    """``"w7-load/P95 latency"`` or a name unique in the phase -> (milestone id, name); else the problem."""
+    milestone_id, slash, name = ref.partition("/")
+    for milestone in phase.milestones:
+        if slash and milestone.id == milestone_id:
+            if any(c.name == name for c in milestone.criteria):
+                return milestone.id, name
+            known = ", ".join(c.name for c in milestone.criteria) or "none"
+            return f"milestone {milestone_id!r} has no criterion {name!r} (its criteria: {known})"
+    matches = [(m.id, c.name) for m in phase.milestones for c in m.criteria if c.name == ref]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        where = ", ".join(f"{m}/{n}" for m, n in matches)
+        return f"{ref!r} names a criterion of more than one milestone: write one of {where}"
+    ids = ", ".join(m.id for m in phase.milestones) or "none"
+    return (
+        f'{ref!r} is not a criterion of this phase: write "MILESTONE-ID/criterion name" (milestones: {ids})'
+    )
 
 
 def _resolve_gates(plan: PlanSpec) -> PlanSpec:
@@ -177,7 +307,11 @@ def _resolve_gates(plan: PlanSpec) -> PlanSpec:
     for phase in plan.phases:
         wanted = set(phase.gate.requires) if phase.gate.requires is not None else None
         ids = tuple(m.id for m in phase.milestones if wanted is None or m.id in wanted)
-        phases.append(msgspec.structs.replace(phase, gate=GateSpec(requires=ids or None)))
+        refs = None
+        if phase.gate.criteria is not None:
+            refs = tuple("/".join(_find_criterion(phase, ref)) for ref in phase.gate.criteria)
+        gate = msgspec.structs.replace(phase.gate, requires=ids or None, criteria=refs)
+        phases.append(msgspec.structs.replace(phase, gate=gate))
     return msgspec.structs.replace(plan, phases=tuple(phases))
 
 
@@ -199,7 +333,10 @@ def _describe(message: str) -> tuple[str, str]:
     if found := re.fullmatch(r"Object missing required field `(.+)`", problem):
         return _join(key, found[1]), "required, but missing"
     if found := re.fullmatch(r"Invalid enum value (.+)", problem):
-        return key, f"expected one of {', '.join(OPS)}; got {found[1]}"
+        choices = AGGREGATES if key.endswith("aggregate") else WHENS if key.endswith("when") else OPS
+        return key, f"expected one of {', '.join(choices)}; got {found[1]}"
+    if "matching regex" in problem and key.endswith("kpi"):
+        return key, "expected a KPI name: lower-case letters, digits and '_', starting with a letter"
     if "matching regex" in problem:
         return key, "expected an id: letters, digits, '.', '_' or '-', starting with a letter or digit"
     if problem.endswith("of length >= 1"):

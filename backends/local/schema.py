@@ -172,8 +172,32 @@ _V3: tuple[str, ...] = (
     "CREATE INDEX kpi_points_at ON kpi_points (at)",
 )
 
+# Plans judged from live figures: a criterion's KPI binding (JSON: kpi, aggregate, over_s, agents), a
+# gate's own spec (JSON: the criteria that decide it and its no-go triggers), operators' sign-offs, and
+# the verdict each criterion and gate last had with since when (the compare-and-set that records each
+# change once, whoever reads the plan). No foreign keys: history survives re-applying the plan.
+_V4: tuple[str, ...] = (
+    "ALTER TABLE criteria ADD COLUMN binding TEXT",
+    "ALTER TABLE phases ADD COLUMN gate_spec TEXT NOT NULL DEFAULT '{}'",
+    """CREATE TABLE gate_signoffs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        phase_id TEXT NOT NULL,
+        decision TEXT NOT NULL CHECK (decision IN ('go','no-go')),
+        operator TEXT NOT NULL,
+        at REAL NOT NULL,
+        reason TEXT
+    )""",
+    "CREATE INDEX gate_signoffs_phase ON gate_signoffs (phase_id, id)",
+    """CREATE TABLE verdicts (
+        subject TEXT PRIMARY KEY,              -- 'criterion:MILESTONE/NAME' or 'gate:PHASE'
+        verdict TEXT NOT NULL,                 -- pass | fail | none; go | no-go | pending
+        since REAL NOT NULL,
+        reason TEXT
+    ) WITHOUT ROWID""",
+)
+
 #: migration N (1-based) brings a store from user_version N-1 to N
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUR_TABLES = frozenset(
@@ -189,6 +213,8 @@ _OUR_TABLES = frozenset(
         "audit",
         "kpi_latest",
         "kpi_points",
+        "gate_signoffs",
+        "verdicts",
     )
 )
 
