@@ -154,6 +154,7 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
             actions=self.actions,
             key_help=self.key_help,
             send=self.send,
+            headline_kpi=config.headline_kpi,
         )
 
     def get_theme_variable_defaults(self) -> dict[str, str]:

@@ -29,6 +29,8 @@ class DeckContext:
     actions: Operator
     key_help: Callable[[], list[KeyHelp]]  # every key in force, the config's rebinding applied
     send: Callable[[Message], None]  # hands the app a message to act on now (console/messages.py)
+    # the config's headline_kpi: the agents table's KPI column (None: chosen by kpi_rules.headline_kpi)
+    headline_kpi: str | None = None
 
     def threshold(self, name: str) -> tuple[float, float] | None:
         """(warning, critical) of the threshold ``name``, or None when the config has none by that name."""
