@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
 _HANDLERS: dict[str | None, tuple[str, str]] = {
     "snapshot": ("console.cli.console_commands", "snapshot"),
     "status": ("console.cli.status_command", "status"),
+    "report-card": ("console.cli.report_card_command", "report_card"),
     "config": ("console.cli.config_command", "config"),
     "node": ("console.cli.serve_command", "run"),
     **{name: ("console.cli.local_commands", name) for name in ("run", "report", "plan")},

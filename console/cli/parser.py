@@ -10,6 +10,7 @@ import argparse
 
 from backends.package_version import package_version
 from console.cli.arg_types import bounded, screen_size
+from console.cli.report_card_command import add_parser as add_report_card_parser
 from console.cli.serve_command import add_node_parser
 from console.core.start_screens import START_SCREENS
 
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_local_commands(sub)
 
     add_node_parser(sub)
+    add_report_card_parser(sub)
 
     config = sub.add_parser("config", help="write, locate or check the config file")
     config.add_argument("action", choices=("init", "path", "check"))
@@ -197,6 +199,15 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         default=[],
         metavar="NAME=ACTUAL",
         help="an actual value for one of the milestone's criteria (repeatable)",
+    )
+    report.add_argument(
+        "--kpi",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE[:UNIT]",
+        help="a KPI figure, e.g. latency_p95_ms=97 or queue_depth=12:count (repeatable); the unit defaults "
+        "to what the name implies (_ms, _ratio, _usd, _per_hour...; a name ending _total is a counter); "
+        "UNIT is one of count ms s ratio percent bytes tokens usd per_s per_min per_hour, or %% /h /min /s $",
     )
     report.add_argument("--state-dir", help="the local node's state directory")
 

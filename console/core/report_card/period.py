@@ -1,0 +1,46 @@
+"""How long a report card looks back (``--since 7d``), and times and durations as the card prints them."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_PERIOD = re.compile(r"([0-9]+)([smhdw])")
+MAX_PERIOD_S = 366 * 86400  # a year and a day: further back than any node keeps figures
+
+
+class PeriodError(ValueError):
+    """A period that cannot be read; the message says what is wanted."""
+
+
+def parse_period(text: str) -> float:
+    """``"7d"`` -> 604800.0: a whole number and one of s, m, h, d, w."""
+    match = _PERIOD.fullmatch(text.strip())
+    if match is None:
+        raise PeriodError(f"--since {text!r}: give a number and a unit, e.g. 90m, 24h, 7d or 2w")
+    seconds = float(int(match.group(1)) * _UNITS[match.group(2)])
+    if not 0 < seconds <= MAX_PERIOD_S:
+        raise PeriodError(f"--since {text!r}: must be more than 0 and at most 366d")
+    return seconds
+
+
+def utc_text(ts: float | None) -> str:
+    """``2026-12-02 09:30 UTC`` (seconds shown only when there are some); "—" for None."""
+    if ts is None:
+        return "—"
+    moment = datetime.fromtimestamp(ts, UTC)
+    shape = "%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC"
+    return moment.strftime(shape)
+
+
+def duration_text(seconds: float) -> str:
+    """A compact duration: 42s, 7m12s, 3h05m, 2d04h."""
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
