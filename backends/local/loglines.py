@@ -10,6 +10,10 @@ A Python traceback is an error as a whole: :class:`OutputParser` follows each st
 exception groups and a SyntaxError's ``File`` block included) is at error level, not only the first and last.
 Every line of a traceback after its first carries ``traceback=continued``, so a crash counts as one error
 in the error rate however deep its stack (see store_agents.error_counts).
+
+A JSON line may carry the agent's KPIs: ``{"level": "info", "msg": "served", "kpis": {"latency_p95_ms":
+131, "queue_depth": [12, "count"]}}`` (a number, or ``[number, unit]``). The line is logged as any other,
+the object kept among its fields; :func:`kpis_of` reads the figures out of it for the supervisor to record.
 """
 
 from __future__ import annotations
@@ -106,6 +110,33 @@ def _parse_json(text: str) -> tuple[LogLevel, str, dict[str, Any]] | None:
     # keep the remaining keys as structured fields, but only JSON-friendly scalars and small values
     extra = {k: v for k, v in data.items() if isinstance(k, str) and len(k) <= 64}
     return level, message or text, extra
+
+
+#: the field of a JSON log line that carries KPI figures
+KPIS_FIELD = "kpis"
+
+
+def kpis_of(fields: dict[str, Any]) -> tuple[dict[str, float | tuple[float, str]], list[str]]:
+    """The KPI figures a parsed line carries in its ``kpis`` field, as the store takes them ({name: value}
+    or {name: (value, unit)}), and a problem for each entry not in either form (the figures themselves are
+    validated by the store). Nothing, and no problem, for a line without the field."""
+    given = fields.get(KPIS_FIELD)
+    if given is None:
+        return {}, []
+    if not isinstance(given, dict):
+        return {}, [f"'kpis' must be an object of name: number, got {type(given).__name__}"]
+    figures: dict[str, float | tuple[float, str]] = {}
+    problems = []
+    for name, value in given.items():
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], str):
+            value = (value[0], value[1])
+        number = value[0] if isinstance(value, tuple) else value
+        if isinstance(number, bool) or not isinstance(number, int | float):
+            shown = name if len(name) <= 40 else name[:40] + "..."
+            problems.append(f"KPI {shown!r}: value must be a number or [number, unit], got {value!r:.40}")
+            continue
+        figures[name] = value
+    return figures, problems
 
 
 #: the field, and its value, that mark a line as the continuation of a traceback begun on an earlier line

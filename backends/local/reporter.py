@@ -14,7 +14,13 @@
                 agent.fail(task.id, str(exc))
             else:
                 agent.complete(task.id, result)
-            agent.heartbeat(progress=0.5, message=f"done {task.id}")
+            agent.heartbeat(                        # KPIs ride along: unit and kind from the name
+                progress=0.5,
+                message=f"done {task.id}",
+                kpis={"latency_p95_ms": 97, "success_ratio": 0.9993, "tokens_out_total": 12_400},
+            )
+        agent.kpi("cost_usd_total", 3.41)           # or one at a time, a unit given where the name has none
+        agent.kpi("queue_depth", 12, unit="count")
         agent.milestone(                            # every criterion needs its actual to pass
             "w7-load-test",
             passed=True,
@@ -23,6 +29,11 @@
 
 Every call is one short write to the node's SQLite store, safe from many processes at once. The node judges
 the agent's health from its heartbeats and error rate, so call ``heartbeat`` at least every few seconds.
+
+A KPI's name says its unit and kind (``_ms``, ``_ratio``, ``_usd``, ``_per_hour``...; ``_total`` is a
+counter, whose rate the node derives, a drop read as a restart); pass ``(value, unit)`` or ``unit=`` where
+it does not. A figure the wire model refuses (NaN, an unknown unit, a bad name) raises
+``backends.errors.Invalid`` naming the KPI, and nothing of that call is recorded.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from backends.model import Task
+from backends.model import Kpi, Task
 
 from .store import Store, default_state_dir
 
@@ -77,14 +88,28 @@ class AgentReporter:
         progress: float | None = None,
         message: str | None = None,
         current_task: str | None = None,
+        kpis: Mapping[str, float | tuple[float, str]] | None = None,
     ) -> None:
-        """I am alive; optionally what I am doing. Also picks up the operator's pause/resume/stop."""
+        """I am alive; optionally what I am doing and what I achieve (``kpis``: {name: value} or
+        {name: (value, unit)}, recorded with the heartbeat). Also picks up the operator's pause, resume and
+        stop."""
         self._take_commands()
         if state is None and self._paused:
             state = "paused"
         self.store.heartbeat(
-            self.name, state=state, progress=progress, message=message, current_task=current_task
+            self.name,
+            state=state,
+            progress=progress,
+            message=message,
+            current_task=current_task,
+            kpis=kpis,
         )
+
+    def kpi(self, name: str, value: float, unit: str | None = None, *, at: float | None = None) -> Kpi:
+        """Report one KPI figure (measured ``at``, default now); its unit defaults to what the name
+        implies. Returns it as stored, with a counter's rate."""
+        given: float | tuple[float, str] = value if unit is None else (value, unit)
+        return self.store.record_kpis(self.name, {name: given}, at=at)[0]
 
     def log(self, level: str, message: str, **fields: Any) -> None:
         self.store.log(self.name, level, message, **fields)

@@ -15,7 +15,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from backends.errors import BackendError
 
@@ -23,9 +23,13 @@ from .schema import StoreError
 from .store import LogTuple, Store
 from .store_health import STORE_OUTAGE_NOTE
 
+if TYPE_CHECKING:
+    from backends.model import Kpi
+
 T = TypeVar("T")
 
 MAX_KEPT_LINES = 50_000  # about 10 MB of ordinary log lines
+MAX_KEPT_KPIS = 10_000  # KPI figures held while the store is out; past this the oldest go
 RETRY_S = (0.25, 5.0)  # first and longest wait between tries while the store is out
 NOTE_S = 60.0  # how long the outage stays in the agent's message after the store is back
 
@@ -36,6 +40,7 @@ class StoreLink:
         self.agent_id = agent_id
         self.clock = clock
         self.kept: deque[LogTuple] = deque()
+        self.kept_kpis: deque[Kpi] = deque(maxlen=MAX_KEPT_KPIS)
         self.dropped = 0
         self.out_since: float | None = None
         self.out_reason = ""
@@ -83,15 +88,26 @@ class StoreLink:
         self.dropped += max(0, excess)
         self.flush()
 
+    def record_kpis(self, kpis: Sequence[Kpi]) -> None:
+        """Keep ``kpis`` (validated) and write whatever is kept, if the store will take it now."""
+        self.kept_kpis.extend(kpis)
+        self.flush()
+
     def flush(self) -> None:
         def write() -> None:
             # read at call time: a return from an outage may have written the kept lines already
             if self.kept:
                 self.store.append_logs(list(self.kept))
                 self.kept.clear()
+            self._write_kpis()
 
-        if self.kept:
+        if self.kept or self.kept_kpis:
             self._call(write)
+
+    def _write_kpis(self) -> None:
+        if self.kept_kpis:
+            self.store.record_kpis(self.agent_id, list(self.kept_kpis))
+            self.kept_kpis.clear()
 
     def close_state(self, state: str, deadline_s: float = 30.0, **fields: Any) -> None:
         """The last word when the agent has ended: tried until ``deadline_s``, since nothing comes after."""
@@ -143,6 +159,7 @@ class StoreLink:
             if self.kept:
                 self.store.append_logs(list(self.kept))
                 self.kept.clear()
+            self._write_kpis()
             dropped = f", {self.dropped} dropped (over {MAX_KEPT_LINES:,} kept)" if self.dropped else ""
             note = (
                 f"{STORE_OUTAGE_NOTE} for {now - self.out_since:.0f} s ({self.out_reason}); "

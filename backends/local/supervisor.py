@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from backends.errors import BackendError, Conflict
-from backends.model import LogLevel
+from backends.errors import BackendError, Conflict, Invalid
+from backends.model import Kpi, LogLevel
 
 from . import freeze, rollback_journal
-from .loglines import OutputParser
+from . import store_kpis as kpis_sql
+from .loglines import KPIS_FIELD, OutputParser, kpis_of
 from .metrics import ProcessSampler
 from .schema import StoreError
-from .store import Store
+from .store import LogTuple, Store
 from .store_health import HEALTH_CHECK_FAILED, describe_exit
 from .store_link import StoreLink
 
@@ -90,6 +91,7 @@ class Supervisor:
         self.process: subprocess.Popen[bytes] | None = None
         self.readers: list[threading.Thread] = []
         self.parser = OutputParser()
+        self.kpis: list[Kpi] = []  # read from this tick's lines, written after them
         self.paused = False
         self.stop_requested = False
         self.signalled: str | None = (
@@ -357,7 +359,7 @@ class Supervisor:
             reader.join(max(0.0, deadline - time.monotonic()))
 
     def _drain_lines(self) -> None:
-        batch = []
+        batch: list[LogTuple] = []
         while True:
             try:
                 ts, stream, line = self.lines.get_nowait()
@@ -365,11 +367,36 @@ class Supervisor:
                 break
             level, message, fields = self.parser.parse(line, stream)
             batch.append((ts, level, self.spec.name, message, fields))
+            if KPIS_FIELD in fields:
+                self._kpis_of_line(ts, fields, batch)
         if self.unqueued:
             with self._unqueued_lock:
                 lost, self.unqueued = self.unqueued, 0
             self.link.dropped += lost
         self.link.log(batch)  # also retries what an outage kept, when there is nothing new
+        if self.kpis:
+            self.link.record_kpis(self.kpis)
+            self.kpis = []
+
+    def _kpis_of_line(self, ts: float, fields: dict[str, Any], batch: list[LogTuple]) -> None:
+        """Take the KPI figures a JSON line carries, measured when the line was read. A figure the wire
+        model refuses is left out and named in a warning line after it; the line itself is logged as is."""
+        figures, problems = kpis_of(fields)
+        for name, given in figures.items():
+            try:
+                self.kpis.extend(kpis_sql.prepare({name: given}, ts, at=ts, kinds=None))
+            except Invalid as exc:
+                problems.append(str(exc))
+        for problem in problems:
+            batch.append(
+                (
+                    ts,
+                    "warning",
+                    self.spec.name,
+                    f"[fleetdeck] KPI not recorded: {problem}",
+                    {"supervisor": True},
+                )
+            )
 
     def _system_log(self, level: LogLevel, message: str) -> None:
         self.link.log([(self.clock(), level, self.spec.name, f"[fleetdeck] {message}", {"supervisor": True})])

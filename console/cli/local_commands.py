@@ -48,11 +48,12 @@ def report(args: argparse.Namespace) -> int:
         if not sep or not name.strip():
             raise CliError(f"--criterion must look like NAME=ACTUAL, got {item!r}", EXIT_USAGE)
         criteria[name.strip()] = actual.strip()
+    kpis = _kpi_args(args.kpi)  # every figure checked before anything is written
     try:
         agent = AgentReporter(args.agent, state_dir=_state_dir(args), register=False, verify=False)
         try:
             _ensure_registered(agent)
-            agent.heartbeat(state=args.state, progress=args.progress, message=args.message)
+            agent.heartbeat(state=args.state, progress=args.progress, message=args.message, kpis=kpis)
             if args.log:
                 agent.log(args.level, args.log)
             if args.milestone:
@@ -63,6 +64,51 @@ def report(args: argparse.Namespace) -> int:
     except (StoreError, BackendError) as exc:
         raise CliError(str(exc), getattr(exc, "exit_code", EXIT_FAILED)) from None
     return EXIT_OK
+
+
+def _kpi_args(items: list[str]) -> dict[str, float | tuple[float, str]]:
+    """``--kpi NAME=VALUE[:UNIT]`` figures, validated as the store will (CliError, exit 2, naming the KPI)."""
+    import math
+
+    from backends.errors import Invalid
+    from backends.kpis import unit_of_word
+    from backends.local.store_kpis import prepare, shown_name
+
+    kpis: dict[str, float | tuple[float, str]] = {}
+    for item in items:
+        name, sep, figure = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CliError(
+                f"--kpi must look like NAME=VALUE or NAME=VALUE:UNIT, got {shown_name(item)}", EXIT_USAGE
+            )
+        text, colon, word = figure.partition(":")
+        try:
+            value = float(text)
+        except ValueError:
+            raise CliError(
+                f"--kpi {shown_name(name)}: value {text.strip()!r} is not a number", EXIT_USAGE
+            ) from None
+        if not math.isfinite(value):
+            raise CliError(
+                f"--kpi {shown_name(name)}: value must be a finite number, got {text.strip()}", EXIT_USAGE
+            )
+        if colon:
+            unit = unit_of_word(word)
+            if unit is None:
+                raise CliError(
+                    f"--kpi {shown_name(name)}: unit {word.strip()!r} is not one of count, ms, s, ratio, "
+                    f"percent, bytes, tokens, usd, per_s, per_min, per_hour (or %, /h, /min, /s, $)",
+                    EXIT_USAGE,
+                )
+            kpis[name] = (value, unit)
+        else:
+            kpis[name] = value
+    try:
+        prepare(kpis, 0.0, at=None, kinds=None)
+    except Invalid as exc:
+        raise CliError(f"--kpi {str(exc).removeprefix('KPI ')}", EXIT_USAGE) from None
+    return kpis
 
 
 def _ensure_registered(agent: object) -> None:
