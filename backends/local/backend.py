@@ -11,7 +11,7 @@ import asyncio
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from backends.model import (
     DispatchRequest,
     Environment,
     Gpu,
+    KpiSeries,
     LogRecord,
     NodeInfo,
     NodeSnapshot,
@@ -201,6 +202,12 @@ class LocalBackend(Backend):
 
     async def audit(self, since_seq: int = 0) -> list[AuditEntry]:
         return await self._run(lambda: self.store.audit_since(since_seq))
+
+    async def kpi_history(
+        self, since: float, *, names: Collection[str] | None = None, agent_ids: Collection[str] | None = None
+    ) -> list[KpiSeries]:
+        """The store's KPI points since ``since`` (a read: a read-only node keeps it)."""
+        return await self._run(lambda: self.store.kpi_history(since, names, agent_ids))
 
     # --- actions ---------------------------------------------------------------------------------------
 
