@@ -97,7 +97,9 @@ def test_a_milestone_holding_an_unmeasured_criterion_never_reads_as_passed(
         ("P99.9 latency", None),
     ]
     assert phase["status"] == "active" and phase["progress"] == 0 and phase["finished_at"] is None
-    assert phase["gate"] == {"decision": "pending", "reasons": ["waiting for Load test (1 not measured)"]}
+    gate = phase["gate"]
+    assert (gate["decision"], gate["reasons"]) == ("pending", ["waiting for Load test (1 not measured)"])
+    assert gate["since"] is not None, "the decision changed from GO: the node knows since when"
 
     table = node.ok("phases")
     (row,) = [line for line in table.splitlines() if line.startswith("p1 ")]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from backends.model import Phase
 
-from .planfile import PlanSpec, load_plan
+from .planfile import (
+    DEFAULT_CRASH_OVER_S,
+    DEFAULT_OVER_S,
+    DEFAULT_RESTARTS,
+    NoGoSpec,
+    PlanSpec,
+    load_plan,
+)
 from .store import Store
 from .store_plan import PlanCriterion, PlanMilestone, PlanPhase
 
@@ -24,16 +32,48 @@ def to_store_phases(plan: PlanSpec) -> list[PlanPhase]:
                     id=m.id,
                     name=m.name,
                     criteria=tuple(
-                        PlanCriterion(name=c.name, target=c.target, op=c.op, value=c.value, unit=c.unit or "")
+                        PlanCriterion(
+                            name=c.name,
+                            target=c.target,
+                            op=c.op,
+                            value=c.value,
+                            unit=c.unit or "",
+                            kpi=c.kpi,
+                            over_s=(c.over_s or DEFAULT_OVER_S) if c.kpi else None,
+                            agents=c.agents,
+                            aggregate=c.aggregate,
+                        )
                         for c in m.criteria
                     ),
                 )
                 for m in phase.milestones
             ),
             gate_requires=tuple(phase.gate.requires or ()),
+            gate_criteria=tuple(_split(ref) for ref in phase.gate.criteria or ()),
+            gate_no_go=tuple(_trigger(t) for t in phase.gate.no_go),
         )
         for order, phase in enumerate(plan.phases, start=1)
     ]
+
+
+def _split(ref: str) -> tuple[str, str]:
+    milestone_id, _, name = ref.partition("/")  # load_plan wrote every ref as "MILESTONE-ID/name"
+    return milestone_id, name
+
+
+def _trigger(spec: NoGoSpec) -> dict[str, Any]:
+    """A no-go trigger as the store keeps it (gate_triggers reads it)."""
+    kind = spec.kind
+    default_over = DEFAULT_CRASH_OVER_S if kind == "crash_looping" else DEFAULT_OVER_S
+    trigger: dict[str, Any] = {"name": spec.name, "kind": kind, "over_s": spec.over_s or default_over}
+    if kind == "crash_looping":
+        trigger["restarts"] = spec.restarts or DEFAULT_RESTARTS
+    if kind == "kpi":
+        trigger.update(
+            kpi=spec.kpi, op=spec.op, value=spec.value, unit=spec.unit, target=spec.target,
+            agents=spec.agents, aggregate=spec.aggregate,
+        )  # fmt: skip
+    return trigger
 
 
 def apply_plan_file(store: Store, path: Path, operator: str) -> list[Phase]:

@@ -462,10 +462,10 @@ def judge(criterion: CriterionSpec, actual: str | float | None) -> bool | None:
             if have is None or want is None or have[0] != want[0]:
                 return None  # "5 ms" against "agents", or seconds against bytes: cannot say
             number = number * have[1] / want[1]
-    return _compare(number, criterion.op, criterion.value)
+    return compare(number, criterion.op, criterion.value)
 
 
-def _compare(actual: float, op: str, target: float) -> bool:
+def compare(actual: float, op: str, target: float) -> bool:
     # Unit conversion leaves float dust (0.1 s -> 100.00000000000001 ms): equal within 1e-9 is equal.
     close = math.isclose(actual, target, rel_tol=1e-9, abs_tol=1e-12)
     return {

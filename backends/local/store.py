@@ -12,6 +12,7 @@ synchronous calls; async callers use ``asyncio.to_thread``. Reads return wire-mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from backends.errors import Invalid
-from backends.model import Agent, AuditEntry, Checkpoint, Kpi, KpiSeries, LogRecord, Phase, Task
+from backends.model import Agent, AuditEntry, Checkpoint, Gate, Kpi, KpiSeries, LogRecord, Phase, Task
 
+from . import plan_history, plan_live
 from . import store_agents as agents_sql
 from . import store_kpis as kpis_sql
 from . import store_logs as logs_sql
@@ -34,7 +36,6 @@ from .store_health import DEFAULT_THRESHOLDS, AgentRecord, HealthThresholds, com
 from .store_health import pid_alive as _pid_alive
 from .store_kpis import KpiInput, Window
 from .store_logs import LogTuple
-from .store_phases import build_phases
 from .store_plan import PlanCriterion, PlanMilestone, PlanPhase
 from .store_work import CheckpointRecord
 
@@ -301,8 +302,51 @@ class Store(AgentsApi):
         now = self._clock()
         self._db.write(lambda c: plan_sql.set_phase_status(c, now, phase_id, status))
 
-    def phases(self) -> list[Phase]:
-        return self._db.read(lambda c: self._read_phases(c, agents_sql.all_records(c)))
+    def phases(self, *, record_verdicts: bool = True) -> list[Phase]:
+        """The plan as of now; ``record_verdicts`` as for :meth:`snapshot_read`."""
+        now = self._clock()
+        changes: list[plan_history.Change] = []
+
+        def read(conn: sqlite3.Connection) -> list[Phase]:
+            phases = self._read_phases(conn, agents_sql.all_records(conn))
+            if record_verdicts:
+                changes.extend(plan_history.pending(phases, plan_history.stored_verdicts(conn)))
+            return phases
+
+        phases = self._db.read(read)
+        self._record(now, changes)
+        return phases
+
+    def sign_gate(self, phase_id: str, decision: str, operator: str, reason: str | None = None) -> Gate:
+        """Record an operator's sign-off on a phase's gate, with its audit entry, in one transaction; the
+        gate returned carries it in ``signed`` beside the decision the figures make."""
+        if decision not in ("go", "no-go"):
+            raise Invalid(f"decision {decision!r} is not one of go, no-go")
+        now = self._clock()
+
+        def write(conn: sqlite3.Connection) -> Gate:
+            if conn.execute("SELECT 1 FROM phases WHERE id = ?", (phase_id,)).fetchone() is None:
+                raise agents_sql.not_found("phase", phase_id, agents_sql.known_ids(conn, "phases"))
+            conn.execute(
+                "INSERT INTO gate_signoffs (phase_id, decision, operator, at, reason) VALUES (?, ?, ?, ?, ?)",
+                (phase_id, decision, operator, now, reason),
+            )
+            phase = next(p for p in self._read_phases(conn, agents_sql.all_records(conn)) if p.id == phase_id)
+            logs_sql.add_audit(
+                conn,
+                now,
+                operator=operator,
+                action="gate.sign",
+                target=f"phase:{phase_id}",
+                params={"decision": decision},
+                reason=reason,
+                outcome="ok",
+                detail=f"signed {decision.upper()}; the figures say {phase.gate.decision.upper()}",
+                request_id=None,
+            )
+            return phase.gate
+
+        return self._db.write(write)
 
     # --- tasks -----------------------------------------------------------------------------------------
 
@@ -435,21 +479,32 @@ class Store(AgentsApi):
         *,
         task_limit: int = 500,
         checkpoint_limit: int = 200,
+        record_verdicts: bool = True,
     ) -> SnapshotRead:
         """What :meth:`snapshot_parts` reads, plus the agents' records, from the same transaction: the
-        backend needs both, and reading the agents table twice was a third of a snapshot's cost."""
+        backend needs both, and reading the agents table twice was a third of a snapshot's cost.
+
+        With ``record_verdicts`` (off for a read-only node), a criterion verdict or gate decision that
+        changed since it was last recorded is recorded now, once, with its audit entry (plan_history)."""
 
         def read(conn: sqlite3.Connection) -> SnapshotRead:
             agents, records, rows, assignment = self._read_agents(conn, thresholds)
+            phases = plan_live.read_phases(conn, now, rows, records, assignment)
+            if record_verdicts:
+                changes.extend(plan_history.pending(phases, plan_history.stored_verdicts(conn)))
             return SnapshotRead(
                 agents=agents,
                 records=records,
-                phases=build_phases(rows, records, assignment),
+                phases=phases,
                 tasks=work_sql.list_tasks(conn, task_limit),
                 checkpoints=work_sql.list_checkpoints(conn, checkpoint_limit),
             )
 
-        return self._db.read(read)
+        now = self._clock()
+        changes: list[plan_history.Change] = []
+        result = self._db.read(read)
+        self._record(now, changes)
+        return result
 
     def verify(self) -> None:
         """SQLite's quick_check; StoreError naming the damage if the file is corrupt."""
@@ -458,4 +513,12 @@ class Store(AgentsApi):
     def _read_phases(self, conn: sqlite3.Connection, records: list[AgentRecord]) -> list[Phase]:
         rows = plan_sql.read_rows(conn)
         assignment = {r.id: plan_sql.assign_phase(rows, r.id, r.phase_id) for r in records}
-        return build_phases(rows, records, assignment)
+        return plan_live.read_phases(conn, self._clock(), rows, records, assignment)
+
+    def _record(self, now: float, changes: list[plan_history.Change]) -> None:
+        """Record verdict changes seen by a read; a store too busy to take them now is asked again by the
+        next read, which sees the same changes."""
+        if not changes:
+            return
+        with contextlib.suppress(StoreError):
+            self._db.write(lambda c: plan_history.record(c, now, changes))

@@ -9,7 +9,7 @@ the milestones they summarise.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, get_args
@@ -35,6 +35,16 @@ class PlanCriterion:
     op: str | None = None
     value: float | None = None
     unit: str = ""
+    kpi: str | None = None  # bound to this KPI: its actual and verdict come live from the figures
+    over_s: float | None = None
+    agents: Mapping[str, str] | None = None  # label match; None: the phase's agents
+    aggregate: str | None = None
+
+    def binding(self) -> dict[str, Any] | None:
+        if self.kpi is None:
+            return None
+        agents = dict(self.agents) if self.agents else None
+        return {"kpi": self.kpi, "over_s": self.over_s, "agents": agents, "aggregate": self.aggregate}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,16 @@ class PlanPhase:
     agents_globs: Sequence[str] = ()  # agents without an explicit phase join the first phase that matches
     milestones: Sequence[PlanMilestone] = ()
     gate_requires: Sequence[str] = ()  # milestone ids the gate needs passed; empty: all of them
+    gate_criteria: Sequence[tuple[str, str]] = ()  # (milestone id, name) deciding the gate; empty: milestones
+    # no-go triggers: {name, kind (crash_looping | agent_failed | kpi), restarts, over_s, and for a kpi
+    # trigger kpi, op, value, unit, target, agents, aggregate}
+    gate_no_go: Sequence[Mapping[str, Any]] = ()
+
+    def gate_spec(self) -> dict[str, Any]:
+        return {
+            "criteria": [list(ref) for ref in self.gate_criteria],
+            "no_go": [dict(t) for t in self.gate_no_go],
+        }
 
 
 def with_unit(number: float, unit: str) -> str:
@@ -101,6 +121,10 @@ def _validate(phases: Sequence[PlanPhase]) -> None:
                     )
                 if criterion.target is None and (criterion.op is None or criterion.value is None):
                     raise Invalid(f"criterion {criterion.name!r} has neither a target nor an op and value")
+        criteria = {(m.id, c.name) for m in phase.milestones for c in m.criteria}
+        strangers = [f"{m}/{n}" for m, n in phase.gate_criteria if (m, n) not in criteria]
+        if strangers:
+            raise Invalid(f"phase {phase.id!r}: its gate names {', '.join(strangers)}, not criteria of it")
         unknown = [ident for ident in phase.gate_requires if ident not in own]
         if unknown:
             raise Invalid(
@@ -127,11 +151,11 @@ def apply(conn: sqlite3.Connection, now: float, phases: Sequence[PlanPhase]) -> 
     _delete_missing(conn, "milestones", [m.id for p in phases for m in p.milestones])
     for phase in phases:
         conn.execute(
-            """INSERT INTO phases (id, name, ord, due_at, agents_globs, gate_requires)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO phases (id, name, ord, due_at, agents_globs, gate_requires, gate_spec)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (id) DO UPDATE SET name = excluded.name, ord = excluded.ord,
                    due_at = excluded.due_at, agents_globs = excluded.agents_globs,
-                   gate_requires = excluded.gate_requires""",
+                   gate_requires = excluded.gate_requires, gate_spec = excluded.gate_spec""",
             (
                 phase.id,
                 phase.name,
@@ -139,6 +163,7 @@ def apply(conn: sqlite3.Connection, now: float, phases: Sequence[PlanPhase]) -> 
                 phase.due_at,
                 dumps(list(phase.agents_globs)),
                 dumps(list(phase.gate_requires)),
+                dumps(phase.gate_spec()),
             ),
         )
         for m_order, milestone in enumerate(phase.milestones):
@@ -160,13 +185,24 @@ def apply(conn: sqlite3.Connection, now: float, phases: Sequence[PlanPhase]) -> 
             )
             for c_order, c in enumerate(milestone.criteria):
                 target = c.target or f"{c.op} {with_unit(c.value or 0.0, c.unit)}"
+                binding = c.binding()
                 conn.execute(
-                    """INSERT INTO criteria (milestone_id, name, ord, target, op, value, unit)
-                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """INSERT INTO criteria (milestone_id, name, ord, target, op, value, unit, binding)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                        ON CONFLICT (milestone_id, name) DO UPDATE SET ord = excluded.ord,
                            target = excluded.target, op = excluded.op, value = excluded.value,
-                           unit = excluded.unit""",
-                    (milestone.id, c.name, c_order, target, c.op, c.value, c.unit),
+                           unit = excluded.unit, binding = excluded.binding,
+                           actual = CASE WHEN excluded.binding IS NULL THEN actual END""",
+                    (
+                        milestone.id,
+                        c.name,
+                        c_order,
+                        target,
+                        c.op,
+                        c.value,
+                        c.unit,
+                        None if binding is None else dumps(binding),
+                    ),
                 )
         refresh_times(conn, now, phase.id)
 
@@ -187,14 +223,21 @@ def set_milestone(
     row = conn.execute("SELECT phase_id, status FROM milestones WHERE id = ?", (milestone_id,)).fetchone()
     if row is None:
         raise not_found("milestone", milestone_id, known_ids(conn, "milestones"))
-    units = {
-        str(r["name"]): str(r["unit"])
-        for r in conn.execute("SELECT name, unit FROM criteria WHERE milestone_id = ?", (milestone_id,))
-    }
+    known = conn.execute("SELECT name, unit, binding FROM criteria WHERE milestone_id = ?", (milestone_id,))
+    units, bound = {}, {}
+    for r in known:
+        units[str(r["name"])] = str(r["unit"])
+        if r["binding"] is not None:
+            bound[str(r["name"])] = loads(r["binding"], {}).get("kpi")
     for name, actual in criteria.items():
         if name not in units:
             raise not_found(
                 f"criterion in milestone {milestone_id!r} named", name, sorted(units), plural="criteria in it"
+            )
+        if name in bound:
+            raise Invalid(
+                f"criterion {name!r} of milestone {milestone_id!r} is bound to the KPI {bound[name]}: its "
+                f"actual is read live from the figures agents report (report the KPI instead)"
             )
         text: str | None = actual if isinstance(actual, str) else with_unit(float(actual), units[name])
         if text is not None and not text.strip():
@@ -222,7 +265,8 @@ def _refuse_unmeasured_pass(conn: sqlite3.Connection, milestone_id: str) -> None
     either: the report is taken whole or not at all.
     """
     rows = conn.execute(
-        "SELECT name, actual FROM criteria WHERE milestone_id = ? ORDER BY ord", (milestone_id,)
+        "SELECT name, actual FROM criteria WHERE milestone_id = ? AND binding IS NULL ORDER BY ord",
+        (milestone_id,),
     ).fetchall()
     unmeasured = [str(r["name"]) for r in rows if r["actual"] is None]
     if unmeasured:
@@ -257,7 +301,7 @@ def refresh_times(conn: sqlite3.Connection, now: float, phase_id: str) -> None:
         shown_status(str(r[0]), int(r[1]))
         for r in conn.execute(
             """SELECT m.status, (SELECT count(*) FROM criteria c WHERE c.milestone_id = m.id
-                                  AND c.actual IS NULL)
+                                  AND c.actual IS NULL AND c.binding IS NULL)
                FROM milestones m WHERE m.phase_id = ?""",
             (phase_id,),
         )
@@ -307,19 +351,59 @@ def assign_phase(rows: PlanRows, agent_id: str, explicit: str | None) -> str | N
     return None
 
 
-def build_milestones(rows: PlanRows, phase_id: str) -> tuple[Milestone, ...]:
+def criterion_subject(milestone_id: str, name: str) -> str:
+    """The key of a criterion's verdict history (the verdicts table)."""
+    return f"criterion:{milestone_id}/{name}"
+
+
+def verdict_word(passed: bool | None) -> str:
+    return "none" if passed is None else "pass" if passed else "fail"
+
+
+def build_milestones(
+    rows: PlanRows,
+    phase_id: str,
+    live: Mapping[tuple[str, str], Any] | None = None,
+    since: Callable[[str, str], float | None] | None = None,
+) -> tuple[Milestone, ...]:
+    """``live`` holds each KPI-bound criterion's figure (plan_judge.Figure) by (milestone id, name);
+    ``since(subject, verdict)`` says since when a verdict stands."""
     milestones = []
     for m in rows.milestones.get(phase_id, []):
         rows_of = rows.criteria.get(str(m["id"]), [])
-        status = shown_status(str(m["status"]), sum(c["actual"] is None for c in rows_of))
-        criteria = []
+        figures: list[tuple[str | None, bool | None, str | None]] = []  # actual, verdict, kpi
         for c in rows_of:
-            passed = judge(c["op"], c["value"], c["actual"], c["unit"])
+            if c["binding"] is not None:
+                figure = (live or {}).get((str(m["id"]), str(c["name"])))
+                kpi = loads(c["binding"], {}).get("kpi")
+                figures.append((None, None, kpi) if figure is None else (figure.actual, figure.holds, kpi))
+            else:
+                figures.append((c["actual"], judge(c["op"], c["value"], c["actual"], c["unit"]), None))
+        status = live_status(
+            str(m["status"]),
+            [actual for actual, _, _ in figures],
+            [verdict if actual is not None else None for actual, verdict, _ in figures],
+            all(c["op"] is not None and c["value"] is not None for c in rows_of) and bool(rows_of),
+        )
+        criteria = []
+        for c, (actual, passed, kpi) in zip(rows_of, figures, strict=True):
             # A verdict on the milestone speaks for the criteria a number cannot judge, but only for
             # those that were measured: without an actual there is nothing it could have judged.
-            if passed is None and c["actual"] is not None and status in ("passed", "failed"):
+            if passed is None and actual is not None and kpi is None and status in ("passed", "failed"):
                 passed = status == "passed"
-            criteria.append(Criterion(name=c["name"], target=c["target"], actual=c["actual"], passed=passed))
+            if actual is None:
+                passed = None
+            subject = criterion_subject(str(m["id"]), str(c["name"]))
+            criteria.append(
+                Criterion(
+                    name=c["name"],
+                    target=c["target"],
+                    actual=actual,
+                    passed=passed,
+                    kpi=kpi,
+                    since=since(subject, verdict_word(passed)) if since else None,
+                )
+            )
         milestones.append(
             Milestone(
                 id=m["id"],
@@ -329,3 +413,20 @@ def build_milestones(rows: PlanRows, phase_id: str) -> tuple[Milestone, ...]:
             )
         )
     return tuple(milestones)
+
+
+def live_status(
+    stored: str, actuals: Sequence[str | None], verdicts: Sequence[bool | None], judged: bool
+) -> str:
+    """A milestone whose every criterion a number judges (``judged``) passes when all of them hold, and
+    stops reading passed when one no longer does; one with criteria a person judges keeps the status
+    reported for it (store_plan.shown_status)."""
+    if judged:
+        if all(v is True for v in verdicts):
+            return "passed"
+        if stored == "passed":
+            return "active"
+        if stored == "pending" and any(a is not None for a in actuals):
+            return "active"
+        return stored
+    return shown_status(stored, sum(a is None for a in actuals))
