@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from backends.base import Backend
-from backends.errors import Invalid
+from backends.errors import BackendError, Invalid
 from backends.model import (
     ALL_CAPABILITIES,
     Agent,
@@ -27,17 +27,20 @@ from backends.model import (
     Checkpoint,
     DispatchRequest,
     Environment,
+    Gate,
     Gpu,
     KpiSeries,
     LogRecord,
     NodeInfo,
     NodeSnapshot,
+    SignedDecision,
     Target,
     Task,
 )
 from backends.package_version import package_version
 from backends.plugin import BackendOptions, NodeSettings, Thresholds
 
+from . import read_only
 from .actions import Actions
 from .metrics import HostSampler, ancestors
 from .nvml import GpuSampler
@@ -166,7 +169,8 @@ class LocalBackend(Backend):
 
     def _snapshot(self) -> NodeSnapshot:
         assert self._host is not None and self._gpus is not None
-        read = self.store.snapshot_read(self.thresholds)
+        # a read-only node records no verdict history: it must not write (read_only.py)
+        read = self.store.snapshot_read(self.thresholds, record_verdicts=not self.read_only)
         agents = without_dead_supervisors(read.agents, read.records)
         system = self._host.sample()
         owners = {a.pid: a.id for a in agents if a.pid is not None}
@@ -234,6 +238,27 @@ class LocalBackend(Backend):
 
     async def rollback(self, checkpoint_id: str, *, operator: str, reason: str | None = None) -> Checkpoint:
         return await self._run(lambda: self._ops().rollback(checkpoint_id, operator, reason))
+
+    async def sign_gate(
+        self, phase_id: str, decision: SignedDecision, *, operator: str, reason: str | None = None
+    ) -> Gate:
+        target = f"phase:{phase_id}"
+
+        def sign() -> Gate:
+            if self.read_only:
+                read_only.deny(
+                    self.store, self._info.name, operator, "gate.sign", target, reason, decision=decision
+                )
+            try:
+                return self.store.sign_gate(phase_id, decision, operator, reason)
+            except BackendError as exc:
+                self.store.audit(
+                    operator, "gate.sign", target, outcome="failed", params={"decision": decision},
+                    reason=reason, detail=str(exc),
+                )  # fmt: skip
+                raise
+
+        return await self._run(sign)
 
     async def interrupted_rollback(self) -> str | None:
         return await self._run(lambda: self._ops().interrupted_rollback())
