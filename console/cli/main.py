@@ -61,6 +61,7 @@ _HANDLERS: dict[str | None, tuple[str, str]] = {
     "report-card": ("console.cli.report_card_command", "report_card"),
     "config": ("console.cli.config_command", "config"),
     "node": ("console.cli.serve_command", "run"),
+    "gate": ("console.cli.gate_command", "run"),
     **{name: ("console.cli.local_commands", name) for name in ("run", "report", "plan")},
     **{name: ("console.cli.node_commands", "run") for name in NODE_COMMANDS},
 }
