@@ -261,6 +261,8 @@ def _trigger_problems(key: str, triggers: Sequence[NoGoSpec]) -> Iterator[tuple[
         if trigger.name in names:
             yield f"{here}.name", f"duplicate no-go trigger name {trigger.name!r} in this gate"
         names.add(trigger.name)
+        if trigger.restarts is not None and trigger.kind != "crash_looping":
+            yield f"{here}.restarts", 'only for `when = "crash_looping"`'
         if trigger.kind == "":
             yield f"{here}.when", "required: crash_looping or agent_failed (or give `kpi` and `target`)"
         elif trigger.kind == "kpi":
@@ -271,13 +273,8 @@ def _trigger_problems(key: str, triggers: Sequence[NoGoSpec]) -> Iterator[tuple[
         else:
             if trigger.kpi is not None or trigger.target or trigger.op is not None:
                 yield f"{here}.kpi", f"a {trigger.kind} trigger watches agents, not a KPI: leave out `when`"
-            if trigger.restarts is not None and trigger.kind != "crash_looping":
-                yield f"{here}.restarts", 'only for `when = "crash_looping"`'
             if trigger.over is not None and parse_duration(trigger.over) is None:
-                yield (
-                    f"{here}.over",
-                    f'expected a duration like "30s", "10m", "1h" or seconds > 0; got {trigger.over!r}',
-                )
+                yield f"{here}.over", f"{_DURATION_HINT}; got {trigger.over!r}"
 
 
 def _find_criterion(phase: PhaseSpec, ref: str) -> tuple[str, str] | str:
