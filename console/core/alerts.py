@@ -10,8 +10,11 @@ from collections.abc import Iterable, Mapping, Reversible, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal
 
+from backends.kpis import format_value
 from backends.model import Agent, LogRecord, NodeSnapshot
 from console.core.config import Thresholds
+from console.core.kpi_history import KpiHistory
+from console.core.kpi_rules import COUNTER_UNIT, KpiRule, KpiSeverity, Limits, RuleBook, rule_book
 
 if TYPE_CHECKING:
     from console.core.node_link import NodeLink
@@ -214,6 +217,9 @@ def link_alerts(link: NodeLink, thresholds: Thresholds, now: float) -> list[Aler
     if link.snapshot is not None:
         counts = recent_error_counts(link.logs, now)
         alerts = node_alerts(link.snapshot, thresholds, now, counts, name=link.name)
+        found = kpi_alerts(link.snapshot, link.kpi_rules, link.kpis, now, name=link.name)
+        if found:
+            alerts = sort_alerts(alerts + found)
     if link.error is not None:
         alerts.insert(0, unreachable_alert(link.name, link.error))
     return alerts
@@ -249,3 +255,123 @@ def sort_alerts(alerts: Iterable[Alert]) -> list[Alert]:
 def worst(alerts: Iterable[Alert]) -> Severity | None:
     severities = {a.severity for a in alerts}
     return "critical" if "critical" in severities else ("warning" if severities else None)
+
+
+# --- KPIs ---------------------------------------------------------------------------------------------
+# KPI breaches as alerts: each agent's latest figures against its rules, raised once a breach has held.
+#
+# One alert per agent and KPI (rule ``kpi:NAME``), so a figure going from warning to critical is one alert
+# rising in severity. A breach must have held ``for_s`` by the figures' own times (the first point past the
+# line to the newest), never by the clock: an agent that reported one slow figure and went quiet has not
+# shown a slow minute. Critical needs the critical line held ``for_s``; short of that, the warning line held
+# ``for_s`` makes a warning.
+#
+# Without a history (``history=None``: a node that keeps none, asked once by ``fleetdeck status``) how long a
+# figure has been past a line is unknown. A rule with ``for_s`` 0 judges the figure as it is; any other rule
+# raises at most a warning that says the hold time is unknown: the figure is over the line now, which a cron
+# job should hear, but one sample cannot page anyone as critical.
+
+HOLD_UNKNOWN = "held time unknown: the node keeps no KPI history"
+
+
+def kpi_alerts(
+    snapshot: NodeSnapshot,
+    rules: Sequence[KpiRule] | RuleBook,
+    history: KpiHistory | None,
+    now: float,
+    *,
+    name: str | None = None,
+) -> list[Alert]:
+    """The KPI alerts of ``snapshot`` (which ``history`` has observed) at ``now``.
+
+    ``rules``: the config's ``kpis`` (the built-in rules fill in the rest); ``name``: the node's name as
+    configured. Dead agents raise none. Figures a rule cannot compare (another unit family) are skipped.
+    """
+    del now  # a breach's hold is measured by its figures' times (see the module's doc)
+    node = name or snapshot.node.name
+    book = rule_book(rules)
+    alerts: list[Alert] = []
+    labels: dict[str, str] | None = None  # made only when an agent has an alert
+    for agent in snapshot.agents:
+        kpis = agent.kpis
+        if not kpis or agent.dead:
+            continue
+        agent_rules = book.for_agent(node, agent.labels)
+        for kpi in kpis:
+            rule = agent_rules.get(kpi.name)
+            if rule is None:
+                continue
+            counter = kpi.kind == "counter"
+            value = kpi.rate_per_s if counter else kpi.value
+            if value is None:
+                continue
+            unit = COUNTER_UNIT if counter else kpi.unit
+            limits = book.limits(rule, unit)
+            if limits is None:
+                continue
+            # Inline grading: this runs for every judged figure of every agent at every refresh.
+            if limits.above:
+                if value < limits.warn:
+                    continue
+            elif value > limits.warn:
+                continue
+            found = _judge(agent.id, kpi.name, value, limits, history)
+            if found is None:
+                continue
+            severity, since, note = found
+            if labels is None:
+                labels = agent_labels(snapshot.agents)
+            shown = labels.get(agent.id, agent.id)
+            reason = kpi_reason(kpi.name, value, unit, limits, severity, counter=counter)
+            if note:
+                reason += f" ({note})"
+            alerts.append(
+                Alert(
+                    severity,
+                    node,
+                    f"agent:{agent.id}",
+                    reason,
+                    since,
+                    f"kpi:{kpi.name}",
+                    f"agent:{shown}" if shown != agent.id else None,
+                )
+            )
+    return sort_alerts(alerts)
+
+
+def _judge(
+    agent_id: str, name: str, value: float, limits: Limits, history: KpiHistory | None
+) -> tuple[KpiSeverity, float | None, str | None] | None:
+    """(severity, since, note) of a figure past the warning line; None while it has not held."""
+    now_severity = limits.grade(value)
+    if history is None or history.latest(agent_id, name) is None:
+        if limits.for_s == 0:
+            return (now_severity, None, None) if now_severity else None
+        return "warning", None, HOLD_UNKNOWN
+    latest = history.latest(agent_id, name)
+    assert latest is not None
+    newest = latest[0]
+    crit_since = history.breach_since(agent_id, name, limits, "critical")
+    if crit_since is not None and newest - crit_since >= limits.for_s:
+        return "critical", crit_since, None
+    warn_since = history.breach_since(agent_id, name, limits, "warning")
+    if warn_since is not None and newest - warn_since >= limits.for_s:
+        return "warning", warn_since, None
+    return None
+
+
+def kpi_reason(
+    name: str, value: float, unit: str, limits: Limits, severity: str, *, counter: bool = False
+) -> str:
+    """``latency_p95_ms 162 ms ≥ 150 ms critical threshold (warning 120 ms)``."""
+    sign = "≥" if limits.above else "≤"
+    line, other, other_name = (
+        (limits.crit, limits.warn, "warning")
+        if severity == "critical"
+        else (limits.warn, limits.crit, "critical")
+    )
+    what = f"{name} rate" if counter else name
+    return (
+        f"{what} {format_value(value, unit)} {sign} {format_value(line, unit)} {severity} threshold"
+        f" ({other_name} {format_value(other, unit)})"
+    )

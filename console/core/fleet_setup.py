@@ -71,6 +71,7 @@ def _link(
         read_only=read_only or config.read_only or node.read_only,
         read_only_reason=read_only_reason(read_only, config.read_only, node.read_only),
         log_capacity=log_capacity,
+        kpi_rules=config.kpis,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from backends.base import Backend
@@ -17,6 +17,8 @@ from backends.errors import TimedOut
 from backends.model import ENVIRONMENT_RANK, LogRecord, NodeSnapshot
 from console.core.audit_trail import AuditTrail
 from console.core.describe_error import describe_error
+from console.core.kpi_history import KpiHistory
+from console.core.kpi_rules import KpiRule, effective_rules
 
 HISTORY_LEN = 120  # samples kept per series: two minutes at the default 1 s refresh
 LOG_CAPACITY = 10_000  # lines kept per node (a second of a 10,000 lines/s flood, several minutes of most)
@@ -24,6 +26,7 @@ LOG_CAPACITY = 10_000  # lines kept per node (a second of a 10,000 lines/s flood
 # (a line with its fields is about 400 bytes; the log buffers were most of a big fleet's memory).
 FLEET_LOG_BUDGET = 100_000
 MIN_LOG_CAPACITY = 1_000
+KPI_SEED_WINDOW_S = 600.0  # KPI history asked of the node when first reached: past any usual for_s
 
 
 def fleet_log_capacity(nodes: int) -> int:
@@ -53,6 +56,7 @@ class NodeLink:
         read_only: bool = False,
         read_only_reason: str | None = None,
         log_capacity: int = LOG_CAPACITY,
+        kpi_rules: Sequence[KpiRule] = (),
     ) -> None:
         self.name = name
         self.backend = backend
@@ -70,6 +74,10 @@ class NodeLink:
         self.logs: deque[LogRecord] = deque(maxlen=log_capacity)
         self.log_error: str | None = None
         self.audit = AuditTrail()  # fetched by the Audit screen, not by the poll loop
+        # the config's [[kpis]] (the built-in rules fill in the rest) and the figures they are judged on
+        self.kpi_rules: tuple[KpiRule, ...] = tuple(kpi_rules)
+        self.kpis = KpiHistory(rules=self.kpi_rules)
+        self.kpis_seeded = False  # the node's own KPI history was asked for (once, see seed_kpis)
         self._opened = False
 
     # A remote node only says who it is once connected, so these are read from the backend each time.
@@ -111,14 +119,34 @@ class NodeLink:
             self.error = describe_error(exc)
             self.timed_out = isinstance(exc, (TimeoutError, TimedOut))
             return False
+        if not self.kpis_seeded:
+            longest = max((rule.for_s for rule in effective_rules(self.kpi_rules)), default=0.0)
+            await self.seed_kpis(window_s=max(KPI_SEED_WINDOW_S, 2 * longest), timeout=timeout)
         self.record(snapshot)
         return True
+
+    async def seed_kpis(self, window_s: float, timeout: float) -> None:
+        """Fill the KPI history from the node's own (once), so a breach that began before the console
+        started is dated right and a trend has a past. A node that keeps none, or fails to hand it over in
+        time, is judged from what the console sees from now on."""
+        self.kpis_seeded = True
+        if not self.backend.supports("kpi_history"):
+            return
+        try:
+            since = self.clock() - window_s
+            series = await asyncio.wait_for(self.backend.kpi_history(since), timeout)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a history that cannot be read leaves the live figures to judge by
+            return
+        self.kpis.seed(series)
 
     def record(self, snapshot: NodeSnapshot) -> None:
         self.snapshot = snapshot
         self.received_at = self.clock()
         self.error = None
         self.timed_out = False
+        self.kpis.observe(snapshot)
         system = snapshot.system
         if system.cpu_percent is not None:
             self.cpu_history.append(system.cpu_percent)
