@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.model import LogRecord, health_count
-from console.core.alerts import ERROR_WINDOW_S, Alert, node_alerts, recent_error_counts
+from console.core.alerts import (
+    ERROR_WINDOW_S,
+    Alert,
+    kpi_alerts,
+    node_alerts,
+    recent_error_counts,
+    sort_alerts,
+)
 from console.core.config import Config
 from console.core.node_link import NodeLink
 
@@ -36,6 +43,8 @@ class NodeStatus:
     gpus: int = 0
     alerts: list[Alert] = field(default_factory=list)
     agents_dead: int = 0  # history, counted apart (backends.model.health_count)
+    # whether the node's KPI history judged how long a breach held (else: the snapshot alone, see kpi_alerts)
+    kpi_history: bool = True
 
     @property
     def agents_alive(self) -> int:
@@ -94,6 +103,7 @@ class StatusReport:
                         "dead": n.agents_dead,
                     },
                     "gpus": n.gpus,
+                    "kpi_hold": "judged from the node's KPI history" if n.kpi_history else "unknown",
                     "alerts": [
                         {
                             "severity": a.severity,
@@ -122,6 +132,11 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
             nodes.append(NodeStatus(link.name, link.environment, "unreachable", error=link.error))
             continue
         alerts = node_alerts(snap, config.thresholds, now, error_counts, name=link.name)
+        # KPI breaches are judged over the node's own history (NodeLink.poll fetched it, longer than any
+        # rule's for_s); a node that keeps none is judged on its snapshot alone, and says so
+        kpi_history_known = link.backend.supports("kpi_history")
+        history = link.kpis if kpi_history_known else None
+        alerts = sort_alerts(alerts + kpi_alerts(snap, config.kpis, history, now, name=link.name))
         alerts += await _interrupted_rollback(link)
         severities = {a.severity for a in alerts}
         state = "critical" if "critical" in severities else ("warning" if severities else "ok")
@@ -136,6 +151,7 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
                 gpus=len(snap.gpus),
                 alerts=alerts,
                 agents_dead=count.dead,
+                kpi_history=kpi_history_known,
             )
         )
     for link in links:
