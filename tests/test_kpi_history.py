@@ -1,0 +1,140 @@
+"""The console's KPI history and KPI alerts: bounded series, fleet trends, for_s held by the figures' own
+times, counters on their rate, units converted, and the alerts NodeLink's judging gives."""
+
+from __future__ import annotations
+
+from backends.model import Agent, Kpi, KpiSeries, NodeInfo, NodeSnapshot
+from console.core.alerts import HOLD_UNKNOWN, kpi_alerts, link_alerts
+from console.core.config import Thresholds
+from console.core.kpi_history import KpiHistory
+from console.core.kpi_rules import KpiRule, rule_book
+from console.core.node_link import NodeLink
+
+from .fake_backend import FakeBackend
+
+NODE = NodeInfo(id="n1", name="gpu-01", backend="fake")
+
+
+def _snapshot(at: float, figures: dict[str, dict[str, float]], **units: str) -> NodeSnapshot:
+    agents = tuple(
+        Agent(
+            id=agent_id,
+            name=agent_id,
+            state="running",
+            health="healthy",
+            labels={"role": "retriever"} if agent_id.startswith("r") else {},
+            kpis=tuple(
+                Kpi(name=name, value=value, unit=units.get(name, "ms"), at=at)  # type: ignore[arg-type]
+                for name, value in kpis.items()
+            ),
+        )
+        for agent_id, kpis in figures.items()
+    )
+    return NodeSnapshot(node=NODE, observed_at=at, agents=agents)
+
+
+def _feed(history: KpiHistory, steps: list[tuple[float, float]], agent: str = "a1") -> NodeSnapshot:
+    snapshot = None
+    for at, value in steps:
+        snapshot = _snapshot(at, {agent: {"latency_p95_ms": value}})
+        history.observe(snapshot)
+    assert snapshot is not None
+    return snapshot
+
+
+def test_series_append_only_newer_figures_and_stay_bounded() -> None:
+    history = KpiHistory(max_points=5)
+    for at in range(20):
+        history.observe(_snapshot(float(at), {"a1": {"latency_p95_ms": float(at)}}))
+        history.observe(_snapshot(float(at), {"a1": {"latency_p95_ms": 999.0}}))  # same `at`: not new
+    assert history.series("a1", "latency_p95_ms") == [(float(t), float(t)) for t in range(15, 20)]
+    assert history.series("a1", "nope") == ()
+
+
+def test_fleet_trend_takes_the_tail_that_matters_for_the_direction() -> None:
+    history = KpiHistory()
+    latencies = {f"a{i}": {"latency_p95_ms": float(i), "success_ratio": 1 - i / 1000} for i in range(1, 101)}
+    history.observe(_snapshot(1.0, latencies, success_ratio="ratio"))
+    assert history.fleet_trend("latency_p95_ms") == (96.0,)  # the 95th percentile: the slow tail
+    assert history.fleet_trend("success_ratio") == (1 - 96 / 1000,)  # the 5th: the worst few
+    assert history.direction("success_ratio") == "below"
+
+
+def test_a_single_slow_figure_never_alerts_and_a_held_one_does_with_since() -> None:
+    rules = ()  # the built-in rule: 120/150 ms for 60 s
+    history = KpiHistory()
+    snapshot = _feed(history, [(0, 90), (10, 400), (20, 90)])
+    assert kpi_alerts(snapshot, rules, history, now=1000) == []
+    # the slow figure is the newest and the clock runs on: still one figure, not a slow minute
+    snapshot = _feed(history, [(30, 400)])
+    assert kpi_alerts(snapshot, rules, history, now=10_000) == []
+    snapshot = _feed(history, [(40, 130), (60, 160), (80, 170), (90, 171)])
+    (warning,) = kpi_alerts(snapshot, rules, history, now=90)  # over 120 since 30 (60 s held)
+    assert (warning.severity, warning.since, warning.rule, warning.subject) == (
+        "warning", 30, "kpi:latency_p95_ms", "agent:a1",
+    )  # fmt: skip
+    snapshot = _feed(history, [(120, 165)])  # over 150 since 60
+    (critical,) = kpi_alerts(snapshot, rules, history, now=120, name="gpu-01-configured")
+    assert (critical.severity, critical.since, critical.node) == ("critical", 60, "gpu-01-configured")
+    assert critical.reason == "latency_p95_ms 165 ms ≥ 150 ms critical threshold (warning 120 ms)"
+    assert critical.key == warning.key.replace("gpu-01", "gpu-01-configured")  # one alert, rising
+    snapshot = _feed(history, [(130, 100)])
+    assert kpi_alerts(snapshot, rules, history, now=130) == []
+
+
+def test_figures_are_converted_into_the_rule_unit() -> None:
+    rules = (KpiRule(name="latency_p95_ms", unit="s", warn=0.2, crit=0.3, for_s=0),)
+    history = KpiHistory()
+    # figures in ms judged against lines in s: 250 ms is a warning, 0.31 s a critical
+    snapshot = _snapshot(1.0, {"a1": {"latency_p95_ms": 250.0}, "b1": {"latency_p95_ms": 310.0}})
+    history.observe(snapshot)
+    found = {a.subject: a.severity for a in kpi_alerts(snapshot, rules, history, now=1)}
+    assert found == {"agent:a1": "warning", "agent:b1": "critical"}
+    percent = _snapshot(2.0, {"a1": {"latency_p95_ms": 99.0}}, latency_p95_ms="percent")
+    history.observe(percent)
+    assert kpi_alerts(percent, rules, history, now=2) == []  # not comparable: not judged
+
+
+def test_a_counter_is_judged_on_its_rate_per_second() -> None:
+    rule = KpiRule(name="ops_total", unit="per_hour", warn=1000, crit=500, direction="below", for_s=0)
+    history = KpiHistory(rules=(rule,))
+
+    def ops(agent_id: str, value: float, rate: float | None) -> Agent:
+        kpi = Kpi(name="ops_total", value=value, at=5, kind="counter", rate_per_s=rate)
+        return Agent(id=agent_id, name=agent_id, kpis=(kpi,))
+
+    agents = (ops("fast", 9e4, 2.0), ops("slow", 10, 0.1), ops("new", 1, None))
+    snapshot = NodeSnapshot(node=NODE, observed_at=5, agents=agents)
+    history.observe(snapshot)
+    (alert,) = kpi_alerts(snapshot, (rule,), history, now=5)
+    assert alert.subject == "agent:slow" and alert.severity == "critical"
+    assert alert.reason == "ops_total rate 0.1/s ≤ 0.139/s critical threshold (warning 0.278/s)"
+    assert history.series("slow", "ops_total") == [(5.0, 0.1)]  # the rate, what a trend shows
+
+
+def test_without_a_history_a_breach_is_at_most_a_warning_saying_so() -> None:
+    snapshot = _snapshot(1.0, {"a1": {"latency_p95_ms": 900.0}})
+    (alert,) = kpi_alerts(snapshot, (), None, now=1)
+    assert alert.severity == "warning"
+    assert alert.reason.endswith(f"({HOLD_UNKNOWN})")
+    instant = (KpiRule(name="latency_p95_ms", warn=120, crit=150),)  # for_s 0: the figure is enough
+    assert [a.severity for a in kpi_alerts(snapshot, instant, None, now=1)] == ["critical"]
+
+
+def test_seeded_history_dates_a_breach_that_began_before_the_console() -> None:
+    history = KpiHistory()
+    history.seed([KpiSeries(agent_id="a1", name="latency_p95_ms", unit="ms", points=((0, 160), (50, 170)))])
+    snapshot = _feed(history, [(70, 180)])
+    (alert,) = kpi_alerts(snapshot, (), history, now=70)
+    assert (alert.severity, alert.since) == ("critical", 0)
+    assert history.series("a1", "latency_p95_ms") == [(0, 160), (50, 170), (70, 180)]
+
+
+async def test_a_node_link_keeps_the_history_and_its_alerts_reach_link_alerts() -> None:
+    backend = FakeBackend()
+    link = NodeLink("gpu-01", backend, clock=lambda: 100.0, kpi_rules=(rule_book(()).rules[0],))
+    for at, value in [(0.0, 200.0), (30.0, 200.0), (61.0, 200.0)]:
+        link.record(_snapshot(at, {"a1": {"latency_p95_ms": value}}))
+    assert len(link.kpis.series("a1", "latency_p95_ms")) == 3
+    kpi = [a for a in link_alerts(link, Thresholds(), 100.0) if a.rule.startswith("kpi:")]
+    assert [(a.severity, a.since) for a in kpi] == [("critical", 0.0)]
