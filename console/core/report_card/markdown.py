@@ -28,8 +28,8 @@ def md(text: object) -> str:
     safe = terminal_safe(text)
     safe = _ALWAYS.sub(r"\\\1", safe)
     safe = _UNDERSCORE.sub(r"\\_", safe)
-    safe = _TAG.sub("&lt;", safe)
-    return _ENTITY.sub("&amp;", safe)
+    safe = _ENTITY.sub("&amp;", safe)  # first: the &lt; below is meant as an entity
+    return _TAG.sub("&lt;", safe)
 
 
 def render(card: ReportCard) -> str:
