@@ -357,3 +357,25 @@ async def test_the_local_backend_serves_kpi_history_even_read_only(tmp_path: Pat
         assert [k.name for k in snapshot.agents[0].kpis] == ["latency_p95_ms", "success_ratio"]
     finally:
         await backend.close()
+
+
+def test_snapshots_read_only_what_changed_and_still_agree_with_a_full_read(
+    store: Store, clock: Clock
+) -> None:
+    def agents_kpis() -> dict[str, tuple[Kpi, ...]]:
+        return {agent.id: agent.kpis for agent in store.snapshot_read().agents if agent.kpis}
+
+    store.record_kpis("retriever-1", {"latency_p95_ms": 97, "success_ratio": 0.99})
+    assert agents_kpis() == store.latest_kpis()
+    for step in range(1, 30):  # a few figures at a time: the snapshot merges them into what it read before
+        clock.now += 1
+        store.record_kpis("retriever-2" if step % 3 else "retriever-1", {"latency_p95_ms": 100 + step})
+        if step % 7 == 0:
+            store.record_kpis("retriever-1", {f"k{step}_total": step})  # a new KPI joins, in name order
+        assert agents_kpis() == store.latest_kpis()
+    assert [k.name for k in agents_kpis()["retriever-1"]] == sorted(
+        k.name for k in agents_kpis()["retriever-1"]
+    )
+    store.record_kpis("retriever-2", {"latency_p95_ms": 1}, at=T0 - 10)  # late: history only
+    assert agents_kpis() == store.latest_kpis()
+    assert agents_kpis()["retriever-2"][0].value == 129

@@ -215,6 +215,7 @@ class Store(AgentsApi):
             raise Invalid("KPI retention needs a point count >= 0 and an age > 0 seconds")
         self._kpi_points_since_prune = 0
         self._last_kpi_prune: float | None = None  # None: prune on the first record of this process
+        self._latest_kpis = kpis_sql.LatestCache()  # what snapshots read, kept between them
 
     def record_kpis(
         self,

@@ -25,6 +25,7 @@ class AgentsApi:
     _db: Database
     _clock: Callable[[], float]
     _pid_alive: Callable[[int], bool]
+    _latest_kpis: kpis_sql.LatestCache
 
     def _kpis_written(self, count: int) -> None:
         """Store counts recorded KPI points here, to prune their history now and then."""
@@ -190,7 +191,7 @@ class AgentsApi:
         rows = plan_sql.read_rows(conn)
         assignment = {r.id: plan_sql.assign_phase(rows, r.id, r.phase_id) for r in records}
         errors = agents_sql.error_counts(conn, now - ERROR_WINDOW_S) if records else {}
-        kpis = kpis_sql.latest(conn) if records else {}
+        kpis = self._latest_kpis.read(conn) if records else {}
         judged = [
             self._judge(r, now, thresholds, errors, assignment[r.id], kpis.get(r.id, ())) for r in records
         ]
