@@ -14,6 +14,7 @@ SCENARIOS = (
     "local_store",
     "rollback",
     "peers",
+    "kpi_judging",
 )
 
 

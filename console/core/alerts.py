@@ -292,11 +292,13 @@ def kpi_alerts(
     book = rule_book(rules)
     alerts: list[Alert] = []
     labels: dict[str, str] | None = None  # made only when an agent has an alert
+    uniform = book.uniform
+    limits_of = book.limits
     for agent in snapshot.agents:
         kpis = agent.kpis
         if not kpis or agent.dead:
             continue
-        agent_rules = book.for_agent(node, agent.labels)
+        agent_rules = uniform if uniform is not None else book.for_agent(node, agent.labels)
         for kpi in kpis:
             rule = agent_rules.get(kpi.name)
             if rule is None:
@@ -306,7 +308,7 @@ def kpi_alerts(
             if value is None:
                 continue
             unit = COUNTER_UNIT if counter else kpi.unit
-            limits = book.limits(rule, unit)
+            limits = limits_of(rule, unit)
             if limits is None:
                 continue
             # Inline grading: this runs for every judged figure of every agent at every refresh.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import heapq
 import math
 from array import array
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Final
@@ -28,24 +29,27 @@ from typing import Final
 from backends.model import KpiSeries, NodeSnapshot
 from console.core.kpi_rules import COUNTER_UNIT, Direction, KpiRule, Limits, counter_rates, effective_rules
 
-MAX_POINTS: Final = 240  # per series: four minutes at 1 Hz, past the built-in rules' for_s of 60 s
+# per series: two minutes at 1 Hz, past the built-in rules' for_s of 60 s (a longer for_s is still judged:
+# a breach's start is carried from refresh to refresh, not read back from the points)
+MAX_POINTS: Final = 120
 TREND_POINTS: Final = 120  # fleet-wide figures kept per KPI
 TAIL_SHARE: Final = 0.05  # the fleet-wide figure is the 95th (or 5th) percentile across agents
 
 
 class _Series:
-    """One agent's KPI: times and figures, oldest first; at most 2 x max_points until trimmed back."""
+    """One agent's KPI: times and figures, oldest first; beyond max_points until the next bulk trim."""
 
-    __slots__ = ("appended", "breach", "last_at", "times", "unit", "values")
+    __slots__ = ("breach", "bucket", "counter", "last_at", "times", "unit", "values")
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, counter: bool, bucket: list[float]) -> None:
         self.times = array("d")
         self.values = array("d")
         self.last_at = -math.inf  # the newest `at` seen, a point with no figure included
         self.unit = unit
-        self.appended = 0  # points ever appended: what `breach` was judged up to
-        # (limits, appended when judged, warning-or-worse since, critical since), see _breach_starts
-        self.breach: tuple[Limits, int, float | None, float | None] | None = None
+        self.counter = counter  # its figures are its rate (Kpi.rate_per_s), not its value
+        self.bucket = bucket  # this snapshot's figures of its KPI across agents, for the fleet trend
+        # (limits, the newest time judged, warning-or-worse since, critical since), see _breach_starts
+        self.breach: tuple[Limits, float, float | None, float | None] | None = None
 
 
 class KpiHistory:
@@ -62,6 +66,7 @@ class KpiHistory:
         self.max_points = max(2, max_points)
         self._series: dict[str, dict[str, _Series]] = {}  # agent id -> KPI name -> series
         self._trends: dict[str, deque[float]] = {}
+        self._buckets: dict[str, list[float]] = {}  # KPI name -> this snapshot's figures
         self._trend_points = trend_points
         self._below = {r.name for r in effective_rules(rules) if r.direction == "below"}
         self.snapshots = 0  # snapshots observed
@@ -74,10 +79,9 @@ class KpiHistory:
     def observe(self, snapshot: NodeSnapshot) -> None:
         """Append each agent's figures whose ``at`` is newer than the last seen, and one fleet-wide
         figure per KPI from this snapshot's figures."""
+        # The hot loop of KPI handling (25,000 figures a second at 5,000 agents): per figure one dict
+        # lookup and three appends, each series holding its KPI's bucket so no lookup by name is needed.
         by_agent = self._series
-        limit = 2 * self.max_points
-        keep = self.max_points
-        fleet: dict[str, list[float]] = {}
         for agent in snapshot.agents:
             kpis = agent.kpis
             if not kpis:
@@ -86,37 +90,43 @@ class KpiHistory:
             if mine is None:
                 mine = by_agent[agent.id] = {}
             for kpi in kpis:
-                name = kpi.name
-                series = mine.get(name)
-                counter = kpi.kind == "counter"
+                series = mine.get(kpi.name)
                 if series is None:
-                    series = mine[name] = _Series(COUNTER_UNIT if counter else kpi.unit)
+                    series = mine[kpi.name] = self._new_series(kpi.name, kpi.kind == "counter", kpi.unit)
                 at = kpi.at
                 if at <= series.last_at:
                     continue
                 series.last_at = at
-                value = kpi.rate_per_s if counter else kpi.value
+                value = kpi.rate_per_s if series.counter else kpi.value
                 if value is None:
                     continue
-                times = series.times
-                times.append(at)
+                series.times.append(at)
                 series.values.append(value)
-                series.appended += 1
-                if len(times) > limit:
-                    del times[:-keep]
-                    del series.values[:-keep]
-                figures = fleet.get(name)
-                if figures is None:
-                    fleet[name] = [value]
-                else:
-                    figures.append(value)
+                series.bucket.append(value)
         self.snapshots += 1
-        for name, figures in fleet.items():
-            self._trend(name).append(self._fleet_figure(name, figures))
-        if len(by_agent) > 2 * len(snapshot.agents) + 16:  # agents that left: forget them, in bulk
-            present = {agent.id for agent in snapshot.agents}
-            for gone in [agent_id for agent_id in by_agent if agent_id not in present]:
-                del by_agent[gone]
+        for name, bucket in self._buckets.items():
+            if bucket:
+                self._trend(name).append(self._fleet_figure(name, bucket))
+                bucket.clear()
+        if self.snapshots % max(1, self.max_points // 4) == 0:  # so a series holds at most 1.25 x
+            self._trim(present={agent.id for agent in snapshot.agents})
+
+    def _new_series(self, name: str, counter: bool, unit: str) -> _Series:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = self._buckets[name] = []
+        return _Series(COUNTER_UNIT if counter else unit, counter, bucket)
+
+    def _trim(self, present: set[str]) -> None:
+        """Now and then: each series back to max_points, agents that left forgotten."""
+        keep = self.max_points
+        for agent_id in [agent_id for agent_id in self._series if agent_id not in present]:
+            del self._series[agent_id]
+        for mine in self._series.values():
+            for series in mine.values():
+                if len(series.times) > keep:
+                    del series.times[:-keep]
+                    del series.values[:-keep]
 
     def seed(self, series: Iterable[KpiSeries]) -> None:
         """Start from the node's own history (``Backend.kpi_history``): points not newer than what is
@@ -131,14 +141,13 @@ class KpiHistory:
             mine = self._series.setdefault(one.agent_id, {})
             held = mine.get(one.name)
             if held is None:
-                held = mine[one.name] = _Series(unit)
+                held = mine[one.name] = self._new_series(one.name, one.kind == "counter", unit)
             older = [(t, v) for t, v in points if t < (held.times[0] if held.times else math.inf)]
             if not older:
                 continue
             older = older[-self.max_points :]
             held.times = array("d", [t for t, _ in older]) + held.times
             held.values = array("d", [v for _, v in older]) + held.values
-            held.appended += len(older)
             held.breach = None
             held.last_at = max(held.last_at, older[-1][0])
 
@@ -149,7 +158,7 @@ class KpiHistory:
         held = self._series.get(agent_id, {}).get(name)
         if held is None:
             return ()
-        start = max(0, len(held.times) - self.max_points)
+        start = max(0, len(held.times) - self.max_points)  # trimmed in bulk, so maybe longer now
         return list(zip(held.times[start:], held.values[start:], strict=True))
 
     def unit(self, agent_id: str, name: str) -> str | None:
@@ -208,23 +217,23 @@ class KpiHistory:
 
 
 def _breach_starts(held: _Series, limits: Limits) -> tuple[float | None, float | None]:
-    """(warning-or-worse since, critical since) of ``held``'s newest run, judged incrementally: only
-    the points appended since the last call are looked at when the limits are the same."""
+    """(warning-or-worse since, critical since) of ``held``'s newest run, judged incrementally: with the
+    same limits, only the points newer than the last call's newest are looked at."""
     times, values = held.times, held.values
     size = len(times)
     if size == 0:
         return None, None
     cached = held.breach
-    new = size
+    first = 0
     warn_since: float | None = None
     crit_since: float | None = None
-    if cached is not None and cached[0] == limits and held.appended - cached[1] <= size:
-        new = held.appended - cached[1]
+    if cached is not None and cached[0] == limits and cached[1] >= times[0]:
+        first = bisect_right(times, cached[1])
         warn_since, crit_since = cached[2], cached[3]
-        if new == 0:
+        if first == size:
             return warn_since, crit_since
     above, warn, crit = limits.above, limits.warn, limits.crit
-    for index in range(size - new, size):
+    for index in range(first, size):
         value = values[index]
         past_warn = value >= warn if above else value <= warn
         past_crit = value >= crit if above else value <= crit
@@ -237,7 +246,7 @@ def _breach_starts(held: _Series, limits: Limits) -> tuple[float | None, float |
             crit_since = None
         elif crit_since is None:
             crit_since = times[index]
-    held.breach = (limits, held.appended, warn_since, crit_since)
+    held.breach = (limits, times[-1], warn_since, crit_since)
     return warn_since, crit_since
 
 

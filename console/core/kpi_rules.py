@@ -179,6 +179,11 @@ class RuleBook:
         self._by_agent: dict[tuple[str, frozenset[tuple[str, str]]], dict[str, ResolvedRule]] = {}
         self._limits: dict[tuple[ResolvedRule, str], Limits | None] = {}
 
+    @property
+    def uniform(self) -> dict[str, ResolvedRule] | None:
+        """The rules of every agent when no rule has overrides (no per-agent lookup needed); else None."""
+        return None if self._overridden else self._plain
+
     def for_agent(self, node: str, labels: Mapping[str, str]) -> dict[str, ResolvedRule]:
         """KPI name -> the rule that judges it for an agent of ``node`` with ``labels``."""
         if not self._overridden:
