@@ -105,8 +105,12 @@ def _audit() -> list[AuditEntry]:
 
     return [
         entry(1, T - 9 * DAY, "alice", "pause", "agent:retriever-01", reason="before the period"),
-        entry(2, T - 7200, "node", "criterion.verdict", "w7", params={"criterion": "P95", "passed": False}),
-        entry(3, T - 3600, "node", "criterion.verdict", "w7", params={"criterion": "P95", "passed": True}),
+        entry(
+            2, T - 7200, "node", "criterion.verdict", "phase:p-x", params=_change("criterion:w7/P95", "fail")
+        ),
+        entry(
+            3, T - 3600, "node", "criterion.verdict", "phase:p-x", params=_change("criterion:w7/P95", "pass")
+        ),
         entry(4, T - 1800, "mallory<img src=x>", "gate.sign", "phase:p-x", reason="hold|it", detail="no-go"),
         entry(
             5,
@@ -114,10 +118,15 @@ def _audit() -> list[AuditEntry]:
             "node",
             "gate.decision",
             "phase:p-x",
-            params={"decision": "no-go"},
-            detail="P95 latency",
+            params=_change("gate:p-x", "no-go"),
+            detail="NO-GO: P95 latency",
         ),
     ]
+
+
+def _change(subject: str, to: str) -> dict[str, str]:
+    """An audit entry's params for a verdict the node recorded (backends/local/plan_history.py)."""
+    return {"subject": subject, "from": "none", "to": to}
 
 
 def _gathered(*, history: bool = True, audit: bool = True) -> Gathered:
@@ -181,9 +190,9 @@ def test_alerts_have_durations_from_the_history_and_the_audit_trail() -> None:
     )
     assert "170 ms" in breach.detail and "150 ms" in breach.detail
     assert ("kpi", "latency_p95_ms on retriever-02") not in alerts  # 90 ms all along
-    failed = alerts[("criterion", "w7 · P95")]
+    failed = alerts[("criterion", "w7/P95")]
     assert (failed.start, failed.end, failed.duration_s) == (T - 7200, T - 3600, 3600)
-    gate = alerts[("gate", "phase:p-x")]
+    gate = alerts[("gate", "phase p-x")]
     assert (gate.end, gate.duration_s) == (None, 600)  # still NO-GO when the card was made
 
 
@@ -316,36 +325,48 @@ name = "Scale-out"
     kpi = "latency_p95_ms"
     target = "< 120 ms"
     over = "10m"
+    aggregate = "last"
     [[phases.milestones.criteria]]
     name = "Sign-off"
     target = "ops"
 """
 
 
-def test_local_node_card_lists_plan_kpis_breaches_and_actions(fleetdeck, tmp_path: Path) -> None:
+def test_local_node_card_lists_plan_kpis_breaches_signoff_and_actions(fleetdeck, tmp_path: Path) -> None:
+    (tmp_path / "config" / "fleetdeck").mkdir(parents=True)
+    (tmp_path / "config" / "fleetdeck" / "config.toml").write_text('operator = "alice"\n')
     state = tmp_path / "node"
     plan = tmp_path / "plan.toml"
     plan.write_text(PLAN)
-    assert fleetdeck("plan", "apply", str(plan), "--state-dir", str(state)).returncode == 0
-    reported = fleetdeck("report", "--agent", "retriever-01", "--state", "running", "--state-dir", str(state))
+    node = ("--state-dir", str(state))
+    assert fleetdeck("plan", "apply", str(plan), *node).returncode == 0
+    reported = fleetdeck("report", "--agent", "retriever-01", "--state", "running", *node)
     assert reported.returncode == 0, reported.stderr
     with Store(state) as store:
-        now = store._clock()
-        at = float(int(now)) + 1
-        for minute in range(61):  # an hour of figures, 170 ms for ten minutes in the middle
+        base = float(int(store._clock()))
+        for minute in range(51):  # 50 minutes of figures, 170 ms for ten of them, ending 10 min ago
             value = 170.0 if 20 <= minute <= 30 else 95.0
-            store.record_kpis("retriever-01", {"latency_p95_ms": value}, at=at - 3600 + minute * 60)
+            store.record_kpis("retriever-01", {"latency_p95_ms": value}, at=base - 3600 + minute * 60)
+        # now the live figure goes over and back: each read of the plan records the verdict's change
+        for value in (170.0, 95.0):
+            store.record_kpis("retriever-01", {"latency_p95_ms": value})
+            assert fleetdeck("phases", *node).returncode == 0
+        at = float(int(store._clock())) + 2
+    signed = fleetdeck("gate", "sign", "p1", "--no-go", "--reason", "wait for the soak test", *node)
+    assert signed.returncode == 0, signed.stderr
     out = tmp_path / "card.md"
-    result = fleetdeck(
-        "report-card", "--state-dir", str(state), "--at", str(at), "--since", "1d", "-o", str(out)
-    )
+    result = fleetdeck("report-card", *node, "--at", str(at), "--since", "1d", "-o", str(out))
     assert result.returncode == 0, result.stderr
     text = out.read_text()
     assert "### Phase 1 — Scale-out (`p1`)" in text
     assert "| P95 latency (`latency_p95_ms`) | < 120 ms | 95 ms" in text and "✅ PASS" in text
-    assert "| `latency_p95_ms` | retriever-01 | 61 | 95 ms | 170 ms | 170 ms | 95 ms |" in text
-    breach = next(line for line in text.splitlines() if line.startswith("| KPI breach"))
+    assert "Sign-off: signed NO-GO by alice at " in text and "“wait for the soak test”" in text
+    assert "| `latency_p95_ms` | retriever-01 | 53 | 95 ms | 170 ms | 170 ms | 95 ms |" in text
+    alerts = [line for line in text.splitlines() if line.startswith(("| KPI breach", "| Criterion FAIL"))]
+    breach, failed = alerts  # the live blip held less than for_s: no breach of its own
     assert "critical" in breach and "| 11m00s |" in breach and "peak 170 ms" in breach
+    assert "| w7/P95 latency |" in failed and "FAIL" in failed
+    assert "| alice | gate.sign | phase:p1 | wait for the soak test | ok" in text
     assert "| plan.apply |" in text
 
 

@@ -101,23 +101,30 @@ def verdict_alerts(entries: Sequence[AuditEntry], start: float, end: float) -> l
 
 
 def _subject(entry: AuditEntry) -> str:
-    """What a verdict entry is about: its target, and the criterion's name where the target is its
-    milestone or phase."""
+    """What a verdict entry is about: its ``subject`` (``criterion:MILESTONE/NAME``, ``gate:PHASE``) as
+    people read it, else its target and the criterion's name."""
     params: Mapping[str, Any] = entry.params
+    subject = params.get("subject")
+    if isinstance(subject, str) and subject:
+        kind, _, rest = subject.partition(":")
+        if kind == "gate" and rest:
+            return f"phase {rest}"
+        return rest if kind == "criterion" and rest else subject
     name = params.get("criterion") or params.get("name")
-    target = entry.target or str(params.get("phase") or params.get("milestone") or "")
-    if isinstance(name, str) and name and name not in target:
+    target = entry.target or ""
+    if isinstance(name, str) and name:
         return f"{target} · {name}" if target else name
     return target or entry.action
 
 
 def _is_bad(entry: AuditEntry) -> bool:
+    """Whether the entry records a FAIL or a NO-GO (``to``, as the node writes it, or ``passed`` /
+    ``decision`` / ``verdict``)."""
     params = entry.params
+    word = str(params.get("to", params.get("decision", params.get("verdict", "")))).casefold()
     if entry.action == "gate.decision":
-        return str(params.get("decision", "")).casefold() == "no-go"
-    if params.get("passed") is False:
-        return True
-    return str(params.get("verdict", "")).casefold() in ("fail", "failed")
+        return word == "no-go"
+    return params.get("passed") is False or word in ("fail", "failed")
 
 
 def _bad_word(entry: AuditEntry) -> str:

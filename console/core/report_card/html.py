@@ -174,8 +174,7 @@ def _kpis(card: ReportCard) -> list[str]:
     ]
     numeric = {2, 3, 4, 5, 6}
     out += _table("kpis", ("KPI", "Agents", "Points", "Min", "P95", "Max", "Last"), rows, numeric)
-    note = "Last: one agent's latest figure; for all agents, their latest averaged (a counter's summed)."
-    return [*out, f'<p class="muted">{note}</p>']
+    return [*out, f'<p class="muted">{esc(words.LAST_NOTE)}</p>']
 
 
 def _alerts(card: ReportCard) -> list[str]:

@@ -108,7 +108,7 @@ def _kpis(card: ReportCard) -> list[str]:
     return [
         *out,
         "",
-        "Last: one agent's latest figure; for all agents, their latest averaged (a counter's summed).",
+        words.LAST_NOTE,
         "",
     ]
 

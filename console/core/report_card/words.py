@@ -65,8 +65,12 @@ def who(summary: KpiSummary) -> str:
 
 
 def figures(summary: KpiSummary) -> tuple[str, str, str, str]:
-    """min, p95, max, last for people; a counter's last is followed by its growth over the period."""
+    """min, p95, max, last for people; a counter's last is followed by its growth over the period. Across
+    agents, a counter's min/p95/max would mix one agent's count with another's, so none is shown (the JSON
+    keeps them)."""
     shown = [format_value(v, summary.unit) for v in (summary.min, summary.p95, summary.max, summary.last)]
+    if summary.kind == "counter" and summary.agent_id is None:
+        shown[:3] = ["—", "—", "—"]
     if summary.increase is not None:
         shown[3] += f" (+{format_value(summary.increase, summary.unit)})"
     return shown[0], shown[1], shown[2], shown[3]
@@ -81,4 +85,8 @@ def alert_duration(alert: AlertCard) -> str:
     return f"{text}+" if alert.end is None else text
 
 
+LAST_NOTE = (
+    "Last: one agent's latest figure; for all agents, their latest averaged, or a counter's summed "
+    "(+ its growth in the period)."
+)
 SOURCE_WORDS = {"kpi": "KPI breach", "criterion": "Criterion FAIL", "gate": "Gate NO-GO"}
