@@ -402,6 +402,10 @@ def test_demo_card_html_renders(fleetdeck, tmp_path: Path) -> None:
     assert fleetdeck(*DEMO, "-o", str(page)).returncode == 0
     dom = _chromium("--dump-dom", page.as_uri()).stdout
     assert dom.count('class="phase"') == 5 and "NO-GO" in dom
+    pdf = tmp_path / "demo.pdf"
+    _chromium(f"--print-to-pdf={pdf}", page.as_uri())
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf.read_bytes()))
+    assert pages >= 6, "printed, each of the 5 phases and the summaries starts a page"
 
 
 def _png_colours(data: bytes) -> tuple[int, int, set[tuple[int, ...]]]:

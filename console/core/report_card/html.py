@@ -63,7 +63,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 @media print {
   :root { --fg: #000; --muted: #444; --line: #999; --bg: #fff; --head: #eee; }
   body { max-width: none; padding: 0; font-size: 11pt; background: #fff; color: #000; }
-  .phase { break-before: page; }
+  .phase ~ .phase { break-before: page; }  /* the first shares page one with the header */
   h2, h3 { break-after: avoid; }
   tr, .gate { break-inside: avoid; }
   thead { display: table-header-group; }
