@@ -16,7 +16,7 @@ import msgspec
 
 from backends.errors import Invalid
 from backends.kpis import counter_rate, infer_kind, infer_unit
-from backends.model import Kpi, KpiSeries, ModelError, from_builtins
+from backends.model import Kpi, KpiSeries, ModelError, from_builtins, valid_kpi_name
 
 #: what a reporter hands over: {name: value} or {name: (value, unit)}, or Kpi values already made
 KpiInput = Mapping[str, float | tuple[float, str]] | Iterable[Kpi]
@@ -53,6 +53,11 @@ def prepare(kpis: KpiInput, now: float, *, at: float | None, kinds: Mapping[str,
 def _validated(name: object, value: object, unit: str | None, at: float, kind: str | None) -> Kpi:
     if not isinstance(name, str):
         raise Invalid(f"a KPI's name must be a string, got {type(name).__name__}")
+    if not valid_kpi_name(name):  # the wire checks only a name's length (backends.model.WireKpiName)
+        raise Invalid(
+            f"KPI {shown_name(name)}: a name is 1-64 of a-z, 0-9 and _, starting with a letter "
+            "(e.g. latency_p95_ms) - at `$.name`"
+        )
     if isinstance(value, bool):  # True is an int to Python, and a figure to nobody
         raise Invalid(f"KPI {shown_name(name)}: value must be a number, got {value!r}")
     data = {
