@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,11 +27,14 @@ from backends.model import (
     Checkpoint,
     DispatchRequest,
     Environment,
+    Gate,
+    KpiSeries,
     LogLevel,
     LogRecord,
     NodeInfo,
     NodeSnapshot,
     Phase,
+    SignedDecision,
     Target,
     Task,
 )
@@ -39,11 +42,13 @@ from backends.plugin import BackendOptions, NodeSettings, Thresholds
 
 from .catalog import node_spec
 from .history import seed_history
+from .judging import Judge
+from .kpi_history import kpi_history
 from .logs import LogStream
 from .operations import Operations
 from .plan import Plan
 from .roster import build_roster, pick_trouble
-from .state import OperatorState
+from .state import Hold, OperatorState, stronger
 from .world import Busy, World
 
 VERSION = "0.1.0"
@@ -129,8 +134,14 @@ class DemoBackend(Backend):
         roster = build_roster(seed, spec, count, self.genesis)
         self._world = World(seed, spec, roster, pick_trouble(seed, spec, roster, self.genesis), self.genesis)
         self._plan = Plan(seed, self.genesis)
+        self._judge = Judge(self._world)
         self._logs = LogStream(seed, self._world)
-        history = seed_history(roster, self.genesis, self._covers_of(roster_ids=[a.id for a in roster]))
+        history = seed_history(
+            roster,
+            self.genesis,
+            self._covers_of(roster_ids=[a.id for a in roster]),
+            self._plan.signoffs(),
+        )
         self._ops = Operations(self, history)
         self._audit: list[AuditEntry] = history.audit
         self._info = NodeInfo(
@@ -250,12 +261,17 @@ class DemoBackend(Backend):
         return busy
 
     def phases_at(self, t: float) -> tuple[Phase, ...]:
-        holds = self._ops.state.phase_holds
-        phases = self._plan.phases_at(t)
-        if not holds:
+        state = self._ops.state
+        holds, signoffs = state.phase_holds, self._ops.signoffs
+        phases = self._plan.phases_at(t, self._judge.judge(t, self.agent_holds()))
+        if not holds and not signoffs:
             return phases
         out: list[Phase] = []
         for phase in phases:
+            signed = signoffs.get(phase.id)
+            if signed is not None:
+                gate = msgspec.structs.replace(phase.gate, signed=signed)
+                phase = msgspec.structs.replace(phase, gate=gate)
             hold = holds.get(phase.id)
             if hold is None:
                 out.append(phase)
@@ -268,8 +284,43 @@ class DemoBackend(Backend):
                 out.append(msgspec.structs.replace(phase, status="blocked", gate=gate))
         return tuple(out)
 
+    def agent_holds(self) -> dict[str, Hold]:
+        """The hold each simulated agent is under, its own or its phase's (the stronger one)."""
+        state = self._ops.state
+        if not state.agent_holds and not state.phase_holds:
+            return {}
+        holds: dict[str, Hold] = {}
+        for spec in self._world.roster:
+            via = state.phase_holds.get(spec.phase_id) if spec.phase_id is not None else None
+            hold = stronger(state.agent_holds.get(spec.id), via)
+            if hold is not None:
+                holds[spec.id] = hold
+        return holds
+
+    async def kpi_history(
+        self, since: float, *, names: Collection[str] | None = None, agent_ids: Collection[str] | None = None
+    ) -> list[KpiSeries]:
+        return self.kpi_history_at(self._clock(), since, names=names, agent_ids=agent_ids)
+
+    def kpi_history_at(
+        self,
+        now: float,
+        since: float,
+        *,
+        names: Collection[str] | None = None,
+        agent_ids: Collection[str] | None = None,
+    ) -> list[KpiSeries]:
+        """The KPI history as of ``now``, synchronously: it ends on each agent's figure at ``now``."""
+        if not math.isfinite(since):
+            raise Invalid(f"since must be a finite time, not {since!r}")
+        agents, _ = self.agents_at(now)
+        latest = {agent.id: agent for agent in agents}
+        return kpi_history(
+            self._world, latest, self.agent_holds(), since, now, names=names, agent_ids=agent_ids
+        )
+
     def _covers_of(self, roster_ids: list[str]) -> tuple[str, ...]:
-        phase_ids = tuple(f"phase:{p.id}" for p in self._plan.phases_at(self.genesis) if p.status != "done")
+        phase_ids = tuple(f"phase:{ident}" for ident in self._plan.open_phase_ids())
         return phase_ids + tuple(f"agent:{agent_id}" for agent_id in roster_ids)
 
     async def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:
@@ -420,4 +471,16 @@ class DemoBackend(Backend):
             operator,
             reason,
             lambda t: self._ops.rollback(checkpoint_id, operator, reason, t),
+        )
+
+    async def sign_gate(
+        self, phase_id: str, decision: SignedDecision, *, operator: str, reason: str | None = None
+    ) -> Gate:
+        return self._act(
+            "sign_gate",
+            f"phase:{phase_id}",
+            {"decision": decision},
+            operator,
+            reason,
+            lambda t: self._ops.sign_gate(phase_id, decision, operator, reason, t),
         )

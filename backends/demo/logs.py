@@ -35,6 +35,7 @@ GENERATED_SLOTS = 48
 BACKLOG_S = 600  # history that exists before genesis, so a fresh console has something to show
 RETENTION_S = 900  # like a ring buffer: a reader gets at most this much history
 THROTTLE_C = 90.0  # where the hot GPU starts throttling its clocks
+LATENCY_SLO_MS = 150.0  # what the slow agent's own SLO says, as it logs crossing it
 NODE_SOURCE_SHARE = 0.12  # share of lines written by the node itself rather than an agent
 
 Line = tuple[float, LogLevel, str, str, dict[str, Any]]  # ts, level, source, message, fields
@@ -166,7 +167,7 @@ class LogStream:
 
     def _events(self, s: int) -> list[Line]:
         """The trouble the world simulates, narrated at the second it happens."""
-        world, trouble = self.world, self.world.trouble
+        trouble = self.world.trouble
         lines: list[Line] = []
         if trouble.crash_id:
             who, epoch = trouble.crash_id, trouble.crash_epoch
@@ -218,20 +219,24 @@ class LogStream:
                         {"agent": who},
                     )
                 )
-        if trouble.degraded_id and (s + world.spec.index) % 30 == 0:
-            p95 = world.degraded_p95(s)
-            lines.append(
-                (
-                    s + 0.5,
-                    "warning",
-                    trouble.degraded_id,
-                    f"p95 latency {p95} ms > 120 ms",
-                    {"p95_ms": p95, "threshold_ms": 120},
-                )
-            )
+        if trouble.slow_id:
+            lines.extend(self._slow_agent_lines(s, trouble.slow_id))
         if trouble.hot_gpu is not None:
             lines.extend(self._hot_gpu_lines(s, trouble.hot_gpu))
         return lines
+
+    def _slow_agent_lines(self, s: int, who: str) -> list[Line]:
+        """The slow agent says so when its own p95 crosses its 150 ms SLO, read from the figure it reports
+        (so the log and the KPI agree), not from any verdict on its health."""
+        before, now = self.world.latency_at(who, s - 1), self.world.latency_at(who, s)
+        if before is None or now is None:
+            return []
+        fields = {"latency_p95_ms": now, "slo_ms": LATENCY_SLO_MS}
+        if before <= LATENCY_SLO_MS < now:
+            return [(s + 0.5, "warning", who, f"p95 latency {now:.0f} ms, over the 150 ms SLO", fields)]
+        if now <= LATENCY_SLO_MS < before:
+            return [(s + 0.5, "info", who, f"p95 latency back to {now:.0f} ms", fields)]
+        return []
 
     def _hot_gpu_lines(self, s: int, index: int) -> list[Line]:
         """Narrate the hot GPU crossing its thresholds. The warning fires at 86 degC, a degree past the

@@ -113,7 +113,7 @@ _BY_ROLE: dict[str, list[tuple[float, Template]]] = {
         _t("info", 5, "checkpoint saved step={step}"),
         _t("info", 3, "KV cache at {pct}% of {gib} GiB"),
         _t("warning", 1.5, "CUDA OOM retry {attempt}/3 on a batch of {n} requests"),
-        _t("warning", 1.5, "p95 latency {slow_ms} ms > 120 ms"),
+        _t("warning", 1.5, "slow request: {slow_ms} ms for a batch of {n} requests"),
         _t("error", 0.15, "request timed out after 30000 ms in {model}, returned 504"),
         _t("critical", 0.08, "NCCL watchdog timeout after 600000 ms on rank {rank}"),
     ],
@@ -125,7 +125,7 @@ _BY_ROLE: dict[str, list[tuple[float, Template]]] = {
     "retriever": [
         _t("debug", 12, "query answered in {ms} ms with {k} hits"),
         _t("info", 3, "reloaded index shard {shard} ({n}M vectors)"),
-        _t("warning", 2, "p95 latency {slow_ms} ms > 120 ms"),
+        _t("warning", 2, "slow query: {slow_ms} ms on index shard {shard}"),
         _t("error", 0.15, "shard {shard} timed out after 2000 ms, served partial results"),
     ],
     "evaluator": [

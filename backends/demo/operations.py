@@ -13,8 +13,20 @@ import re
 from dataclasses import replace
 from typing import Any, Protocol
 
+import msgspec
+
 from backends.errors import Conflict, Invalid, NotFound
-from backends.model import Agent, Checkpoint, DispatchRequest, LogLevel, Phase, Target, Task
+from backends.model import (
+    Agent,
+    Checkpoint,
+    DispatchRequest,
+    Gate,
+    GateSignoff,
+    LogLevel,
+    Phase,
+    Target,
+    Task,
+)
 
 from .catalog import NodeSpec
 from .history import History
@@ -73,6 +85,8 @@ class Operations:
         self._next_task = history.next_task
         self._next_checkpoint = history.next_checkpoint
         self._next_pid = 40_000 + node.spec.index * 37
+        # Sign-offs are judgements on the record, like the audit trail: a rollback does not take them back.
+        self.signoffs: dict[str, GateSignoff] = {}
 
     # --- lookups -----------------------------------------------------------------------------------------
 
@@ -394,3 +408,32 @@ class Operations:
         if removed:
             parts.append("removed " + ", ".join(removed))
         return safety, "; ".join(parts) + f"; safety checkpoint {safety.id}"
+
+    # --- gates -------------------------------------------------------------------------------------------
+
+    def sign_gate(
+        self, phase_id: str, decision: str, operator: str, reason: str | None, t: float
+    ) -> tuple[Gate, str]:
+        """Record an operator's go/no-go on a phase's gate, beside (never instead of) the computed one."""
+        if decision not in ("go", "no-go"):
+            raise Invalid(f"decision must be go or no-go, not {decision!r}")
+        phase = self._phase(phase_id, t)
+        if phase.status == "done":
+            signed = phase.gate.signed
+            by = f": signed {signed.decision.upper()} by {signed.operator}" if signed else ""
+            raise Conflict(f"phase {phase_id} is done; its gate is closed{by}")
+        if phase.status == "pending":
+            raise Conflict(f"phase {phase_id} has not started; its gate is judged once it runs")
+        signoff = GateSignoff(decision=decision, operator=operator, at=t, reason=reason)  # type: ignore[arg-type]
+        self.signoffs[phase_id] = signoff
+        computed = phase.gate.decision.upper()
+        self.node.write_log(
+            t,
+            "info",
+            "node",
+            f"gate of {phase.name} signed {decision.upper()} by {operator} (computed: {computed})"
+            + (f": {reason}" if reason else ""),
+            {"phase": phase_id, "decision": decision, "computed": phase.gate.decision},
+        )
+        gate = msgspec.structs.replace(phase.gate, signed=signoff)
+        return gate, f"signed {decision.upper()}; the figures say {computed}"

@@ -1,9 +1,10 @@
 """The demo fleet's plan: five phases of weekly milestones, success criteria and go/no-go gates.
 
-Times are offsets from the fleet's genesis, so every node of one fleet shows the same plan. The first two
-phases are done, "Scale-out" is active (due in under two days, its progress creeping forward with the clock,
-its gate NO-GO on two failing criteria), and the last two are pending. Only the active phase depends on
-time, so the rest is built once.
+Times are offsets from the fleet's genesis, so every node of one fleet shows the same schedule. The first
+two phases are done (their gates signed), "Scale-out" is active (due in under two days, its progress
+creeping forward with the clock), and the last two are pending. Its live milestone, W7, is judged from each
+node's own agents' KPIs (``judging.py``), so its criteria and gate move with the figures. Only the active
+phase depends on time, so the rest is built once.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backends.model import Criterion, Gate, Milestone, Phase
+from backends.model import Criterion, Gate, GateSignoff, Milestone, Phase
 
-from .signals import clamp, mix, phase_of, smooth_noise, wave
+from .signals import clamp
 
 DAY = 86400.0
 HOUR = 3600.0
@@ -50,13 +51,12 @@ def _pending_milestone(ident: str, name: str, *rows: tuple[str, str]) -> Milesto
 
 
 @dataclass(frozen=True, slots=True)
-class LiveCriteria:
-    """The numbers the active milestone is judged on at one moment; shared with the log generator."""
+class Judgement:
+    """The live milestone's criteria and the gate they decide, as ``judging.py`` found them at a minute."""
 
-    p95_ms: int
-    error_rate_pct: float
-    headroom_pct: int
-    throughput_rps: int
+    criteria: tuple[Criterion, ...]
+    gate: Gate
+    all_passed: bool
 
 
 class Plan:
@@ -65,7 +65,6 @@ class Plan:
     def __init__(self, seed: int, genesis: float) -> None:
         self.seed = seed
         self.genesis = genesis
-        self._key = mix(seed, 0x91A4)
         self._static = self._build_static()
 
     def _at(self, days: float | None) -> float | None:
@@ -80,6 +79,24 @@ class Plan:
             started_at=self._at(start),
             finished_at=self._at(finish),
             due_at=self._at(due),
+        )
+
+    def signoffs(self) -> tuple[tuple[str, GateSignoff], ...]:
+        """The (phase id, sign-off) of each gate closed before genesis, for the audit trail."""
+        return tuple((p.id, p.gate.signed) for p in self._static.values() if p.gate.signed is not None)
+
+    def open_phase_ids(self) -> tuple[str, ...]:
+        """The phases not yet done, in plan order."""
+        return tuple(ident for ident, (_, finish, _) in _SCHEDULE.items() if finish is None)
+
+    def _signed_gate(self, ident: str, criteria: int, operator: str, reason: str) -> Gate:
+        finished = self._at(_SCHEDULE[ident][1])
+        assert finished is not None
+        return Gate(
+            decision="go",
+            reasons=(f"all {criteria} criteria passed",),
+            since=finished,
+            signed=GateSignoff(decision="go", operator=operator, at=finished, reason=reason),
         )
 
     def _build_static(self) -> dict[str, Phase]:
@@ -106,7 +123,7 @@ class Plan:
                         ("Restart after crash", "< 10 s", "6.8 s"),
                     ),
                 ),
-                gate=Gate(decision="go", reasons=("all 4 criteria passed", "signed off by alice")),
+                gate=self._signed_gate("p1-foundation", 4, "alice", "store and supervisor ready"),
             ),
             pilot.id: _replace(
                 pilot,
@@ -127,7 +144,7 @@ class Plan:
                         ("Error rate", "< 1%", "0.42%"),
                     ),
                 ),
-                gate=Gate(decision="go", reasons=("all 5 criteria passed", "signed off by bob")),
+                gate=self._signed_gate("p2-pilot", 5, "bob", "pilot stable for a week on gpu-stage-02"),
             ),
             hardening.id: _replace(
                 hardening,
@@ -171,56 +188,13 @@ class Plan:
             ),
         }
 
-    def live_criteria(self, t: float) -> LiveCriteria:
-        """The load test's numbers at time ``t``: P95 hovers around 131 ms, always over its 120 ms target,
-        so the gate stays NO-GO whatever the moment a snapshot is taken."""
-        k = self._key
-        p95 = 131 + 5 * wave(t, 900, phase_of(mix(k, 1))) + 2 * smooth_noise(mix(k, 2), t / 7)
-        errors = 0.31 + 0.08 * wave(t, 1300, phase_of(mix(k, 3)))
-        headroom = 11 + 1.2 * wave(t, 2400, phase_of(mix(k, 4)))
-        rps = 1340 + 60 * wave(t, 700, phase_of(mix(k, 5))) + 15 * smooth_noise(mix(k, 6), t / 5)
-        return LiveCriteria(round(p95), round(errors, 2), round(headroom), round(rps))
-
     def milestone_progress(self, t: float) -> float:
         """How far W7 is: rises from 40% at genesis towards 95%, never backwards as the clock moves on."""
         return clamp(0.40 + 0.55 * (1.0 - math.exp(-(t - self.genesis) / (3 * HOUR))), 0.0, 0.95)
 
-    def phases_at(self, t: float) -> tuple[Phase, ...]:
-        live = self.live_criteria(t)
-        load_test = (
-            Criterion(
-                name="P95 latency",
-                target="P95 < 120 ms",
-                actual=f"P95 = {live.p95_ms} ms",
-                passed=live.p95_ms < 120,
-            ),
-            Criterion(
-                name="Error rate",
-                target="< 0.5%",
-                actual=f"{live.error_rate_pct:.2f}%",
-                passed=live.error_rate_pct < 0.5,
-            ),
-            Criterion(
-                name="GPU memory headroom",
-                target=">= 15%",
-                actual=f"{live.headroom_pct}%",
-                passed=live.headroom_pct >= 15,
-            ),
-            Criterion(
-                name="Throughput",
-                target=">= 1,200 req/s",
-                actual=f"{live.throughput_rps:,} req/s",
-                passed=live.throughput_rps >= 1200,
-            ),
-        )
-        failing = tuple(f"{c.name}: {c.actual} (target {c.target})" for c in load_test if c.passed is False)
-        gate = (
-            Gate(decision="no-go", reasons=failing)
-            if failing
-            else Gate(
-                decision="pending", reasons=("all load-test criteria pass; waiting for W8 failover drill",)
-            )
-        )
+    def phases_at(self, t: float, load_test: Judgement) -> tuple[Phase, ...]:
+        """The plan at ``t``, its live milestone (W7) and gate as ``load_test`` judged them from the node's
+        figures."""
         active = _replace(
             self._shell(ACTIVE_PHASE_ID, "Scale-out", 3),
             status="active",
@@ -238,12 +212,17 @@ class Plan:
                     ("Agents healthy", ">= 95%", "96.3%"),
                     ("Host memory", "< 85%", "71%"),
                 ),
-                Milestone(id="p3-w7", name="W7 Load test at 2x traffic", status="active", criteria=load_test),
+                Milestone(
+                    id="p3-w7",
+                    name="W7 Load test at 2x traffic",
+                    status="passed" if load_test.all_passed else "active",
+                    criteria=load_test.criteria,
+                ),
                 _pending_milestone(
                     "p3-w8", "W8 Failover drill", ("Rollback time", "< 5 s"), ("Agent recovery", "< 60 s")
                 ),
             ),
-            gate=gate,
+            gate=load_test.gate,
         )
         s = self._static
         return (s["p1-foundation"], s["p2-pilot"], active, s[NEXT_PHASE_ID], s["p5-ga"])

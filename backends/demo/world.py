@@ -13,9 +13,20 @@ from dataclasses import dataclass
 
 import msgspec
 
-from backends.model import Agent, AgentState, Gpu, GpuProcess, GpuStatus, Health, LoadAvg, SystemMetrics
+from backends.model import (
+    Agent,
+    AgentState,
+    Gpu,
+    GpuProcess,
+    GpuStatus,
+    Health,
+    Kpi,
+    LoadAvg,
+    SystemMetrics,
+)
 
 from .catalog import MIB, NO_DRIVER_REASON, NodeSpec
+from .figures import Profile, build_profile, kpis_at, value_at
 from .plan import NEXT_PHASE_ID
 from .roster import (
     CRASH_FAILED_S,
@@ -35,6 +46,7 @@ from .state import COMMAND_STARTUP_S, CommandAgent, Hold, stronger
 DRIVER_RESERVED = 531 * MIB  # what NVML reports as used on an idle GPU (driver context)
 BUSY_THRESHOLD = -0.55  # below this point of its busy wave a worker sits idle
 CRASH_REASON = "exited with code 137 (OOM killed)"
+CRASH_LOOP_WINDOW_S = 3600.0  # a supervisor calls an agent crash-looping for its crashes in the last hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +84,8 @@ class World:
             for index, share in agent.gpu_shares:
                 self._holders[index].append((agent, share))
         self._gpu_keys = [mix(self._key, 0x6B0, i) for i in range(gpus)]
+        profiles = ((a.id, build_profile(a, a.id == trouble.slow_id, genesis)) for a in roster)
+        self._profiles: dict[str, Profile] = {ident: p for ident, p in profiles if p is not None}
         self._gpu_uuids = [_uuid(mix(seed, spec.index, 0x0015, i)) for i in range(gpus)]
         self.gpu_status = (
             GpuStatus(status="error", reason=spec.gpu_error)
@@ -153,9 +167,62 @@ class World:
         into = (t - self.trouble.stall_epoch) % STALL_PERIOD_S
         return t - into if self.trouble.stall_id and into < STALL_LENGTH_S else None
 
-    def degraded_p95(self, t: float) -> int:
-        """The slow agent's P95: always above the 120 ms threshold, drifting between ~124 and ~138 ms."""
-        return round(131 + 5 * wave(t, 600, self._phases[6]) + 2 * smooth_noise(self._key + 2, t / 4))
+    def crashes_within(self, t: float, window_s: float) -> int:
+        """How many times the crash-looping agent crashed in the ``window_s`` seconds up to ``t``."""
+        if self.trouble.crash_id is None or t < self.trouble.crash_epoch:
+            return 0
+        last = math.floor((t - self.trouble.crash_epoch) / CRASH_PERIOD_S)
+        first = max(0, math.floor((t - window_s - self.trouble.crash_epoch) / CRASH_PERIOD_S) + 1)
+        return last - first + 1
+
+    # --- KPIs ----------------------------------------------------------------------------------------------
+
+    def profile(self, agent_id: str) -> Profile | None:
+        return self._profiles.get(agent_id)
+
+    def process_start(self, spec: AgentSpec, t: float) -> float:
+        """When the process that measured (or last measured) at ``t`` started: its counters count from
+        there. For the crash-looping agent that is its latest restart; while it lies crashed, the one
+        before."""
+        if spec.id == self.trouble.crash_id:
+            crash = self.crash_view(t)
+            if crash is not None:
+                if crash.state != "failed":
+                    return crash.crashed_at + CRASH_FAILED_S
+                if crash.crashed_at - CRASH_PERIOD_S >= self.trouble.crash_epoch:
+                    return crash.crashed_at - CRASH_PERIOD_S + CRASH_FAILED_S
+        return spec.started_at
+
+    def measuring(self, spec: AgentSpec, t: float) -> bool:
+        """Whether the agent measures its figures at ``t``: not before it started, not while it lies
+        crashed, not while its heartbeat stalls (its figures come with its heartbeat)."""
+        if t < spec.started_at:
+            return False
+        if spec.id == self.trouble.crash_id:
+            crash = self.crash_view(t)
+            if crash is not None and crash.state == "failed":
+                return False
+        return not (spec.id == self.trouble.stall_id and self.stall_started(t) is not None)
+
+    def latency_at(self, agent_id: str, t: float) -> float | None:
+        """An agent's p95 latency figure at ``t``, for the log narrating it; None if it reports none."""
+        profile = self._profiles.get(agent_id)
+        if profile is None or "latency_p95_ms" not in profile.names:
+            return None
+        return value_at(profile, "latency_p95_ms", t, t, t)
+
+    @staticmethod
+    def measured_at(heartbeat: float, hold: Hold | None) -> float:
+        """When the figures an agent shows were measured: at its last heartbeat, and a held agent's as
+        they stood when it was held."""
+        return round(heartbeat if hold is None else min(heartbeat, hold.since), 3)
+
+    def latest_kpis(self, spec: AgentSpec, heartbeat: float, hold: Hold | None) -> tuple[Kpi, ...]:
+        profile = self._profiles.get(spec.id)
+        at = self.measured_at(heartbeat, hold)
+        if profile is None or at < spec.started_at:
+            return ()
+        return kpis_at(profile, at, self.process_start(spec, at), spec.started_at)
 
     def gpu_temperature(self, index: int, working: float, t: float) -> float:
         """Temperature follows only the slow part of the load (a GPU's thermal mass smooths the rest), so
@@ -243,9 +310,6 @@ class World:
             else None
         )
 
-        if spec.id == self.trouble.degraded_id:
-            p95 = self.degraded_p95(t)
-            health, reason = "degraded", f"p95 latency {p95} ms > 120 ms"
         if hold is None and crash is not None and spec.id == self.trouble.crash_id:
             restarts += crash.restarts_since_epoch
             if crash.state == "failed":
@@ -266,6 +330,11 @@ class World:
                 if crash.state == "starting":
                     state, health, task, progress = "starting", "unknown", None, None
                     message = f"restarting after exit 137 (restart {restarts})"
+                else:
+                    # Up again, but the supervisor has seen it die over and over: a real health state.
+                    crashes = self.crashes_within(t, CRASH_LOOP_WINDOW_S)
+                    health = "degraded"
+                    reason = f"crash-looping: {_times(crashes)} in the last hour (exit 137)"
         if stall is not None and spec.id == self.trouble.stall_id and hold is None:
             heartbeat = stall - (stall - spec.heartbeat_offset_s) % HEARTBEAT_INTERVAL_S
             age = t - heartbeat
@@ -278,6 +347,7 @@ class World:
                 state, health, reason, message = "stopped", "unknown", None, hold.describe()
                 pid, cpu, rss, gpu_mem, task, progress = None, None, None, None, None, None
                 heartbeat = min(heartbeat, hold.since)
+        kpis = self.latest_kpis(spec, heartbeat, hold)
         return Agent(
             id=spec.id,
             name=spec.id,
@@ -297,6 +367,7 @@ class World:
             restarts=restarts,
             started_at=started,
             labels=spec.labels,
+            kpis=kpis,
         )
 
     def command_agent_at(self, record: CommandAgent, t: float, hold: Hold | None, busy: Busy | None) -> Agent:
@@ -412,6 +483,10 @@ class World:
 def _uuid(h: int) -> str:
     text = f"{h:016x}{(h * 0x9E3779B97F4A7C15) & ((1 << 64) - 1):016x}"
     return f"GPU-{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
+
+
+def _times(count: int) -> str:
+    return "crashed once" if count == 1 else f"crashed {count} times"
 
 
 def _with(agent: Agent, **changes: object) -> Agent:
