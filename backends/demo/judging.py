@@ -20,7 +20,7 @@ from backends.model import Criterion, Gate, GateDecision
 
 from .catalog import MIB
 from .figures import SERVER_ROLES, kpi_unit
-from .kpi_history import grid_points
+from .kpi_history import sample_at
 from .plan import Judgement
 from .roster import AgentSpec
 from .state import Hold
@@ -28,7 +28,7 @@ from .world import CRASH_LOOP_WINDOW_S, World
 
 STEP_S = 60.0
 WINDOW_S = 600.0
-LOOKBACK_S = 6 * 3600.0  # how far back a verdict's "since" is looked for; beyond it, not known
+LOOKBACK_S = 3 * 3600.0  # how far back a verdict's "since" is looked for; beyond it, not known
 CRASH_LOOP_CRASHES = 3  # crashes within CRASH_LOOP_WINDOW_S that make an agent crash-looping
 ERROR_RATIO_TRIGGER = 0.01
 
@@ -73,6 +73,7 @@ class Judge:
     def __init__(self, world: World) -> None:
         self.world = world
         self._cached: tuple[object, Judgement] | None = None
+        self._memo: dict[tuple[str, str, float], float | None] = {}
 
     def judge(self, t: float, holds: Mapping[str, Hold]) -> Judgement:
         minute = (t // STEP_S) * STEP_S
@@ -85,15 +86,24 @@ class Judge:
 
     def _judge(self, minute: float, holds: Mapping[str, Hold]) -> Judgement:
         start = minute - LOOKBACK_S - WINDOW_S
+        # A sample is a pure function of its minute, so those judged a minute ago are kept, not redone.
+        memo = {key: value for key, value in self._memo.items() if key[2] >= start}
         samples: list[dict[float, list[tuple[str, float]]]] = []
         for bound in LOAD_TEST:
             by_minute: dict[float, list[tuple[str, float]]] = {}
             for spec in self._matching(bound.roles):
-                for tau, value in grid_points(
-                    self.world, spec, bound.kpi, start, minute + 1, STEP_S, holds.get(spec.id)
-                ):
-                    by_minute.setdefault(tau, []).append((spec.id, value))
+                hold = holds.get(spec.id)
+                tau = start
+                while tau <= minute:
+                    key = (spec.id, bound.kpi, tau)
+                    if key not in memo:
+                        memo[key] = sample_at(self.world, spec, bound.kpi, tau)
+                    value = memo[key]
+                    if value is not None and (hold is None or tau < hold.since):
+                        by_minute.setdefault(tau, []).append((spec.id, value))
+                    tau += STEP_S
             samples.append(by_minute)
+        self._memo = memo
         steps = int(LOOKBACK_S // STEP_S)
         timeline = [self._minute_at(minute - k * STEP_S, samples, holds) for k in range(steps + 1)]
         now = timeline[0]

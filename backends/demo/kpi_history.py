@@ -33,6 +33,14 @@ def step_for(span_s: float) -> float:
     return 1800.0
 
 
+def sample_at(world: World, spec: AgentSpec, name: str, tau: float) -> float | None:
+    """The agent's figure ``name`` at ``tau``; None where it measured nothing then."""
+    profile = world.profile(spec.id)
+    if profile is None or name not in profile.names or not world.measuring(spec, tau):
+        return None
+    return value_at(profile, name, tau, world.process_start(spec, tau), spec.started_at)
+
+
 def grid_points(
     world: World, spec: AgentSpec, name: str, start: float, end: float, step: float, hold: Hold | None
 ) -> Iterator[tuple[float, float]]:
