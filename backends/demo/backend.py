@@ -136,12 +136,7 @@ class DemoBackend(Backend):
         self._plan = Plan(seed, self.genesis)
         self._judge = Judge(self._world)
         self._logs = LogStream(seed, self._world)
-        history = seed_history(
-            roster,
-            self.genesis,
-            self._covers_of(roster_ids=[a.id for a in roster]),
-            self._plan.signoffs(),
-        )
+        history = seed_history(roster, self.genesis, self._covers_of(roster_ids=[a.id for a in roster]))
         self._ops = Operations(self, history)
         self._audit: list[AuditEntry] = history.audit
         self._info = NodeInfo(

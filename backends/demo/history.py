@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from backends.model import AuditEntry, Checkpoint, GateSignoff
+from backends.model import AuditEntry, Checkpoint
 
 from .plan import ACTIVE_PHASE_ID
 from .roster import AgentSpec
@@ -39,13 +39,7 @@ def _pick(roster: list[AgentSpec], *roles: str) -> str:
     return roster[0].id
 
 
-def seed_history(
-    roster: list[AgentSpec],
-    genesis: float,
-    covers: tuple[str, ...],
-    signoffs: tuple[tuple[str, GateSignoff], ...] = (),
-) -> History:
-    """``signoffs``: the (phase id, sign-off) of each gate closed before genesis, audited when signed."""
+def seed_history(roster: list[AgentSpec], genesis: float, covers: tuple[str, ...]) -> History:
     g = genesis
     tasks: list[TaskRecord] = []
     if roster:
@@ -168,18 +162,6 @@ def seed_history(
                     f"{task.id} cancelled",
                 )
             )
-    for phase_id, signed in signoffs:
-        audit_rows.append(
-            (
-                signed.at,
-                signed.operator,
-                "sign_gate",
-                f"phase:{phase_id}",
-                {"decision": signed.decision},
-                signed.reason,
-                f"signed {signed.decision.upper()}; the figures say GO",
-            )
-        )
     audit_rows.sort(key=lambda row: row[0])
     audit = [
         AuditEntry(

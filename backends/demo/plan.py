@@ -81,10 +81,6 @@ class Plan:
             due_at=self._at(due),
         )
 
-    def signoffs(self) -> tuple[tuple[str, GateSignoff], ...]:
-        """The (phase id, sign-off) of each gate closed before genesis, for the audit trail."""
-        return tuple((p.id, p.gate.signed) for p in self._static.values() if p.gate.signed is not None)
-
     def open_phase_ids(self) -> tuple[str, ...]:
         """The phases not yet done, in plan order."""
         return tuple(ident for ident, (_, finish, _) in _SCHEDULE.items() if finish is None)
