@@ -9,7 +9,7 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from backends.model import GateSignoff, Phase
 
 from . import gate_triggers
-from .plan_judge import Binding, judge_all
+from .plan_judge import Binding, FigureCache, judge_all
 from .store_db import loads
 from .store_health import AgentRecord
 from .store_phases import Live, build_phases
@@ -22,7 +22,9 @@ def read_phases(
     rows: PlanRows,
     records: Sequence[AgentRecord],
     assignment: Mapping[str, str | None],
+    figures_cache: FigureCache | None = None,
 ) -> list[Phase]:
+    """The phases as of ``now``; ``figures_cache`` (the Store's) keeps bound figures between reads."""
     members: dict[str, list[AgentRecord]] = {}
     for record in records:
         phase_id = assignment.get(record.id)
@@ -49,7 +51,7 @@ def read_phases(
                 trigger_key = ("no-go", phase_id, str(spec["name"]))
                 bindings[trigger_key], scopes[trigger_key] = binding, scope
     labels = {r.id: r.labels for r in records}
-    figures = judge_all(conn, now, bindings, scopes, labels)
+    figures = judge_all(conn, now, bindings, scopes, labels, figures_cache)
     fired = {
         phase_id: [
             gate_triggers.judge(

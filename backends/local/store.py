@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, TypeVar
 from backends.errors import Invalid
 from backends.model import Agent, AuditEntry, Checkpoint, Gate, Kpi, KpiSeries, LogRecord, Phase, Task
 
-from . import plan_history, plan_live
+from . import plan_history, plan_judge, plan_live
 from . import store_agents as agents_sql
 from . import store_kpis as kpis_sql
 from . import store_logs as logs_sql
@@ -216,6 +216,7 @@ class Store(AgentsApi):
         self._kpi_points_since_prune = 0
         self._last_kpi_prune: float | None = None  # None: prune on the first record of this process
         self._latest_kpis = kpis_sql.LatestCache()  # what snapshots read, kept between them
+        self._figures = plan_judge.FigureCache()  # bound criteria's figures, judged again when due
 
     def record_kpis(
         self,
@@ -286,6 +287,7 @@ class Store(AgentsApi):
         now = self._clock()
 
         def write(conn: sqlite3.Connection) -> list[Phase]:
+            self._figures.clear()  # a plan applied is judged afresh
             plan_sql.apply(conn, now, phases)
             return self._read_phases(conn, agents_sql.all_records(conn))
 
@@ -490,7 +492,7 @@ class Store(AgentsApi):
 
         def read(conn: sqlite3.Connection) -> SnapshotRead:
             agents, records, rows, assignment = self._read_agents(conn, thresholds)
-            phases = plan_live.read_phases(conn, now, rows, records, assignment)
+            phases = plan_live.read_phases(conn, now, rows, records, assignment, self._figures)
             if record_verdicts:
                 changes.extend(plan_history.pending(phases, plan_history.stored_verdicts(conn)))
             return SnapshotRead(
@@ -514,7 +516,7 @@ class Store(AgentsApi):
     def _read_phases(self, conn: sqlite3.Connection, records: list[AgentRecord]) -> list[Phase]:
         rows = plan_sql.read_rows(conn)
         assignment = {r.id: plan_sql.assign_phase(rows, r.id, r.phase_id) for r in records}
-        return plan_live.read_phases(conn, self._clock(), rows, records, assignment)
+        return plan_live.read_phases(conn, self._clock(), rows, records, assignment, self._figures)
 
     def _record(self, now: float, changes: list[plan_history.Change]) -> None:
         """Record verdict changes seen by a read; a store too busy to take them now is asked again by the
