@@ -167,13 +167,15 @@ class World:
         into = (t - self.trouble.stall_epoch) % STALL_PERIOD_S
         return t - into if self.trouble.stall_id and into < STALL_LENGTH_S else None
 
-    def crashes_within(self, t: float, window_s: float) -> int:
-        """How many times the crash-looping agent crashed in the ``window_s`` seconds up to ``t``."""
-        if self.trouble.crash_id is None or t < self.trouble.crash_epoch:
+    def crashes_within(self, t: float, window_s: float, until: float | None = None) -> int:
+        """How many times the crash-looping agent crashed in the ``window_s`` seconds up to ``t`` (and
+        not after ``until``, when it was held and crashed no more)."""
+        end = t if until is None else min(t, until)
+        if self.trouble.crash_id is None or end < self.trouble.crash_epoch:
             return 0
-        last = math.floor((t - self.trouble.crash_epoch) / CRASH_PERIOD_S)
+        last = math.floor((end - self.trouble.crash_epoch) / CRASH_PERIOD_S)
         first = max(0, math.floor((t - window_s - self.trouble.crash_epoch) / CRASH_PERIOD_S) + 1)
-        return last - first + 1
+        return max(0, last - first + 1)
 
     # --- KPIs ----------------------------------------------------------------------------------------------
 
@@ -343,6 +345,12 @@ class World:
         if hold is not None:
             if hold.kind == "paused":
                 state, cpu, message, progress = "paused", 0.1, hold.describe(), None
+                if spec.id == self.trouble.crash_id:
+                    # Paused, it crashes no more, but the supervisor still remembers the last hour's.
+                    crashes = self.crashes_within(t, CRASH_LOOP_WINDOW_S, until=hold.since)
+                    if crashes:
+                        health = "degraded"
+                        reason = f"crash-looping: {_times(crashes)} in the last hour (exit 137)"
             else:
                 state, health, reason, message = "stopped", "unknown", None, hold.describe()
                 pid, cpu, rss, gpu_mem, task, progress = None, None, None, None, None, None
