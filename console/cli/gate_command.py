@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not phase_id:
         raise CliError("PHASE: give a phase id, e.g. p3-scale-out", EXIT_USAGE)
     config = load_config_of(args)
-    link = single_link_of(args, config, SystemClock())
+    link = single_link_of(args, config, SystemClock(), action="gate sign")
     if link.environment == "production":  # elsewhere a sign-off is no more destructive than a checkpoint
         confirm(link, f"sign {args.decision.upper()} on", f"phase:{phase_id}", args)
     gate = run_on_backend(

@@ -130,11 +130,15 @@ def plan(args: argparse.Namespace) -> int:
     from backends.model import to_builtins
     from console.cli.node_choice import read_config
     from console.core.config import ConfigError
+    from console.core.fleet_setup import read_only_reason
 
     try:
-        operator = read_config(Path(args.config) if args.config else None).operator
+        config = read_config(Path(args.config) if args.config else None)
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    if why := read_only_reason(bool(getattr(args, "read_only", False)), config.read_only, False):
+        raise CliError(f"plan apply refused: {why}", EXIT_FAILED)  # an operator's change, like pause
+    operator = config.operator
     try:
         with Store(_state_dir(args)) as store:
             phases = apply_plan_file(store, Path(args.file), operator)

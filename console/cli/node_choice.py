@@ -8,10 +8,16 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from console.cli.exits import EXIT_USAGE, CliError
+from console.cli.exits import EXIT_FAILED, EXIT_USAGE, CliError
 from console.core import paths
 from console.core.config import Config, ConfigError, load_config
-from console.core.fleet_setup import SetupError, configured_links, demo_links, local_link
+from console.core.fleet_setup import (
+    SetupError,
+    configured_links,
+    demo_links,
+    local_link,
+    read_only_reason,
+)
 from console.core.node_link import NodeLink
 
 Clock = Callable[[], float]
@@ -86,17 +92,32 @@ def links_of(args: argparse.Namespace, config: Config, clock: Clock, *, demo: bo
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def single_link_of(args: argparse.Namespace, config: Config, clock: Clock) -> NodeLink:
-    """--demo, --node NAME, the only configured node, or this machine's local node."""
+def single_link_of(
+    args: argparse.Namespace, config: Config, clock: Clock, *, action: str | None = None
+) -> NodeLink:
+    """--demo, --node NAME, the only configured node, or this machine's local node, read-only as
+    ``--read-only`` or the config's ``read_only = true`` make it.
+
+    ``action`` names what the command is about to do ("pause", "gate sign"): while the console is
+    read-only it is refused here, before the node is asked (exit 1, as the console's keys are). A node that
+    is itself read-only refuses on its own, and audits the attempt."""
+    read_only = bool(getattr(args, "read_only", False))
+    link = _single_link(args, config, clock, read_only)
+    if action is not None and (why := read_only_reason(read_only, config.read_only, False)):
+        raise CliError(f"{action} refused on {link.name}: {why}", EXIT_FAILED)
+    return link
+
+
+def _single_link(args: argparse.Namespace, config: Config, clock: Clock, read_only: bool) -> NodeLink:
     try:
         if args.demo:
-            return demo_links(seed=7, nodes=1, agents=34, clock=clock)[0]
+            return demo_links(seed=7, nodes=1, agents=34, clock=clock, read_only=read_only)[0]
         if only_local(config, args.node, clock):
-            return local_link(clock, state_dir=state_dir_of(args), config=config)
+            return local_link(clock, state_dir=state_dir_of(args), read_only=read_only, config=config)
         if args.node:
-            return configured_links(config, clock=clock, only=[args.node])[0]
+            return configured_links(config, clock=clock, only=[args.node], read_only=read_only)[0]
         if len(config.nodes) == 1:
-            return configured_links(config, clock=clock)[0]
+            return configured_links(config, clock=clock, read_only=read_only)[0]
         names = ", ".join(n.name for n in config.nodes)
         raise CliError(f"several nodes are configured ({names}): pick one with --node NAME", EXIT_USAGE)
     except SetupError as exc:

@@ -316,7 +316,8 @@ def run(args: argparse.Namespace) -> int:
     from console.core.clock import SystemClock
 
     config = load_config_of(args)
-    link = single_link_of(args, config, SystemClock())
+    acting = None if args.command in READERS else str(args.command)
+    link = single_link_of(args, config, SystemClock(), action=acting)
     if args.command in READERS:
         return READERS[args.command](link, args)
     return act(link, args, operator=config.operator)
