@@ -22,6 +22,10 @@ itself (``backends.model``); errors are RFC 9457 problem+json bodies (:class:`Pr
     POST /v1/actions/pause|resume|stop  TargetBody -> ActionResult
     POST /v1/actions/checkpoint         CheckpointBody -> Checkpoint (201)
     POST /v1/actions/rollback           RollbackBody -> Checkpoint (the safety checkpoint taken first)
+    GET  /v1/kpis?since=T&name=N&agent=A  [KpiSeries] (name and agent repeatable; at most MAX_KPI_POINTS
+                                        points: the oldest left out past it, as if since were later, and
+                                        ``Fleetdeck-KPI-Complete-Since`` / ``-Left-Out`` say so)
+    POST /v1/phases/{phase_id}/gate     SignGateBody -> Gate (the phase's gate with the sign-off in signed)
 
 Every route but /healthz and /openapi.json needs ``Authorization: Bearer <token>``: a token from the
 server's tokens file (``--tokens``), or, on a node served without one (loopback only), the owner's local
@@ -36,6 +40,10 @@ could not tell the node's report from a reconnect (its onerror ran, it reconnect
 and looped). An http backend of revision 1 knows only `error`, and it sent no revision header, only its
 User-Agent; a server still sends it `error` (:func:`log_failure_event`), so every fleetdeck console keeps
 working against a newer node. The http backend understands both names, for older nodes.
+
+Revision 3 added ``/v1/kpis`` and the gate sign-off (``/v1/phases/{phase_id}/gate``); a node of revision 2
+lacks both, and its info carries neither the ``kpi_history`` nor the ``sign_gate`` capability, so a
+console never asks it.
 
 Every POST accepts an ``Idempotency-Key`` header: a retry with the same key (and the same body) gets the
 first answer back, marked ``Idempotency-Replayed: true``, and the action is not done twice - also after
@@ -59,10 +67,10 @@ from .errors import (
     Unreachable,
     Unsupported,
 )
-from .model import DispatchRequest
+from .model import DispatchRequest, SignedDecision
 
 API_VERSION = "1"
-API_REVISION = 2  # see the module docstring: what changed within API_VERSION, and how old clients are kept
+API_REVISION = 3  # see the module docstring: what changed within API_VERSION, and how old clients are kept
 API_REVISION_HEADER = "Fleetdeck-API-Revision"
 HTTP_BACKEND_USER_AGENT = "fleetdeck-http-backend"  # the http backend's, in every revision
 PREFIX = "/v1"
@@ -99,7 +107,22 @@ ACTION_PATHS = {
     "stop": f"{PREFIX}/actions/stop",
     "checkpoint": f"{PREFIX}/actions/checkpoint",
     "rollback": f"{PREFIX}/actions/rollback",
+    "sign_gate": f"{PREFIX}/phases/{{phase_id}}/gate",  # a template: the phase's id, quoted, in its place
 }
+
+KPIS_PATH = f"{PREFIX}/kpis"
+# The most KPI points one /v1/kpis answer holds (about 2.5 MB of JSON): past it the oldest are left out,
+# exactly as if ``since`` were later, as the node's own retention leaves out what it no longer keeps
+MAX_KPI_POINTS = 100_000
+KPI_COMPLETE_SINCE_HEADER = "Fleetdeck-KPI-Complete-Since"  # every matching point at or after it is in
+KPI_LEFT_OUT_HEADER = "Fleetdeck-KPI-Left-Out"  # how many matching points were left out for the bound
+
+
+def action_path(action: str, **params: str) -> str:
+    """The path to POST ``action`` to, its template filled with ``params`` (quoted: an id may hold '/')."""
+    from urllib.parse import quote
+
+    return ACTION_PATHS[action].format_map({k: quote(v, safe="") for k, v in params.items()})
 
 
 class Body(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +146,11 @@ class CheckpointBody(Body, frozen=True, kw_only=True):
 
 class RollbackBody(Body, frozen=True, kw_only=True):
     checkpoint_id: Annotated[str, Meta(min_length=1, max_length=200)]
+    reason: Reason = None
+
+
+class SignGateBody(Body, frozen=True, kw_only=True):
+    decision: SignedDecision
     reason: Reason = None
 
 

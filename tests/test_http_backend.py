@@ -12,7 +12,7 @@ from backends.demo import DemoBackend
 from backends.errors import AuthFailed, Forbidden, NotFound
 from backends.http import HttpBackend
 from backends.local_token import os_user
-from backends.model import ALL_CAPABILITIES, DispatchRequest, Target
+from backends.model import ACTION_CAPABILITIES, ALL_CAPABILITIES, DispatchRequest, Target
 from backends.node_api import IDEMPOTENCY_KEY_HEADER, PREFIX
 from backends.node_server.app import create_app
 from backends.node_server.tokens import TokenBook, TokenEntry
@@ -92,8 +92,9 @@ async def test_a_viewer_sees_no_action_capabilities_and_is_refused(
 ) -> None:
     async with with_token(served_demo, monkeypatch, VIEWER_TOKEN) as backend:
         assert backend.info.read_only
-        assert backend.info.capabilities == {"logs", "audit"}
-        assert not any(backend.supports(action) for action in ACTIONS)
+        # every read the served backend offers (logs, audit, KPI history...) and not one action
+        assert backend.info.capabilities == demo.info.capabilities - ACTION_CAPABILITIES
+        assert not any(backend.supports(action) for action in ACTION_CAPABILITIES)
         assert backend.supports("logs") and backend.supports("audit")
         reason = backend.read_only_reason or ""
         assert "'grafana', a viewer" in reason and "operator token" in reason

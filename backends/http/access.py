@@ -24,6 +24,8 @@ CAPABILITY_WORDS = {
     "rollback": "roll back",
     "audit": "show an audit trail",
     "logs": "stream logs",
+    "sign_gate": "sign gates",
+    "kpi_history": "keep KPI history",
 }
 
 

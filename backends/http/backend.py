@@ -9,9 +9,10 @@ Snapshots, tasks, checkpoints and audit entries are returned exactly as the node
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -22,9 +23,12 @@ from backends.model import (
     AuditEntry,
     Checkpoint,
     DispatchRequest,
+    Gate,
+    KpiSeries,
     LogRecord,
     NodeInfo,
     NodeSnapshot,
+    SignedDecision,
     Target,
     Task,
 )
@@ -34,6 +38,7 @@ from backends.node_api import (
     DispatchBody,
     RollbackBody,
     RollbackPreview,
+    SignGateBody,
     TargetBody,
     Whoami,
 )
@@ -154,6 +159,25 @@ class HttpBackend(Backend):
         preview = await self._client.get(path, RollbackPreview)
         return list(preview.lines)
 
+    async def kpi_history(
+        self, since: float, *, names: Collection[str] | None = None, agent_ids: Collection[str] | None = None
+    ) -> list[KpiSeries]:
+        """The node's KPI history. An answer is bounded (node_api.MAX_KPI_POINTS): past the bound the node
+        leaves the oldest points out, as its retention does."""
+        await self.open()
+        params: dict[str, Any] = {"since": _epoch_text(since)}
+        if names is not None:
+            if not names:
+                return []  # "none of these": the query cannot say it (no name at all means every one)
+            params["name"] = sorted(names)
+        if agent_ids is not None:
+            if not agent_ids:
+                return []
+            params["agent"] = sorted(agent_ids)
+        return await self._client.get(
+            node_api.KPIS_PATH, list[KpiSeries], params=params, expected="list of KpiSeries"
+        )
+
     # --- actions -----------------------------------------------------------------------------------------
 
     async def dispatch(self, request: DispatchRequest, *, operator: str, reason: str | None = None) -> Task:
@@ -175,6 +199,12 @@ class HttpBackend(Backend):
         body = RollbackBody(checkpoint_id=checkpoint_id, reason=reason)
         return await self._act("rollback", body, Checkpoint, operator)
 
+    async def sign_gate(
+        self, phase_id: str, decision: SignedDecision, *, operator: str, reason: str | None = None
+    ) -> Gate:
+        body = SignGateBody(decision=decision, reason=reason)
+        return await self._act("sign_gate", body, Gate, operator, phase_id=phase_id)
+
     async def _control(self, action: str, target: Target, operator: str, reason: str | None) -> None:
         result = await self._act(
             action, TargetBody(target=str(target), reason=reason), ActionResult, operator
@@ -183,11 +213,18 @@ class HttpBackend(Backend):
             detail = result.detail or "no reason given"
             raise BackendError(f"node {self.settings.node_name} did not {action} {target}: {detail}")
 
-    async def _act(self, action: str, body: Any, type_: type[T], operator: str) -> T:
+    async def _act(self, action: str, body: Any, type_: type[T], operator: str, **path: str) -> T:
         """POST one action. Its Idempotency-Key is made here, once, and every retry of it carries the same
         key, so a dispatch whose answer was lost is not done twice."""
         await self.open()
         # ``operator`` is not sent: the node audits under the name its credential proves (the token's, or
         # the serving user's), never under a name a client claims (node_api.py)
         headers = {node_api.IDEMPOTENCY_KEY_HEADER: str(uuid.uuid4())}
-        return await self._client.post(node_api.ACTION_PATHS[action], body, type_, headers=headers)
+        return await self._client.post(node_api.action_path(action, **path), body, type_, headers=headers)
+
+
+def _epoch_text(since: float) -> str:
+    """``since`` as the plain decimal the node takes (``repr`` could say 1e-05); before 1970 is 1970."""
+    if math.isnan(since) or since <= 0:
+        return "0"
+    return f"{min(since, 999_999_999_999_999.0):.6f}"  # the node takes at most 15 digits before the point

@@ -8,7 +8,7 @@ included, are what a retry with the same key gets back; 5xx answers are not kept
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from backends.node_api import (
     CheckpointBody,
     DispatchBody,
     RollbackBody,
+    SignGateBody,
     TargetBody,
     problem_for_error,
 )
@@ -37,8 +38,8 @@ from .idempotency import Answer, idempotency_key
 from .problems import ProblemError, fail
 from .service import JSON, json_response, service
 
-# (backend, decoded body, operator) -> (status, wire value)
-Act = Callable[[Backend, Any, str], Awaitable[tuple[int, Any]]]
+# (backend, decoded body, operator, the route's path parameters) -> (status, wire value)
+Act = Callable[[Backend, Any, str, Mapping[str, str]], Awaitable[tuple[int, Any]]]
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,14 @@ def _target(text: str) -> Target:
         raise fail(422, "invalid", str(exc), field="$.target") from None
 
 
-async def _dispatch(backend: Backend, body: DispatchBody, operator: str) -> tuple[int, Any]:
+async def _dispatch(
+    backend: Backend, body: DispatchBody, operator: str, _: Mapping[str, str]
+) -> tuple[int, Any]:
     return 201, await backend.dispatch(body.request, operator=operator, reason=body.reason)
 
 
 def _control(verb: str) -> Act:
-    async def act(backend: Backend, body: TargetBody, operator: str) -> tuple[int, Any]:
+    async def act(backend: Backend, body: TargetBody, operator: str, _: Mapping[str, str]) -> tuple[int, Any]:
         target = _target(body.target)
         await getattr(backend, verb)(target, operator=operator, reason=body.reason)
         return 200, ActionResult(ok=True, detail=f"{verb} {target}")
@@ -68,12 +71,23 @@ def _control(verb: str) -> Act:
     return act
 
 
-async def _checkpoint(backend: Backend, body: CheckpointBody, operator: str) -> tuple[int, Any]:
+async def _checkpoint(
+    backend: Backend, body: CheckpointBody, operator: str, _: Mapping[str, str]
+) -> tuple[int, Any]:
     return 201, await backend.checkpoint(body.label, operator=operator, reason=body.reason)
 
 
-async def _rollback(backend: Backend, body: RollbackBody, operator: str) -> tuple[int, Any]:
+async def _rollback(
+    backend: Backend, body: RollbackBody, operator: str, _: Mapping[str, str]
+) -> tuple[int, Any]:
     return 200, await backend.rollback(body.checkpoint_id, operator=operator, reason=body.reason)
+
+
+async def _sign_gate(
+    backend: Backend, body: SignGateBody, operator: str, path: Mapping[str, str]
+) -> tuple[int, Any]:
+    gate = await backend.sign_gate(path["phase_id"], body.decision, operator=operator, reason=body.reason)
+    return 200, gate
 
 
 ACTIONS: dict[str, ActionSpec] = {
@@ -83,6 +97,7 @@ ACTIONS: dict[str, ActionSpec] = {
     "stop": ActionSpec("stop", TargetBody, _control("stop")),
     "checkpoint": ActionSpec("checkpoint", CheckpointBody, _checkpoint),
     "rollback": ActionSpec("rollback", RollbackBody, _rollback),
+    "sign_gate": ActionSpec("sign_gate", SignGateBody, _sign_gate),
 }
 assert set(ACTIONS) == set(ACTION_PATHS)
 
@@ -110,7 +125,7 @@ async def _answer(request: Request, spec: ActionSpec, raw: bytes, operator: str)
     node = service(request)
     try:
         body: Any = decode_body(raw, spec.body_type, f"{spec.name} body")
-        status, value = await spec.act(node.backend, body, operator)
+        status, value = await spec.act(node.backend, body, operator, request.path_params)
     except ProblemError as exc:
         return Answer(exc.problem.status, to_json(exc.problem), PROBLEM_CONTENT_TYPE)
     except BackendError as exc:

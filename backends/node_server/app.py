@@ -13,7 +13,7 @@ errors (404/405) into problem+json answers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -24,16 +24,17 @@ from starlette.routing import Route
 
 from backends.base import Backend
 from backends.local_token import ensure_token, os_user, token_path
-from backends.node_api import ACTION_PATHS, PREFIX
+from backends.node_api import ACTION_PATHS, KPIS_PATH, PREFIX
 from backends.package_version import package_version
 
-from . import reads
+from . import kpi_reads, reads
 from .access_log import AccessLog, RouteNames
 from .actions import ACTIONS, action_route
 from .auth import AuthMiddleware, LocalOperator
 from .bodies import DEFAULT_MAX_BODY
 from .idempotency import IdempotencyStore
 from .log_stream import KEEPALIVE_S
+from .metrics import KpiThreshold, MetricsExporter
 from .openapi import build_openapi
 from .problems import EXCEPTION_HANDLERS, ProblemGuard, fail
 from .service import NodeService, json_response, service
@@ -53,12 +54,14 @@ def create_app(
     keepalive_s: float = KEEPALIVE_S,
     idempotency: IdempotencyStore | None = None,
     open_backend: bool = True,
+    kpi_thresholds: Sequence[KpiThreshold] = (),
 ) -> Starlette:
     """The app serving ``backend``. With ``tokens``, bearer tokens from that file; without, only the
     owner's local operator token (``local``, by default this user's, made when missing) - loopback only:
     the serve command enforces that, and the auth middleware refuses non-loopback clients too.
     ``open_backend``: open and close the backend with the app's lifespan (the serve command opens it
-    itself first, so a broken store is one line, not a traceback in uvicorn's log)."""
+    itself first, so a broken store is one line, not a traceback in uvicorn's log). ``kpi_thresholds``:
+    the KPI rules the node's agents are judged by, exported in /metrics beside the figures."""
     if tokens is None and local is None:
         local = LocalOperator(ensure_token(), os_user(), str(token_path()))
     node = NodeService(
@@ -70,6 +73,7 @@ def create_app(
         idempotency=idempotency
         if idempotency is not None
         else IdempotencyStore(),  # (an empty store is falsy)
+        metrics=MetricsExporter(kpi_thresholds),
     )
 
     @asynccontextmanager
@@ -103,6 +107,7 @@ def create_app(
 QUERY_PARAMS: dict[str, tuple[str, ...]] = {
     f"{PREFIX}/audit": ("since_seq",),
     f"{PREFIX}/logs": ("since_seq", "follow"),
+    KPIS_PATH: kpi_reads.QUERY,
 }
 
 
@@ -125,6 +130,7 @@ def routes() -> list[Route]:
         Route(f"{PREFIX}/audit", reads.audit, methods=get),
         Route(f"{PREFIX}/logs", reads.logs, methods=get),
         Route(f"{PREFIX}/checkpoints/{{checkpoint_id}}/preview", reads.checkpoint_preview, methods=get),
+        Route(KPIS_PATH, kpi_reads.kpis, methods=get),
     ]
     table += [
         Route(ACTION_PATHS[name], action_route(spec), methods=["POST"]) for name, spec in ACTIONS.items()

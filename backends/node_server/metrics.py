@@ -17,13 +17,21 @@ No series is made per log line, task or message.
 
 Unknown values (None) are left out rather than exported as 0: "no reading" and "zero" differ (a GPU at
 0 °C would be an alarm). The README's "Prometheus metrics" section lists every family with its type and unit.
+
+KPIs are exported as the agents report them, in their own unit (a ``unit`` label, not the name: one family
+holds every KPI, ``latency_p95_ms`` in ms beside ``success_ratio``), with a counter's rate per second
+beside it. Where the serving process judges KPIs by rules (the config's ``[[kpis]]`` and the built-in
+ones), their lines for this node are exported too (:class:`KpiThreshold`, plain data handed in by the
+serve command: backends never import the console), so an alert rule in Prometheus compares with the same
+numbers the console judges by.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import get_args
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, get_args
 
 from backends.model import AgentState, GpuStatusKind, Health, NodeSnapshot, PhaseStatus, TaskStatus
 
@@ -104,8 +112,22 @@ class _Text:
         return "".join(self.parts).encode("utf-8")
 
 
-def exposition(snap: NodeSnapshot) -> bytes:
-    """The snapshot as Prometheus exposition text."""
+@dataclass(frozen=True, slots=True)
+class KpiThreshold:
+    """A KPI rule's lines as this node's agents are judged by them (without per-label overrides).
+    ``unit``: the unit ``warn`` and ``crit`` are in; None when they are in each agent's own unit. A
+    counter's lines are for its rate (a ``per_s``, ``per_min`` or ``per_hour`` unit)."""
+
+    kpi: str
+    warn: float
+    crit: float
+    direction: Literal["above", "below"]
+    unit: str | None = None
+    for_s: float = 0.0
+
+
+def exposition(snap: NodeSnapshot, thresholds: Sequence[KpiThreshold] = ()) -> bytes:
+    """The snapshot as Prometheus exposition text; ``thresholds``: the KPI rules this node is judged by."""
     out = _Text()
     node = snap.node
     node_labels = ",".join(
@@ -130,6 +152,7 @@ def exposition(snap: NodeSnapshot) -> bytes:
     _host(out, snap)
     _gpus(out, snap)
     _agents(out, snap)
+    _kpis(out, snap, thresholds)
     _work(out, snap)
     return out.encode()
 
@@ -343,6 +366,57 @@ def _agents(out: _Text, snap: NodeSnapshot) -> None:
     )
 
 
+def _kpis(out: _Text, snap: NodeSnapshot, thresholds: Sequence[KpiThreshold]) -> None:
+    # KPI names and units are the model's (``^[a-z][a-z0-9_]*$``, a fixed set): only the agent id is escaped
+    with_kpis = [(_label(a.id), a.kpis) for a in snap.agents if a.kpis]
+    out.family(
+        "agent_kpi",
+        "gauge",
+        "The latest figure of a KPI the agent reports, in the unit the unit label names (a counter's "
+        "running total).",
+        [
+            f'{_P}agent_kpi{{agent="{aid}",kpi="{k.name}",unit="{k.unit}"}} {_number(k.value)}\n'
+            for aid, kpis in with_kpis
+            for k in kpis
+        ],
+    )
+    out.family(
+        "agent_kpi_rate_per_second",
+        "gauge",
+        "A counter KPI's recent increase per second (a reset counted as a new start), in its unit per "
+        "second.",
+        [
+            f'{_P}agent_kpi_rate_per_second{{agent="{aid}",kpi="{k.name}",unit="{k.unit}"}} '
+            f"{_number(k.rate_per_s)}\n"
+            for aid, kpis in with_kpis
+            for k in kpis
+            if k.rate_per_s is not None
+        ],
+    )
+    lines, waits = [], []
+    for rule in thresholds:
+        unit = f',unit="{_label(rule.unit)}"' if rule.unit else ""
+        for level, value in (("warning", rule.warn), ("critical", rule.crit)):
+            lines.append(
+                f'{_P}kpi_threshold{{kpi="{_label(rule.kpi)}",level="{level}",'
+                f'direction="{rule.direction}"{unit}}} {_number(value)}\n'
+            )
+        waits.append(f'{_P}kpi_threshold_for_seconds{{kpi="{_label(rule.kpi)}"}} {_number(rule.for_s)}\n')
+    out.family(
+        "kpi_threshold",
+        "gauge",
+        "A KPI rule's warning or critical line for this node, in the unit the unit label names (none: "
+        "each agent's own); direction says which side is bad, reaching the line counts as crossing it.",
+        lines,
+    )
+    out.family(
+        "kpi_threshold_for_seconds",
+        "gauge",
+        "How long a KPI's figure must stay past a line before the console alerts, in seconds.",
+        waits,
+    )
+
+
 def _work(out: _Text, snap: NodeSnapshot) -> None:
     phases = snap.phases
     ids = [_label(phase.id) for phase in phases]
@@ -388,7 +462,11 @@ def _work(out: _Text, snap: NodeSnapshot) -> None:
 
 
 class MetricsExporter:
-    """What the app renders ``/metrics`` with: :meth:`render` is a pure function of the snapshot."""
+    """What the app renders ``/metrics`` with: :meth:`render` is a pure function of the snapshot (and of
+    the KPI rules the exporter was made with)."""
+
+    def __init__(self, kpi_thresholds: Sequence[KpiThreshold] = ()) -> None:
+        self.kpi_thresholds = tuple(kpi_thresholds)
 
     def render(self, snap: NodeSnapshot) -> bytes:
-        return exposition(snap)
+        return exposition(snap, self.kpi_thresholds)

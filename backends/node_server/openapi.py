@@ -10,11 +10,23 @@ the API's, the same on every node (the node is named in the description and ``x-
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
 
-from backends.model import Agent, AuditEntry, Checkpoint, LogRecord, NodeInfo, NodeSnapshot, Phase, Task
+from backends.model import (
+    Agent,
+    AuditEntry,
+    Checkpoint,
+    Gate,
+    KpiSeries,
+    LogRecord,
+    NodeInfo,
+    NodeSnapshot,
+    Phase,
+    Task,
+)
 from backends.node_api import (
     ACTION_PATHS,
     API_REVISION,
@@ -22,6 +34,10 @@ from backends.node_api import (
     API_VERSION,
     IDEMPOTENCY_KEY_HEADER,
     IDEMPOTENCY_REPLAYED_HEADER,
+    KPI_COMPLETE_SINCE_HEADER,
+    KPI_LEFT_OUT_HEADER,
+    KPIS_PATH,
+    MAX_KPI_POINTS,
     PREFIX,
     PROBLEM_CONTENT_TYPE,
     SSE_GAP_EVENT,
@@ -37,6 +53,7 @@ from backends.node_api import (
     Problem,
     RollbackBody,
     RollbackPreview,
+    SignGateBody,
     TargetBody,
     Whoami,
 )
@@ -51,6 +68,7 @@ _WIRE_TYPES: tuple[Any, ...] = (
     HealthReport, NodeInfo, Whoami, NodeSnapshot, list[Agent], list[Phase], list[Task], list[Checkpoint],
     Agent, list[AuditEntry], LogRecord, LogGap, RollbackPreview, Problem,
     DispatchBody, TargetBody, CheckpointBody, RollbackBody, Task, ActionResult, Checkpoint,
+    list[KpiSeries], SignGateBody, Gate,
 )  # fmt: skip
 _STATUS_TEXT = {
     400: "Malformed request (not JSON, a bad header)",
@@ -73,6 +91,7 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
     by_type = dict(zip(_WIRE_TYPES, schemas, strict=True))
     components["Problem"]["properties"]["status"]["minimum"] = 400
     _dispatch_alternatives(components)
+    _pairs_as_arrays(components["KpiSeries"]["properties"]["points"])
 
     def ok(type_: Any, status: int = 200, headers: dict[str, Any] | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -187,6 +206,13 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
             ],
             description=_LOGS_DESCRIPTION,
         ),
+        KPIS_PATH: get(
+            "list_kpis",
+            "The KPI history the node keeps: one series per agent and KPI, oldest point first",
+            ok(list[KpiSeries], headers=_KPI_HEADERS),
+            parameters=_KPI_PARAMETERS,
+            description=_KPIS_DESCRIPTION,
+        ),
     }
     bodies = {
         "dispatch": (DispatchBody, Task, 201),
@@ -195,6 +221,7 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
         "stop": (TargetBody, ActionResult, 200),
         "checkpoint": (CheckpointBody, Checkpoint, 201),
         "rollback": (RollbackBody, Checkpoint, 200),
+        "sign_gate": (SignGateBody, Gate, 200),
     }
     replayed = {
         IDEMPOTENCY_REPLAYED_HEADER: {
@@ -210,6 +237,7 @@ def build_openapi(node: NodeInfo, version: str) -> dict[str, Any]:
                 "tags": ["actions"],
                 "summary": f"{name} (needs role operator; audited under the credential's name)",
                 "parameters": [
+                    *(_path_param(n) for n in re.findall(r"\{(\w+)\}", path)),
                     {
                         "name": IDEMPOTENCY_KEY_HEADER,
                         "in": "header",
@@ -267,6 +295,47 @@ _LOGS_DESCRIPTION = (
     f"{API_REVISION_HEADER} header) is sent `{SSE_LEGACY_ERROR_EVENT}` in place of `{SSE_PROBLEM_EVENT}`, "
     "the only name it knows; any other client gets `problem`, which an EventSource cannot mistake for its "
     "own `error` event."
+)
+
+
+_KPI_PARAMETERS = [
+    {
+        "name": "since",
+        "in": "query",
+        "description": "UTC epoch seconds: only points measured at or after it (default 0: all it keeps)",
+        "schema": {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,9})?$"},
+    },
+    *(
+        {
+            "name": name,
+            "in": "query",
+            "description": f"only this {what} (repeat it for several; none: every one)",
+            "style": "form",
+            "explode": True,
+            "schema": {"type": "array", "items": schema},
+        }
+        for name, what, schema in (
+            ("name", "KPI", {"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "maxLength": 64}),
+            ("agent", "agent's", {"type": "string", "minLength": 1, "maxLength": 200}),
+        )
+    ),
+]
+_KPI_HEADERS = {
+    KPI_COMPLETE_SINCE_HEADER: {
+        "description": "only when points were left out: every matching point at or after this time "
+        "(UTC epoch seconds) is in the answer",
+        "schema": {"type": "string"},
+    },
+    KPI_LEFT_OUT_HEADER: {
+        "description": "only when points were left out: how many, the oldest first",
+        "schema": {"type": "string"},
+    },
+}
+_KPIS_DESCRIPTION = (
+    f"An answer holds at most {MAX_KPI_POINTS} points. When more match, the oldest are left out, exactly "
+    f"as if `since` were later, and `{KPI_COMPLETE_SINCE_HEADER}` and `{KPI_LEFT_OUT_HEADER}` say from "
+    "when the answer is complete and how many points it left out. The role is the snapshot's (a viewer "
+    "may read it); a backend that keeps no KPI history answers 501."
 )
 
 
@@ -329,6 +398,15 @@ def _dispatch_alternatives(components: dict[str, Any]) -> None:
         "description": request["description"],
         "oneOf": [{"$ref": REF.format(name=name)} for name in ("DispatchToAgent", "DispatchCommand")],
     }
+
+
+def _pairs_as_arrays(points: dict[str, Any]) -> None:
+    """msgspec writes a ``(when, value)`` pair as ``prefixItems`` with ``items: false``, which is valid
+    JSON Schema but which openapi-python-client cannot parse; the pair keeps its two typed places and its
+    length, and says its items are numbers (both are)."""
+    pair = points["items"]
+    pair["items"] = {"type": "number"}
+    pair["description"] = "(when measured in UTC epoch seconds, value)"
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:

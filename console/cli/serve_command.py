@@ -16,7 +16,11 @@ from console.cli.arg_types import bounded
 from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from backends.base import Backend
+    from backends.node_server.metrics import KpiThreshold
+    from console.core.kpi_rules import KpiRule
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 
@@ -123,8 +127,11 @@ def serve(args: argparse.Namespace) -> int:
         for warning in tokens.warnings if tokens is not None else ():
             print(f"fleetdeck node serve: warning: {warning}", file=sys.stderr, flush=True)
         local = None if tokens is not None else LocalOperator(ensure_token(), os_user(), str(token_path()))
+        from console.cli.node_choice import load_config_of
+
         backend = _backend(args)
-        asyncio.run(_serve(args, listen, tokens, local, backend))
+        rules = () if args.demo else load_config_of(args).kpis  # the demo fleet: the built-in rules
+        asyncio.run(_serve(args, listen, tokens, local, backend, rules))
     except (ServeError, TokensError, LocalTokenError, IdempotencyFileError) as exc:
         raise CliError(str(exc), getattr(exc, "exit_code", EXIT_USAGE)) from None
     except BackendError as exc:
@@ -133,7 +140,12 @@ def serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    args: argparse.Namespace, listen: object, tokens: object, local: object, backend: Backend
+    args: argparse.Namespace,
+    listen: object,
+    tokens: object,
+    local: object,
+    backend: Backend,
+    rules: Sequence[KpiRule],
 ) -> None:
     from backends.node_server.app import create_app
     from backends.node_server.idempotency import IdempotencyStore, idempotency_file
@@ -158,6 +170,7 @@ async def _serve(
                     max_body=args.max_body,
                     idempotency=idempotency,
                     open_backend=False,
+                    kpi_thresholds=_kpi_thresholds(rules, backend.info.name),
                 )
                 await serve(
                     app,
@@ -174,6 +187,16 @@ async def _serve(
             await backend.close()
     finally:
         sock.close()
+
+
+def _kpi_thresholds(rules: Sequence[KpiRule], node: str) -> tuple[KpiThreshold, ...]:
+    """The KPI rules as /metrics exports them: resolved for this node (per-label overrides vary by agent
+    and stay in the console), as plain data, since backends never import the console."""
+    from backends.node_server.metrics import KpiThreshold
+    from console.core.kpi_rules import effective_rules, resolve
+
+    resolved = (resolve(rule, node, {}) for rule in effective_rules(rules))
+    return tuple(KpiThreshold(r.name, r.warn, r.crit, r.direction, r.unit, r.for_s) for r in resolved)
 
 
 def _backend(args: argparse.Namespace) -> Backend:
