@@ -27,6 +27,7 @@ from backends.model import (
     Gpu,
     GpuStatus,
     Health,
+    Kpi,
     LoadAvg,
     LogRecord,
     NodeInfo,
@@ -38,7 +39,7 @@ from backends.model import (
 )
 from backends.node_api import ACTION_PATHS
 from backends.node_server.app import create_app
-from backends.node_server.metrics import MetricsExporter
+from backends.node_server.metrics import KpiThreshold, MetricsExporter
 from console.core.clock import FrozenClock
 from tests.agents.local_node import wait_for
 from tests.conftest import T0
@@ -350,11 +351,25 @@ def full_snapshot(**system: float | int | None) -> NodeSnapshot:
                 phase_id=f"phase {ODD}",
                 progress=0.5,
                 restarts=4,
+                kpis=(
+                    Kpi(name="latency_p95_ms", value=97.5, unit="ms", at=T0 - 4),
+                    Kpi(
+                        name="tokens_out_total",
+                        value=5000,
+                        unit="tokens",
+                        at=T0 - 4,
+                        kind="counter",
+                        rate_per_s=2.5,
+                    ),
+                ),
             ),
             Agent(id="bare", name="bare"),
         ),
         phases=(Phase(id=f"phase {ODD}", name=f"Phase {ODD}", order=1, status="active", progress=0.25),),
     )
+
+
+KPI_THRESHOLDS = (KpiThreshold("latency_p95_ms", 120.0, 150.0, "above", "ms", 60.0),)
 
 
 class SnapshotBackend(Backend):
@@ -443,7 +458,7 @@ def test_the_readme_documents_every_exported_family_and_no_other() -> None:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         for name in re.findall(r"`(fleetdeck_[a-z_]+)`", cells[0]):
             documented[name] = cells[1]
-    text = MetricsExporter().render(full_snapshot()).decode()
+    text = MetricsExporter(KPI_THRESHOLDS).render(full_snapshot()).decode()
     exported = {
         sample.name: family.type
         for family in text_string_to_metric_families(text)
