@@ -31,14 +31,43 @@ class Summary:
 EMPTY = Summary(value=None, agents=0, oldest=None)
 
 
-def _where(name: str, since: float, agent_ids: Collection[str] | None) -> tuple[str, list[object]]:
-    clauses = "name = ? AND at >= ?"
-    params: list[object] = [name, since]
-    if agent_ids is not None:
-        # one JSON parameter instead of a placeholder per agent: no limit on how many are asked for
-        clauses += " AND agent_id IN (SELECT value FROM json_each(?))"
-        params.append(json.dumps(sorted(agent_ids)))
-    return clauses, params
+# Reading a point through the series index costs about 20 times what a pass over the table costs per
+# point (the index holds no values: each is a lookup in the table), so a window holding more than this
+# share of the table is read in one pass instead.
+_SCAN_SHARE = 1 / 20
+
+
+def _where(
+    conn: sqlite3.Connection, name: str, since: float, agent_ids: Collection[str] | None
+) -> tuple[str, list[object]]:
+    """The FROM and WHERE of the window's points: through the series index (name, agent, time), each
+    agent's range sought in turn — for every agent, those that ever reported the KPI (each has a latest
+    figure) — or, for a window holding a large share of the table, one pass over it."""
+    if _share(conn, since) > _SCAN_SHARE:
+        source, clauses, params = "kpi_points NOT INDEXED", "name = ? AND at >= ?", [name, since]
+        if agent_ids is not None:
+            # one JSON parameter instead of a placeholder per agent: no limit on how many are asked for
+            clauses += " AND agent_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(agent_ids)))
+        return f"{source} WHERE {clauses}", params
+    if agent_ids is None:
+        agents, agent_param = "SELECT agent_id FROM kpi_latest WHERE name = ?", name
+    else:
+        agents, agent_param = "SELECT value FROM json_each(?)", json.dumps(sorted(agent_ids))
+    return f"kpi_points WHERE name = ? AND agent_id IN ({agents}) AND at >= ?", [name, agent_param, since]
+
+
+def _share(conn: sqlite3.Connection, since: float) -> float:
+    """About what share of the table's points one KPI has since ``since``: the window's share of the
+    time the table spans, over the number of KPIs (two index lookups and a count of latest figures)."""
+    oldest, newest = conn.execute(
+        "SELECT (SELECT MIN(at) FROM kpi_points), (SELECT MAX(at) FROM kpi_points)"
+    ).fetchone()
+    if oldest is None:
+        return 0.0
+    held = 1.0 if since <= oldest or newest <= oldest else max(0.0, newest - since) / (newest - oldest)
+    names = int(conn.execute("SELECT COUNT(DISTINCT name) FROM kpi_latest").fetchone()[0]) or 1
+    return held / names
 
 
 def gauge(
@@ -48,10 +77,10 @@ def gauge(
     every agent): the figure ``backends.kpis.aggregate`` gives of them in the order measured."""
     if agent_ids is not None and not agent_ids:
         return EMPTY
-    where, params = _where(name, since, agent_ids)
+    where, params = _where(conn, name, since, agent_ids)
     count, agents, oldest, low, high, total = conn.execute(
         f"SELECT COUNT(*), COUNT(DISTINCT agent_id), MIN(at), MIN(value), MAX(value), SUM(value)"
-        f" FROM kpi_points WHERE {where}",
+        f" FROM {where}",
         params,
     ).fetchone()
     if not count:
@@ -70,7 +99,7 @@ def gauge(
         # sort by (at, value), and aggregate takes the last)
         value = float(
             conn.execute(
-                f"SELECT value FROM kpi_points WHERE {where} ORDER BY at DESC, value DESC LIMIT 1", params
+                f"SELECT value FROM {where} ORDER BY at DESC, value DESC LIMIT 1", params
             ).fetchone()[0]
         )
     elif how in ("p50", "p95", "p99"):
@@ -87,7 +116,7 @@ def _percentile(conn: sqlite3.Connection, where: str, params: list[object], coun
     low = math.floor(rank)
     high = min(low + 1, count - 1)
     rows = conn.execute(
-        f"SELECT value FROM kpi_points WHERE {where} ORDER BY value DESC LIMIT ? OFFSET ?",
+        f"SELECT value FROM {where} ORDER BY value DESC LIMIT ? OFFSET ?",
         [*params, high - low + 1, count - 1 - high],
     ).fetchall()
     at_high, at_low = float(rows[0][0]), float(rows[-1][0])
@@ -100,13 +129,13 @@ def counter(
     """Each agent's growth of ``name`` since ``since`` (resets handled), then ``how`` across agents."""
     if agent_ids is not None and not agent_ids:
         return EMPTY
-    where, params = _where(name, since, agent_ids)
+    where, params = _where(conn, name, since, agent_ids)
     rows = conn.execute(
         f"""SELECT SUM(CASE WHEN previous IS NULL THEN 0.0 WHEN value >= previous THEN value - previous
                             ELSE value END), MIN(at)
             FROM (SELECT agent_id, at, value,
                          LAG(value) OVER (PARTITION BY agent_id ORDER BY at, id) AS previous
-                  FROM kpi_points WHERE {where})
+                  FROM {where})
             GROUP BY agent_id ORDER BY agent_id""",
         params,
     ).fetchall()
