@@ -205,3 +205,21 @@ def test_no_points_and_no_agents_are_no_figure(points: tuple[Store, sqlite3.Conn
     assert store_kpi_figures.gauge(conn, "latency_ms", T0 + 1, None, "p95").value is None
     assert store_kpi_figures.gauge(conn, "latency_ms", T0 - 3600, (), "max").value is None
     assert store_kpi_figures.counter(conn, "nothing_total", T0 - 3600, None, "sum").value is None
+
+
+def test_a_phase_done_through_live_passes_alone_gets_its_finish_time(store: Store, clock: Clock) -> None:
+    (phase,) = store.phases()
+    assert phase.status != "done" and phase.finished_at is None
+    store.heartbeat("web-1", kpis={"success_ratio": 0.9995, "uptime_ratio": 1.0})
+    (phase,) = store.phases()
+    assert phase.status == "done", "every criterion is a bound number and all hold"
+    done_at = clock.now
+    clock.now += 5
+    (phase,) = store.phases()
+    assert (phase.finished_at, phase.started_at) == (done_at, done_at), "stamped with the verdicts"
+    clock.now += 1
+    store.heartbeat("web-1", kpis={"success_ratio": 0.5})
+    (phase,) = store.phases()
+    assert phase.status != "done"
+    (phase,) = store.phases()
+    assert phase.finished_at is None and phase.started_at == done_at, "not finished any more"

@@ -5,6 +5,10 @@ same time; the verdicts table is the compare-and-set that lets exactly one of th
 write transaction the stored verdict is read again, and only a reader that still finds the old one
 writes the new one and the audit entry (operator "node", action ``criterion.verdict`` or
 ``gate.decision``, target ``phase:ID``).
+
+A phase that became done (or stopped being done) through live passes alone had no write to stamp its
+``finished_at``: the same transaction stamps it (``phase.times``, not audited: the verdicts that made it
+are), so a phase's times follow the status every reader shows.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ _FIRST = {"criterion.verdict": "none", "gate.decision": "pending"}  # what a sub
 @dataclass(frozen=True, slots=True)
 class Change:
     subject: str
-    action: str  # criterion.verdict | gate.decision
+    action: str  # criterion.verdict | gate.decision | phase.times
     phase_id: str
     verdict: str
     reason: str
@@ -63,8 +67,14 @@ def current(phases: Sequence[Phase]) -> list[Change]:
 
 
 def pending(phases: Sequence[Phase], stored: Mapping[str, str]) -> list[Change]:
-    """The changes not recorded yet: ``stored`` maps subject to its recorded verdict."""
-    return [c for c in current(phases) if stored.get(c.subject, _FIRST[c.action]) != c.verdict]
+    """The changes not recorded yet: ``stored`` maps subject to its recorded verdict; then each phase
+    whose ``finished_at`` disagrees with the status it shows."""
+    found = [c for c in current(phases) if stored.get(c.subject, _FIRST[c.action]) != c.verdict]
+    for phase in phases:
+        done = phase.status == "done"
+        if done != (phase.finished_at is not None):
+            found.append(Change(f"phase:{phase.id}", "phase.times", phase.id, "done" if done else "open", ""))
+    return found
 
 
 def stored_verdicts(conn: sqlite3.Connection) -> dict[str, str]:
@@ -76,6 +86,9 @@ def record(conn: sqlite3.Connection, now: float, changes: Sequence[Change]) -> i
     many this call recorded."""
     recorded = 0
     for change in changes:
+        if change.action == "phase.times":
+            _stamp(conn, now, change.phase_id, change.verdict == "done")
+            continue
         row = conn.execute("SELECT verdict FROM verdicts WHERE subject = ?", (change.subject,)).fetchone()
         before = str(row[0]) if row is not None else _FIRST[change.action]
         if before == change.verdict:
@@ -100,3 +113,15 @@ def record(conn: sqlite3.Connection, now: float, changes: Sequence[Change]) -> i
         )
         recorded += 1
     return recorded
+
+
+def _stamp(conn: sqlite3.Connection, now: float, phase_id: str, done: bool) -> None:
+    """finished_at from now while done (kept if another reader stamped it first), none while not; a phase
+    done has started, by then at the latest."""
+    conn.execute(
+        """UPDATE phases SET
+               finished_at = CASE WHEN ? THEN COALESCE(finished_at, ?) ELSE NULL END,
+               started_at = CASE WHEN ? THEN COALESCE(started_at, ?) ELSE started_at END
+           WHERE id = ?""",
+        (done, now, done, now, phase_id),
+    )
