@@ -15,6 +15,7 @@ SCENARIOS = (
     "rollback",
     "peers",
     "kpi_judging",
+    "plan_judging",
 )
 
 
