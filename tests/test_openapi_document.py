@@ -251,3 +251,21 @@ def test_the_generated_client_talks_to_the_node(
             "no-such-agent", client=client
         )
         assert refused.status_code == 404 and refused.parsed.status == 404
+        # KPI history, narrowed by a repeated query parameter, and a gate sign-off (revision 3)
+        kpis = endpoint(operation_ids["get", "/v1/kpis"]).sync_detailed(
+            client=client, since="0", name=["latency_p95_ms"]
+        )
+        assert kpis.status_code == 200, kpis.content
+        assert kpis.parsed and {series.name for series in kpis.parsed} == {"latency_p95_ms"}
+        assert all(len(point) == 2 for series in kpis.parsed for point in series.points)
+        phase = next(p for p in snapshot.parsed.phases if p.status != "done")  # a done phase's gate is closed
+        sign = endpoint(operation_ids["post", "/v1/phases/{phase_id}/gate"])
+        signed = sign.sync_detailed(
+            phase.id,
+            client=client,
+            body=models.SignGateBody(
+                decision=models.SignGateBodyDecision("no-go"), reason="generated client"
+            ),
+        )
+        assert signed.status_code == 200, signed.content
+        assert signed.parsed.signed.decision == "no-go" and signed.parsed.signed.reason == "generated client"
