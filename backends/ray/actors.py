@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backends.model import Agent, AgentState, Health
+from backends.model import Agent, AgentState, Health, Kpi
 
 INTERNAL_PREFIX = "_ray_internal_"
 # death reasons that mean someone ended the actor on purpose, not a crash
@@ -40,8 +40,10 @@ def agents_from(
     phase_of_job: dict[str, str],
     gpu_bytes_of_pid: dict[int, int],
     machines: Sequence[Mapping[str, float]] = (),
+    kpis_of_actor: Mapping[str, tuple[Kpi, ...]] | None = None,
 ) -> list[Agent]:
-    """``machines``: each live machine's ``resources_total``; none known, no need is judged."""
+    """``machines``: each live machine's ``resources_total``; none known, no need is judged.
+    ``kpis_of_actor``: each actor's figures by actor id (see ``task_figures.py``)."""
     agents = [
         _agent(
             a,
@@ -49,6 +51,7 @@ def agents_from(
             phase_of_job=phase_of_job,
             gpu_bytes_of_pid=gpu_bytes_of_pid,
             machines=machines,
+            kpis=(kpis_of_actor or {}).get(str(a["actor_id"]), ()),
         )
         for a in actors
         if a.get("actor_id") and not str(a.get("name") or "").startswith(INTERNAL_PREFIX)
@@ -68,6 +71,7 @@ def _agent(
     phase_of_job: dict[str, str],
     gpu_bytes_of_pid: dict[int, int],
     machines: Sequence[Mapping[str, float]],
+    kpis: tuple[Kpi, ...] = (),
 ) -> Agent:
     actor_id = str(actor["actor_id"])
     class_name = str(actor.get("class_name") or "actor")
@@ -98,6 +102,7 @@ def _agent(
         phase_id=phase_of_job.get(str(actor.get("job_id") or "")),
         restarts=max(0, _int(actor.get("num_restarts")) or 0),
         labels=labels,
+        kpis=kpis,
     )
 
 

@@ -2,8 +2,9 @@
 
 ``open()`` makes one pooled connection and asks ``/api/version`` (an unsupported Ray is refused in words)
 and ``/api/authentication_mode``. A snapshot reads the machines (``/api/v0/nodes``, ``/nodes?view=summary``),
-the actors (``/api/v0/actors``) and the jobs (``/api/jobs/``) at once; see ``machines.py``, ``actors.py``
-and ``jobs.py`` for how each becomes the wire model, ``actions.py`` for what the keys do.
+the actors (``/api/v0/actors``) and the jobs (``/api/jobs/``) at once, and every ``task_figures_s`` the
+task list (``/api/v0/tasks``) for each actor's KPIs; see ``machines.py``, ``actors.py``, ``jobs.py`` and
+``task_figures.py`` for how each becomes the wire model, ``actions.py`` for what the keys do.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .cluster_logs import ClusterLogs
 from .machines import cluster_from, nodes_from, summaries_from
 from .settings import RayOptions, RaySettings, settings_from_config
 from .state import RayState
+from .task_figures import TASK_PARAMS, TASKS_PATH, TaskFigures
 from .version import check_version
 
 ACTIONS = frozenset({"dispatch", "stop", "checkpoint", "rollback"})
@@ -64,6 +66,7 @@ class RayBackend(Backend):
             max_streams=settings.max_log_streams,
             url=settings.url,
         )
+        self._figures = TaskFigures(settings.task_figures_s)
         self._opened = False
         self._open_lock = asyncio.Lock()  # the poll and log workers may both open first
         self._version: str | None = None
@@ -138,14 +141,28 @@ class RayBackend(Backend):
     async def snapshot(self) -> NodeSnapshot:
         await self.open()
         get = self._client.get_json
-        nodes_raw, actors_raw, jobs_raw, summary_raw = await asyncio.gather(
+        asked_at = self.clock()
+        count_tasks = self._figures.due(asked_at)  # one more request, every task_figures_s at most
+        nodes_raw, actors_raw, jobs_raw, summary_raw, tasks_raw = await asyncio.gather(
             get("/api/v0/nodes"),
             get("/api/v0/actors", {"detail": "1", "limit": ACTOR_LIMIT}),
             get("/api/jobs/"),
             self._optional(get("/nodes", {"view": "summary"})),
+            self._figures_call(get(TASKS_PATH, TASK_PARAMS)) if count_tasks else _nothing(),
         )
         nodes = nodes_from(nodes_raw)
         actors = nodes_from(actors_raw)  # the same state-API envelope
+        if count_tasks:
+            if isinstance(tasks_raw, BackendError):
+                self._figures.failed(str(tasks_raw), at=asked_at)
+            else:
+                self._figures.update(
+                    tasks_raw, [str(a["actor_id"]) for a in actors if a.get("actor_id")], asked_at
+                )
+        if self._figures.note:
+            self._labels["task figures"] = self._figures.note
+        else:
+            self._labels.pop("task figures", None)
         listed = [j for j in jobs_raw if isinstance(j, dict)] if isinstance(jobs_raw, list) else []
         jobs = job_model.ordered(listed, self.settings.max_jobs)
         agent_of_pid = {
@@ -164,6 +181,7 @@ class RayBackend(Backend):
             phase_of_job=phase_of_job,
             gpu_bytes_of_pid=cluster.gpu_pids,
             machines=machine_resources(nodes),
+            kpis_of_actor=self._figures.kpis_of(),
         )
         rolled_back = await self._state.rolled_back()
         now = self.clock()
@@ -189,6 +207,14 @@ class RayBackend(Backend):
         try:
             return await call
         except Unreachable as exc:
+            return exc
+
+    @staticmethod
+    async def _figures_call(call: Any) -> Any:
+        """The task counts only add KPIs: any failure of theirs leaves the snapshot whole, without them."""
+        try:
+            return await call
+        except BackendError as exc:
             return exc
 
     async def logs(self, since_seq: int = 0, follow: bool = False) -> AsyncIterator[LogRecord]:
@@ -239,6 +265,10 @@ class RayBackend(Backend):
         self._writable()
         await self.open()
         return await self._actions.rollback(checkpoint_id, operator, reason)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _gpu_status(summary_raw: Any, summaries: list[dict[str, Any]]) -> GpuStatus:

@@ -29,6 +29,7 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "log_poll_s": 1.0,  # how often a following log stream asks the dashboard for new lines
     "max_jobs": 50,  # the newest jobs shown as phases and tasks, and whose logs are read
     "max_log_streams": 16,  # log files followed at once (each holds one of the dashboard's request slots)
+    "task_figures_s": 10.0,  # how often each actor's call counts are fetched (the task list); 0: never
     "state_dir": None,
 }
 _SECONDS = ("connect_timeout_s", "read_timeout_s", "log_poll_s")
@@ -59,6 +60,7 @@ class RaySettings:
     log_poll_s: float = 1.0
     max_jobs: int = 50
     max_log_streams: int = 16
+    task_figures_s: float = 10.0
 
     @property
     def is_https(self) -> bool:
@@ -106,6 +108,7 @@ def settings_from_config(node: NodeSettings[RayOptions]) -> RaySettings:
         log_poll_s=float(options["log_poll_s"]),
         max_jobs=int(options["max_jobs"]),
         max_log_streams=int(options["max_log_streams"]),
+        task_figures_s=float(options["task_figures_s"]),
     )
     if settings.ca_bundle is not None and settings.insecure:
         raise Invalid(f"node {name}: ca_bundle and options.insecure are both set; keep one")
@@ -138,6 +141,12 @@ def _checked_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         value = merged[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
             raise Invalid(f"node {name}: option {key!r} must be a number of seconds above 0, not {value!r}")
+    pace = merged["task_figures_s"]
+    if isinstance(pace, bool) or not isinstance(pace, int | float) or not 0 <= pace <= 3600:
+        raise Invalid(
+            f"node {name}: option 'task_figures_s' must be a number of seconds from 0 (never) to 3600,"
+            f" not {pace!r}"
+        )
     if merged["state_dir"] is not None and not isinstance(merged["state_dir"], str):
         raise Invalid(f"node {name}: option 'state_dir' must be a path, not {merged['state_dir']!r}")
     return merged
