@@ -5,7 +5,7 @@ for a few minutes, a success ratio that dips with it, and their throughput; retr
 cache. Coders and reviewers, working like Claude Code sessions, count output tokens (from 0 again when the
 process restarts) and what they cost (kept across restarts: the bill does not forget); testers count the
 tests they ran. One agent per node, the "slow" one, runs close to the 120 ms latency line and crosses
-150 ms for minutes at a time every quarter hour, so a demo always has a breach to show: nothing here says
+150 ms for minutes at a time every 17 minutes, so a demo always has a breach to show: nothing here says
 it is degraded, the figures do, and whoever judges them decides.
 
 A figure is measured at an agent's heartbeat; a counter is the closed-form integral of a smooth rate, so a
@@ -111,8 +111,10 @@ def build_profile(spec: AgentSpec, slow: bool, genesis: float) -> Profile | None
         if slow:
             # Close to the line, crossing 120 ms with its drift and 150 ms in each episode. One began a
             # minute and a half before genesis, so a demo (or a snapshot frozen at genesis) opens on one.
+            # Every 17 minutes, not 15: a period that divides the history's sampling steps (5 and 30 min)
+            # would land every coarse sample on the same moment of the cycle, a breach days long.
             latency = 113.0
-            spikes = Spikes(genesis - draw(2, 80, 110), 900.0, 210.0, 52.0)
+            spikes = Spikes(genesis - draw(2, 80, 110), 1020.0, 210.0, 52.0)
         elif role != "embedder":
             # Now and then a slow minute or two over 120 ms (a cold shard, a long prompt): hours apart.
             peak = 130.0 - latency + draw(3, -2, 14)
