@@ -9,6 +9,11 @@ With ``node_column`` it shows the agents of many nodes: a Node column (filterabl
 others), and the rows of a node whose data is not live are dimmed, its name marked with the freshness symbol
 ("◐" stale, "✖" offline), so old data is never passed off as live.
 
+With a headline KPI (:meth:`AgentsTable.set_headline`) a KPI column shows each agent's latest figure of
+it, a breach marked by symbol ("▲ 127 ms", "✖ 162 ms") and coloured by the console's grade of it, handed in
+as a function: the table formats and colours, it never judges. A row's KPI cell is rendered with the rest
+of the row, only when the row is on screen and its agent changed.
+
 A dead agent (``Agent.dead``: a Ray actor Ray reports DEAD) is history: its health reads "· dead" and it
 sorts after every live agent by health; its cause stays in the "Why" column.
 
@@ -27,11 +32,12 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from backends.model import Agent
+from backends.model import Agent, Kpi
 from backends.safe_text import terminal_safe
 
 from .column_fit import ColumnSpec, fit_columns
 from .format import NA, fmt_bytes, fmt_duration, fmt_fraction, fmt_number
+from .kpi_view import figure_text
 from .safe import safe_text
 from .synced_table import SCROLLBAR_ROOM, SyncedTable
 
@@ -130,12 +136,19 @@ COLUMNS: tuple[Column, ...] = (
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
 _BY_KEY = {c.key: c for c in COLUMNS}
 NODE_KEY = "node"  # the optional first column; sorts by node, then agent name
+KPI_KEY = "kpi"  # the headline KPI's column, after State, when the table has a headline KPI
+KPI_AFTER = "state"
+KPI_WIDTH = 10  # "✖ 1023 ms", "▲ 99.93%", "$1,234.56"; a longer figure is cut by the table
+KPI_LABEL_MAX = 14
+# (node, agent, its KPI) -> "warning" | "critical" | None: the console's judgement of the figure
+KpiGrader = Callable[[str, Agent, Kpi], str | None]
+_GRADE_RANK = {"critical": 0, "warning": 1}
 # Which columns get room first when the table is narrow (0: always shown). The message ("why") is kept
 # MESSAGE_MIN wide, grown to MESSAGE_WIDTH before the columns after GPU memory, and takes what is left, up
 # to MESSAGE_MAX. What is left out is in the agent's detail, or on a wider screen.
 COLUMN_RANK = {
-    "name": 0, "health": 1, "state": 2, "cpu": 3, "gpu": 4, "progress": 5, "heartbeat": 6, "role": 7,
-    "phase": 8, "rss": 9, "restarts": 10,
+    "name": 0, "health": 1, "state": 2, "kpi": 3, "cpu": 4, "gpu": 5, "progress": 6, "heartbeat": 7,
+    "role": 8, "phase": 9, "rss": 10, "restarts": 11,
 }  # fmt: skip
 # The widest cell a column of fixed vocabulary or format shows ("✖ unhealthy", "stopping", "100%",
 # "3200%" on a big machine, "1023.9 MiB", "39m16s"); free-text columns are measured from the agents shown.
@@ -220,6 +233,53 @@ class AgentsTable(SyncedTable[str | Text]):
         self._columns: tuple[Column, ...] = ()
         self._message_width = MESSAGE_WIDTH
         self._beat_at: int | None = None  # the heartbeat's place among the cells, when it is shown
+        self._headline: str | None = None  # the KPI the KPI column shows; None: no such column
+        self._grader: KpiGrader | None = None
+        self._all_columns: tuple[Column, ...] = COLUMNS
+        self._by_key: dict[str, Column] = _BY_KEY
+
+    # --- the headline KPI ------------------------------------------------------------------------------
+
+    def set_headline(self, name: str | None, grader: KpiGrader | None = None) -> None:
+        """Show KPI ``name`` in a KPI column (None: no KPI column), breaches graded by ``grader``. Setting
+        the same name again changes nothing: the grader of a name is fixed for the table's life."""
+        if name == self._headline and (grader is None) == (self._grader is None):
+            return
+        self._headline, self._grader = name, grader
+        if name is None:
+            self._all_columns, self._by_key = COLUMNS, _BY_KEY
+            if self.sort_column == KPI_KEY:
+                self.sort_column = "health"
+        else:
+            label = name if len(name) <= KPI_LABEL_MAX else name[: KPI_LABEL_MAX - 1] + "…"
+            column = Column(KPI_KEY, terminal_safe(label), self._kpi_cell_plain, self._kpi_sort_key)
+            at = COLUMN_KEYS.index(KPI_AFTER) + 1
+            self._all_columns = (*COLUMNS[:at], column, *COLUMNS[at:])
+            self._by_key = {**_BY_KEY, KPI_KEY: column}
+        if self._widths:
+            self._widths = {}  # the columns are set up anew, every row rendered again, on the next redraw
+            self._redraw()
+
+    @property
+    def headline(self) -> str | None:
+        return self._headline
+
+    def _kpi_cell(self, node: str, agent: Agent) -> Text:
+        name = self._headline
+        kpi = agent.kpi(name) if name is not None else None
+        grader = self._grader
+        return figure_text(kpi, grader(node, agent, kpi) if kpi is not None and grader is not None else None)
+
+    def _kpi_cell_plain(self, agent: Agent, now: float) -> Text:
+        return self._kpi_cell("", agent)  # rows are rendered through _kpi_cell, with their node
+
+    def _kpi_sort_key(self, agent: Agent, node: str = "") -> tuple[int, float]:
+        """Worst first: critical, then warning, then the rest by figure, highest first; none last."""
+        kpi = agent.kpi(self._headline) if self._headline is not None else None
+        if kpi is None:
+            return (3, 0.0)
+        grade = self._grader(node, agent, kpi) if self._grader is not None else None
+        return (_GRADE_RANK.get(grade or "", 2), -kpi.value)
 
     @property
     def shown_columns(self) -> tuple[str, ...]:
@@ -240,7 +300,7 @@ class AgentsTable(SyncedTable[str | Text]):
             specs.append(
                 ColumnSpec(NODE_KEY, 2 + max([4, *(cell_len(terminal_safe(n)) for n in nodes)]), rank=0)
             )
-        for column in COLUMNS:
+        for column in self._all_columns:
             label = cell_len(column.label)
             if column.key == "message":
                 longest = max([label, *(len(a.health_reason or a.message or "") for a in agents)])
@@ -255,7 +315,9 @@ class AgentsTable(SyncedTable[str | Text]):
                     )
                 )
                 continue
-            if column.key in MEASURED:
+            if column.key == KPI_KEY:
+                width = max(label, KPI_WIDTH)
+            elif column.key in MEASURED:
                 value = MEASURED[column.key]
                 width = max([label, *(cell_len(terminal_safe(value(a))) for a in agents)])
             else:
@@ -271,20 +333,21 @@ class AgentsTable(SyncedTable[str | Text]):
         if widths == self._widths:
             return False
         self._widths = widths
-        self._columns = tuple(c for c in COLUMNS if c.key in widths)
+        self._columns = tuple(c for c in self._all_columns if c.key in widths)
         self._message_width = widths.get("message", MESSAGE_WIDTH)
         keys = tuple(c.key for c in self._columns)
         self._beat_at = keys.index("heartbeat") + self.node_column if "heartbeat" in keys else None
         self.clear(columns=True)
         for key, width in widths.items():
-            label = "  Node" if key == NODE_KEY else _BY_KEY[key].label  # over the names, past the gutter
+            # the node's name sits past its gutter: its label too
+            label = "  Node" if key == NODE_KEY else self._by_key[key].label
             self.add_column(label, key=key, width=width)
         self._order, self._cells, self._rendered = [], {}, {}  # every row is added (and rendered) again
         return True
 
     @property
     def sort_keys(self) -> tuple[str, ...]:
-        return ((NODE_KEY,) if self.node_column else ()) + COLUMN_KEYS
+        return ((NODE_KEY,) if self.node_column else ()) + tuple(c.key for c in self._all_columns)
 
     @property
     def shown_count(self) -> int:
@@ -368,8 +431,13 @@ class AgentsTable(SyncedTable[str | Text]):
             beat: str | Text = _heartbeat_cell(agent, now)
             return (*old_cells[:at], _dimmed(beat) if state else beat, *old_cells[at + 1 :])
         width = self._message_width
+        node = self._node_of[key]
         cells: list[str | Text] = [
-            _message_cell(agent, now, width) if c.key == "message" else c.render(agent, now)
+            _message_cell(agent, now, width)
+            if c.key == "message"
+            else self._kpi_cell(node, agent)
+            if c.key == KPI_KEY
+            else c.render(agent, now)
             for c in self._columns
         ]
         # Keep the old row's objects where nothing they show changed: fewer new objects on every refresh.
@@ -395,8 +463,13 @@ class AgentsTable(SyncedTable[str | Text]):
         ]
         if self.sort_column == NODE_KEY:
             visible.sort(key=lambda key: (node_of[key], rows[key].name), reverse=self.sort_reverse)
+        elif self.sort_column == KPI_KEY:  # graded with each agent's node: a node may set its own lines
+            by_kpi = self._kpi_sort_key
+            visible.sort(
+                key=lambda key: (by_kpi(rows[key], node_of[key]), node_of[key]), reverse=self.sort_reverse
+            )
         else:
-            sort = _BY_KEY[self.sort_column].sort_key
+            sort = self._by_key[self.sort_column].sort_key
             visible.sort(key=lambda key: (sort(rows[key]), node_of[key]), reverse=self.sort_reverse)
         self._agents = {key: rows[key] for key in visible}
         self._sync(visible)
@@ -489,5 +562,5 @@ class AgentsTable(SyncedTable[str | Text]):
     @property
     def sort_description(self) -> str:
         """E.g. "sorted by health ▲", for the panel's border."""
-        label = "node" if self.sort_column == NODE_KEY else _BY_KEY[self.sort_column].label.lower()
+        label = "node" if self.sort_column == NODE_KEY else self._by_key[self.sort_column].label.lower()
         return f"sorted by {label} {'▼' if self.sort_reverse else '▲'}"

@@ -1,5 +1,9 @@
 """The phase board: each phase with its progress bar, milestones (PASS/FAIL), criteria and the gate.
 
+A criterion bound to a KPI is judged live by the node: it is marked ⟳ and names its KPI. The gate's line
+is the decision the node computed from its criteria, with the reasons; an operator's sign-off goes on the
+line under it, never in its place.
+
 A phase the node explains (``Phase.status_reason``: why a Ray job failed, how it was stopped) gets that line
 under its bar. A phase without a gate (the model's empty default, e.g. a Ray job) gets no gate row: "gate
 PENDING" would promise a decision nobody is going to take.
@@ -13,9 +17,10 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from backends.model import Criterion, Milestone, Phase
+from backends.model import Criterion, Gate, Milestone, Phase
 
 from .format import NA, bar, fmt_ago, fmt_fraction, has_gate
+from .kpi_view import clock_time
 from .safe import safe_text
 from .steady import update_steady
 
@@ -45,13 +50,42 @@ GATE_MARK: dict[str, tuple[str, str]] = {
 NOT_MEASURED = "not measured"
 
 
+LIVE_MARK = "⟳"  # a criterion the node judges from live KPI figures, not one someone reported
+
+
 def criterion_line(criterion: Criterion) -> Text:
+    """ "PASS ⟳ P95 latency: 97 ms  (target < 120 ms · latency_p95_ms live since 12:04:05)": a criterion
+    bound to a KPI is marked live and says which KPI and since when its verdict holds."""
     verdict = {True: ("PASS", "green"), False: ("FAIL", "bold red"), None: ("----", "dim")}[criterion.verdict]
     text = Text("      ")
     text.append(verdict[0], style=verdict[1])
+    if criterion.kpi:
+        text.append(f" {LIVE_MARK}", style="cyan")
     actual = criterion.actual if criterion.measured else NOT_MEASURED
     text.append_text(safe_text(f" {criterion.name}: {actual or NA}"))
-    text.append_text(safe_text(f"  (target {criterion.target})", style="dim"))
+    detail = f"target {criterion.target}"
+    if criterion.kpi:
+        detail += f" · {criterion.kpi} live"
+    if criterion.since is not None:
+        detail += f" since {clock_time(criterion.since)}"
+    text.append_text(safe_text(f"  ({detail})", style="dim"))
+    return text
+
+
+def signoff_line(gate: Gate) -> Text | None:
+    """ "signed GO by alice 12:04:05 — “load test reviewed”", beside the computed decision; it says so
+    when the operator's word differs from what the figures decide."""
+    signed = gate.signed
+    if signed is None:
+        return None
+    word, style = GATE_MARK.get(signed.decision, ("?", ""))
+    text = Text("        signed ")
+    text.append(word, style=style)
+    text.append_text(safe_text(f" by {signed.operator} {clock_time(signed.at)}"))
+    if signed.reason:
+        text.append_text(safe_text(f" — “{signed.reason}”", style="italic"))
+    if gate.decision != "pending" and signed.decision != gate.decision:
+        text.append(f"  (the figures say {GATE_MARK[gate.decision][0]})", style="bold")
     return text
 
 
@@ -107,12 +141,17 @@ def phase_lines(phase: Phase, now: float, bar_width: int) -> list[Text]:
     word, gate_style = GATE_MARK.get(phase.gate.decision, ("?", ""))
     gate = Text("   gate ")
     gate.append(word, style=gate_style)
+    if phase.gate.since is not None:
+        gate.append(f" since {clock_time(phase.gate.since)}", style="dim")
     if phase.gate.reasons:
         reasons = safe_text(
             " — " + "; ".join(phase.gate.reasons), style="dim" if phase.gate.decision == "go" else ""
         )
         gate.append_text(reasons)
     lines.append(gate)
+    signed = signoff_line(phase.gate)
+    if signed is not None:
+        lines.append(signed)
     return lines
 
 

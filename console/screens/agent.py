@@ -1,4 +1,5 @@
-"""Agent detail: every field of one agent, its GPU processes, and its own log lines.
+"""Agent detail: every field of one agent, its GPU processes, its KPIs (each with its threshold, state
+and trend), and its own log lines.
 
 Each value is what the agent or its node reported, so each cell is a ``safe_text`` (a plain string in a Rich
 table would be parsed as markup: an agent's message holding ``[/]`` would not even render).
@@ -20,6 +21,7 @@ from console.messages import OpenLogs
 from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.key_footer import KeyFooter
+from widgets.kpi_list import KpiList
 from widgets.log_view import LogFilter, LogView
 from widgets.node_header import NodeHeader
 from widgets.safe import safe_text
@@ -27,6 +29,7 @@ from widgets.steady import set_border_subtitle, set_border_title, update_steady
 
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .base import FleetDeckScreen
+from .kpi_judging import agent_lines
 
 
 def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
@@ -97,6 +100,8 @@ FOOTER_ORDER = (
 class AgentScreen(ActionKeys, FleetDeckScreen):
     DEFAULT_CSS = """
     AgentScreen #detail-panel { height: auto; max-height: 75%; }
+    AgentScreen #agent-kpis-panel { height: auto; max-height: 40%; }
+    AgentScreen #agent-kpis-panel.-none { display: none; }
     AgentScreen #detail { padding: 0 1; }
     AgentScreen #agent-logs-panel { height: 1fr; }
     """
@@ -120,6 +125,9 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         with VerticalScroll(id="detail-panel", classes="panel") as panel:
             set_border_title(panel, f"Agent {name}")
             yield Static(id="detail")
+        with VerticalScroll(id="agent-kpis-panel", classes="panel -none") as kpis:
+            set_border_title(kpis, f"KPIs of {name}")
+            yield KpiList(id="agent-kpis")
         with Vertical(id="agent-logs-panel", classes="panel") as logs:
             set_border_title(logs, f"Logs of {name}")
             view = LogView(id="agent-logs")
@@ -151,11 +159,15 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
         snap = link.snapshot
         agent = next((a for a in snap.agents if a.id == self.agent_id), None) if snap else None
         detail = self.query_one("#detail", Static)
+        kpis = self.query_one("#agent-kpis-panel")
         if snap is None or agent is None:
             gone = f"agent {self.agent_id!r} is not on node {link.name} any more"
             detail.update(safe_text(gone, style="bold"))
+            kpis.set_class(True, "-none")
             return
         update_steady(detail, agent_table(agent, snap, self.deck.clock()))
+        kpis.set_class(not agent.kpis, "-none")  # an agent that reports none: no empty panel
+        self.query_one(KpiList).show(agent_lines(link, agent))
 
     def logs_arrived(self) -> None:
         if not self.is_mounted:

@@ -32,6 +32,7 @@ from widgets.steady import set_border_subtitle, set_border_title, update_steady
 from .action_keys import ACTION_BINDINGS, ACTION_CAPABILITY
 from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
 from .coalesce import CoalescedRepaint
+from .kpi_judging import set_table_headline
 
 # the footer's keys, most important first: at 80 columns it shows what fits (Help lists them all)
 FOOTER_ORDER = (
@@ -114,7 +115,9 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
                 notes.append(Text.assemble(safe_text(f"{symbol} {link.name} {text}", style=style), shown))
             if link.snapshot is not None:
                 rows.extend((link.name, agent) for agent in link.snapshot.agents)
-        self.query_one(AgentsTable).show(rows, self.deck.clock(), not_live)
+        table = self.query_one(AgentsTable)
+        set_table_headline(table, self.deck.links, self.deck.headline_kpi, [agent for _, agent in rows])
+        table.show(rows, self.deck.clock(), not_live)
         status = self.query_one("#all-agents-stale", Static)
         status.set_class(bool(notes), "-shown")
         update_steady(status, Text(" · ").join(notes))

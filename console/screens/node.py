@@ -1,4 +1,4 @@
-"""The Node screen: one node's agents, GPUs, host, plan and logs.
+"""The Node screen: one node's agents, GPUs, host, plan, logs, alerts and KPIs.
 
 With room (>= 120x32) the panels share the screen; below that they become tabs, so every panel stays usable
 at 80x24. The layout is rebuilt on resize; the data lives in the NodeLink, so nothing is lost.
@@ -24,6 +24,7 @@ from widgets.format import fmt_health
 from widgets.gpu_panel import GpuPanel
 from widgets.host_panel import HostPanel
 from widgets.key_footer import KeyFooter
+from widgets.kpi_panel import KpiPanel
 from widgets.log_view import LogView
 from widgets.node_header import NodeHeader
 from widgets.phase_board import PhaseBoard
@@ -33,6 +34,7 @@ from widgets.steady import set_border_subtitle, set_border_title, update_steady
 from .action_keys import ACTION_BINDINGS, ActionKeys
 from .attention import AttentionHandlers, attention_panel_body, fill_attention
 from .base import FleetDeckScreen, filter_binding, filter_binding_allowed
+from .kpi_judging import fleet_summaries, set_table_headline
 
 WIDE_MIN = (140, 36)  # columns, rows: below this the side panels are too narrow to read
 # what an empty node shows instead of an empty table: the next thing to type, for the kind of node it is
@@ -61,6 +63,7 @@ def empty_node_hint(link: NodeLink) -> str:
 
 TAB_TITLES = {
     "agents": "Agents", "gpus": "GPUs", "host": "Host", "plan": "Plan", "logs": "Logs", "alerts": "Alerts",
+    "kpis": "KPIs",
 }  # fmt: skip
 TABS = tuple(TAB_TITLES)
 
@@ -101,6 +104,8 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
     NodeScreen #gpus-panel { height: 1fr; }
     NodeScreen #host-panel { height: auto; }
     NodeScreen #plan-panel { height: 1fr; }
+    NodeScreen #wide-right #kpis-panel { height: auto; max-height: 16; }
+    NodeScreen #wide-right #kpis-panel > VerticalScroll { height: auto; }
     NodeScreen #wide-left #alerts-panel { height: auto; max-height: 9; }
     NodeScreen .attention-empty { color: $success; padding: 0 1; }
     NodeScreen TabbedContent { height: 1fr; }
@@ -159,6 +164,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                 with Vertical(id="wide-right"):
                     yield self._panel("gpus", GpuPanel(id="gpus", temp_levels=self._gpu_temp))
                     yield self._panel("host", HostPanel(id="host", mem_levels=self._host_mem))
+                    yield self._panel("kpis", VerticalScroll(KpiPanel(id="kpis")))
                     yield self._panel("plan", VerticalScroll(PhaseBoard(id="plan")))
         else:
             with TabbedContent(initial=self.active_tab, id="tabs"):
@@ -174,6 +180,8 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
                     yield self._panel("logs", LogView(id="logs-body"))
                 with TabPane("6 Alerts", id="alerts"):
                     yield self._panel("alerts", *attention_panel_body("alerts-body", node_column=False))
+                with TabPane("7 KPIs", id="kpis"):
+                    yield self._panel("kpis", VerticalScroll(KpiPanel(id="kpis-body")))
         yield KeyFooter(order=FOOTER_ORDER)
 
     def _panel(self, name: str, *body: Widget) -> Vertical:
@@ -236,6 +244,7 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         now = self.deck.clock()
         table = self.query_one(AgentsTable)
         if self._visible("agents"):
+            set_table_headline(table, {link.name: link}, self.deck.headline_kpi, snap.agents)
             table.display = bool(snap.agents)
             table.show([(link.name, a) for a in snap.agents], now)
             health = fmt_health(health_count(snap.agents))
@@ -249,6 +258,8 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             self.query_one(HostPanel).show(snap.system, link.cpu_history, link.mem_history)
         if self._visible("plan"):
             self.query_one(PhaseBoard).show(snap.phases, now)
+        if self._visible("kpis"):
+            self.query_one(KpiPanel).show(fleet_summaries(link, snap.agents))
 
     def _show_note(self, link: NodeLink, snap: NodeSnapshot | None, kind: str, text: str) -> None:
         """Above the agents: why a node is offline, whole (the header and the panels' borders have room for

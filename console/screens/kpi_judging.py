@@ -1,0 +1,139 @@
+"""What the screens hand the KPI widgets: each figure graded by the node's rules (console/core/kpi_rules),
+dated and traced by its history (the NodeLink's KpiHistory). The widgets format and colour; this judges.
+
+A rule judges the figure :func:`kpi_rules.judged_figure` names: a gauge's value, a counter's rate per
+second. So do the history's series and trends, so a line, a trend and a breach are always in one unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from backends.kpis import aggregate, convert
+from backends.model import Agent, Kpi
+from console.core.kpi_rules import Limits, ResolvedRule, headline_kpi, judged_figure, rule_book
+from console.core.node_link import NodeLink
+from widgets.agents_table import AgentsTable, KpiGrader
+from widgets.kpi_list import KpiLine
+from widgets.kpi_panel import KpiSummary
+
+
+def _judged(kpi: Kpi) -> tuple[float, str] | None:
+    return judged_figure(kpi.value, kpi.unit, kpi.kind, kpi.rate_per_s)
+
+
+def rule_of(link: NodeLink, agent: Agent | None, name: str) -> ResolvedRule | None:
+    """The rule for KPI ``name`` of ``agent`` on ``link`` (None: the node's own, no label overrides)."""
+    return rule_book(link.kpi_rules).for_agent(link.name, agent.labels if agent else {}).get(name)
+
+
+def limits_of(link: NodeLink, rule: ResolvedRule | None, unit: str) -> Limits | None:
+    return None if rule is None else rule_book(link.kpi_rules).limits(rule, unit)
+
+
+def grade(link: NodeLink, agent: Agent, kpi: Kpi) -> str | None:
+    """ "warning", "critical" or None for ``agent``'s latest figure of ``kpi``."""
+    rule = rule_of(link, agent, kpi.name)
+    figure = _judged(kpi) if rule is not None else None
+    if figure is None:
+        return None
+    limits = limits_of(link, rule, figure[1])
+    return None if limits is None else limits.grade(figure[0])
+
+
+def grader(links: Mapping[str, NodeLink]) -> KpiGrader:
+    """The agents table's grader: each row judged by its own node's rules."""
+
+    def judge(node: str, agent: Agent, kpi: Kpi) -> str | None:
+        link = links.get(node)
+        return None if link is None else grade(link, agent, kpi)
+
+    return judge
+
+
+def set_table_headline(
+    table: AgentsTable, links: Mapping[str, NodeLink], configured: str | None, agents: Sequence[Agent]
+) -> None:
+    """Give ``table`` its KPI column: the config's headline KPI, else the one the rules and agents imply.
+    Chosen once: a column that came and went with the agents reporting would shift every other column."""
+    if table.headline is not None:
+        return
+    name = configured
+    if name is None:
+        rules = next((link.kpi_rules for link in links.values()), ())
+        name = headline_kpi(rules, agents)
+    if name != table.headline:
+        table.set_headline(name, grader(links) if name is not None else None)
+
+
+def agent_lines(link: NodeLink, agent: Agent) -> list[KpiLine]:
+    """Every KPI of ``agent``, with its rule, grade, breach start and recent figures."""
+    lines = []
+    for kpi in agent.kpis:
+        figure = _judged(kpi)
+        unit = figure[1] if figure is not None else kpi.unit
+        rule = rule_of(link, agent, kpi.name)
+        limits = limits_of(link, rule, unit)
+        level = limits.grade(figure[0]) if limits is not None and figure is not None else None
+        since = link.kpis.breach_since(agent.id, kpi.name, limits, level) if limits and level else None
+        history = tuple(value for _, value in link.kpis.series(agent.id, kpi.name))
+        lines.append(
+            KpiLine(
+                kpi=kpi,
+                rule=rule,
+                unit=unit,
+                grade=level,
+                since=since,
+                history=history,
+                lines=(limits.warn, limits.crit) if limits is not None else (),
+            )
+        )
+    return lines
+
+
+def fleet_summaries(link: NodeLink, agents: Sequence[Agent]) -> list[KpiSummary]:
+    """One row per KPI the agents report: the spread of their judged figures now, in the first reporter's
+    unit (others converted; one that cannot be is left out), and how many breach their own rules."""
+    figures: dict[str, list[float]] = {}
+    units: dict[str, str] = {}
+    counts: dict[str, list[int]] = {}  # name -> [critical, warning]
+    for agent in agents:
+        for kpi in agent.kpis:
+            figure = _judged(kpi)
+            if figure is None:
+                continue
+            unit = units.setdefault(kpi.name, figure[1])
+            value = convert(figure[0], figure[1], unit)
+            if value is None:
+                continue
+            figures.setdefault(kpi.name, []).append(value)
+            level = grade(link, agent, kpi)
+            tally = counts.setdefault(kpi.name, [0, 0])
+            if level == "critical":
+                tally[0] += 1
+            elif level == "warning":
+                tally[1] += 1
+    rows = []
+    for name, values in figures.items():
+        unit = units[name]
+        rule = rule_of(link, None, name)
+        limits = limits_of(link, rule, unit)
+        critical, warning = counts[name]
+        rows.append(
+            KpiSummary(
+                name=name,
+                unit=unit,
+                reporting=len(values),
+                low=aggregate(values, "min"),
+                p50=aggregate(values, "p50"),
+                p95=aggregate(values, "p95"),
+                high=aggregate(values, "max"),
+                rule=rule,
+                rule_unit=unit,
+                critical=critical,
+                warning=warning,
+                trend=tuple(link.kpis.fleet_trend(name)),
+                lines=(limits.warn, limits.crit) if limits is not None else (),
+            )
+        )
+    return rows
