@@ -3,11 +3,15 @@ times, counters on their rate, units converted, and the alerts NodeLink's judgin
 
 from __future__ import annotations
 
+import random
+
+import msgspec
+
 from backends.model import Agent, Kpi, KpiSeries, NodeInfo, NodeSnapshot
 from console.core.alerts import HOLD_UNKNOWN, kpi_alerts, link_alerts
 from console.core.config import Thresholds
 from console.core.kpi_history import KpiHistory
-from console.core.kpi_rules import KpiRule, rule_book
+from console.core.kpi_rules import KpiOverride, KpiRule, rule_book
 from console.core.node_link import NodeLink
 
 from .fake_backend import FakeBackend
@@ -138,3 +142,98 @@ async def test_a_node_link_keeps_the_history_and_its_alerts_reach_link_alerts() 
     assert len(link.kpis.series("a1", "latency_p95_ms")) == 3
     kpi = [a for a in link_alerts(link, Thresholds(), 100.0) if a.rule.startswith("kpi:")]
     assert [(a.severity, a.since) for a in kpi] == [("critical", 0.0)]
+
+
+def _fleet_step(step: int) -> NodeSnapshot:
+    """A fleet that moves in every way the history must follow: figures past and back inside the lines,
+    a counter whose rate is unknown at times, figures re-sent with the same `at`, agents that come, go,
+    die and reorder their KPIs, and one that changes a KPI's unit."""
+    agents = []
+    for index in range(12):
+        if index == 5 and 8 <= step < 14:
+            continue  # gone for a while
+        at = float(step) if not (index == 3 and step % 3) else float(step - step % 3)  # re-sends its `at`
+        rng = random.Random(f"{index}/{at}")  # so a figure re-sent is the same figure
+        kpis = [
+            Kpi(name="latency_p95_ms", value=rng.choice([90.0, 130.0, 160.0, 200.0]), unit="ms", at=at),
+            Kpi(name="success_ratio", value=rng.choice([0.9999, 0.995, 0.98]), unit="ratio", at=at),
+            Kpi(
+                name="ops_total",
+                value=float(step * 10),
+                at=at,
+                kind="counter",
+                rate_per_s=None if rng.random() < 0.2 else rng.choice([0.1, 5.0]),
+            ),
+        ]
+        if index == 7 and step >= 10:
+            kpis[0] = Kpi(name="latency_p95_ms", value=kpis[0].value / 1000, unit="s", at=at)
+        if index == 2 and step % 4 == 0:
+            kpis.reverse()
+        agents.append(
+            Agent(
+                id=f"a{index}",
+                name="same" if index < 2 else f"a{index}",
+                kind="actor" if index == 9 else "process",
+                state="failed" if index == 9 and step > 6 else "running",
+                labels={"role": "retriever" if index % 2 else "planner"},
+                kpis=tuple(kpis),
+            )
+        )
+    return NodeSnapshot(node=NODE, observed_at=float(step), agents=tuple(agents))
+
+
+def test_alerts_from_the_judged_history_are_those_of_judging_every_figure() -> None:
+    # kpi_alerts takes the breaches the history judged as it observed the snapshot; given any other
+    # snapshot object (here an equal copy) it judges every figure against the history instead. Both must
+    # agree at every step, whatever the fleet does.
+    rules = (
+        KpiRule(
+            name="latency_p95_ms",
+            unit="ms",
+            warn=120,
+            crit=150,
+            for_s=3,
+            overrides=(KpiOverride(labels={"role": "retriever"}, crit=190),),
+        ),
+        KpiRule(name="ops_total", unit="per_s", warn=1, crit=0.5, direction="below", for_s=2),
+    )
+    history = KpiHistory(max_points=6, rules=rules, node="gpu-01")
+    seen = 0
+    for step in range(40):
+        snapshot = _fleet_step(step)
+        history.observe(snapshot)
+        judged = kpi_alerts(snapshot, rules, history, now=step, name="gpu-01")
+        walked = kpi_alerts(msgspec.structs.replace(snapshot), rules, history, now=step, name="gpu-01")
+        assert judged == walked, step
+        seen += len(judged)
+        for agent in snapshot.agents:
+            for kpi in agent.kpis:
+                points = history.series(agent.id, kpi.name)
+                assert len(points) <= 6
+                assert [t for t, _ in points] == sorted({t for t, _ in points})  # each `at` once, in order
+    assert seen > 20  # the fleet did breach, so the comparison compared something
+    assert {a.rule for a in judged} <= {"kpi:latency_p95_ms", "kpi:ops_total"}
+
+
+def test_a_breach_carries_over_figures_re_sent_and_a_counter_without_a_rate() -> None:
+    rule = KpiRule(name="ops_total", unit="per_s", warn=1, crit=0.5, direction="below", for_s=10)
+    history = KpiHistory(rules=(rule,))
+
+    def step(at: float, rate: float | None) -> NodeSnapshot:
+        kpi = Kpi(name="ops_total", value=at, at=at, kind="counter", rate_per_s=rate)
+        snapshot = NodeSnapshot(node=NODE, observed_at=at, agents=(Agent(id="a1", name="a1", kpis=(kpi,)),))
+        history.observe(snapshot)
+        return snapshot
+
+    step(0, 0.1)
+    snapshot = step(0, 0.1)  # re-sent: the same figure, the breach stands
+    assert kpi_alerts(snapshot, (rule,), history, now=0) == []  # held 0 s of 10
+    step(6, 0.2)
+    snapshot = step(12, None)  # no rate yet (a restart): not judged, the breach not ended
+    assert kpi_alerts(snapshot, (rule,), history, now=12) == []
+    snapshot = step(13, 0.2)
+    (alert,) = kpi_alerts(snapshot, (rule,), history, now=13)
+    assert (alert.severity, alert.since) == ("critical", 0)
+    assert history.series("a1", "ops_total") == [(0, 0.1), (6, 0.2), (13, 0.2)]
+    limits = history.book.limits(history.book.for_agent("gpu-01", {})["ops_total"], "per_s")
+    assert limits is not None and history.breach_since("a1", "ops_total", limits, "critical") == 0

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from backends.kpis import format_value
 from backends.model import Agent, LogRecord, NodeSnapshot
 from console.core.config import Thresholds
-from console.core.kpi_history import KpiHistory
+from console.core.kpi_history import Breach, KpiHistory
 from console.core.kpi_rules import COUNTER_UNIT, KpiRule, KpiSeverity, Limits, RuleBook, rule_book
 
 if TYPE_CHECKING:
@@ -290,6 +290,10 @@ def kpi_alerts(
     del now  # a breach's hold is measured by its figures' times (see the module's doc)
     node = name or snapshot.node.name
     book = rule_book(rules)
+    if history is not None:
+        breaches = history.breaches(snapshot, book, node)
+        if breaches is not None:
+            return _breach_alerts(snapshot, breaches, node)
     alerts: list[Alert] = []
     labels: dict[str, str] | None = None  # made only when an agent has an alert
     uniform = book.uniform
@@ -339,6 +343,40 @@ def kpi_alerts(
                 )
             )
     return sort_alerts(alerts)
+
+
+def _breach_alerts(snapshot: NodeSnapshot, breaches: Iterable[Breach], node: str) -> list[Alert]:
+    """The alerts of the series the history judged past a line as it took ``snapshot``: what the walk over
+    every figure in kpi_alerts gives, from the few past a line, in the same order."""
+    found: list[tuple[int, str, int, Alert]] = []
+    labels: dict[str, str] | None = None
+    for breach in breaches:
+        limits = breach.limits
+        if breach.crit_since is not None and breach.newest - breach.crit_since >= limits.for_s:
+            severity: KpiSeverity = "critical"
+            since = breach.crit_since
+        elif breach.newest - breach.warn_since >= limits.for_s:
+            severity, since = "warning", breach.warn_since
+        else:
+            continue
+        if labels is None:
+            labels = agent_labels(snapshot.agents)
+        agent_id = breach.agent.id
+        shown = labels.get(agent_id, agent_id)
+        reason = kpi_reason(breach.name, breach.value, breach.unit, limits, severity, counter=breach.counter)
+        subject = f"agent:{agent_id}"
+        alert = Alert(
+            severity,
+            node,
+            subject,
+            reason,
+            since,
+            f"kpi:{breach.name}",
+            f"agent:{shown}" if shown != agent_id else None,
+        )
+        found.append((SEVERITY_RANK[severity], subject, breach.index, alert))
+    found.sort(key=lambda item: item[:3])
+    return [alert for *_, alert in found]
 
 
 def _judge(
