@@ -76,7 +76,7 @@ class NodeLink:
         self.audit = AuditTrail()  # fetched by the Audit screen, not by the poll loop
         # the config's [[kpis]] (the built-in rules fill in the rest) and the figures they are judged on
         self.kpi_rules: tuple[KpiRule, ...] = tuple(kpi_rules)
-        self.kpis = KpiHistory(rules=self.kpi_rules)
+        self.kpis = KpiHistory(rules=self.kpi_rules, node=name)  # judged as the alerts name the node
         self.kpis_seeded = False  # the node's own KPI history was asked for (once, see seed_kpis)
         self._opened = False
 
