@@ -12,8 +12,10 @@ run slow and hold a critical breach, so the judging path that dates a breach run
 - added_p50_ms / added_p99_ms: observe + judge per snapshot, less the same on the same agents without
   KPIs (what KPIs add to handling a snapshot).
 - cpu_share_percent: that added median at one snapshot a second, as a share of one core.
-- decode_added_ms: what the KPIs add to decoding the snapshot from the wire (msgspec JSON), for scale:
-  a served node's snapshot carries them.
+- floor_p50_ms: a bare loop reading every figure's ``at`` and value, the least any pure-Python handling
+  of every figure costs.
+- decode_plain_ms / decode_kpis_ms / decode_added_ms: decoding the snapshot from the wire (msgspec JSON)
+  without and with the KPIs, and the difference, for scale: a served node's snapshot carries them.
 """
 
 from __future__ import annotations
@@ -76,11 +78,31 @@ def _agents(step: int, rng: random.Random, with_kpis: bool) -> tuple[Agent, ...]
 
 
 def _snapshots(count: int, with_kpis: bool) -> list[NodeSnapshot]:
+    """Snapshots as the console gets them over HTTP: decoded, so each holds its own strings (a name
+    compared with the last snapshot's is compared by content, not found identical)."""
     rng = random.Random(7)
+    decoder = msgspec.json.Decoder(NodeSnapshot)
     return [
-        NodeSnapshot(node=NODE, observed_at=START + step, agents=_agents(step, rng, with_kpis))
+        decoder.decode(
+            msgspec.json.encode(
+                NodeSnapshot(node=NODE, observed_at=START + step, agents=_agents(step, rng, with_kpis))
+            )
+        )
         for step in range(count)
     ]
+
+
+def _floor(snapshots: list[NodeSnapshot]) -> list[float]:
+    """Seconds per snapshot of a bare loop reading each figure's `at` and value: what any pure-Python
+    handling of every figure costs at least."""
+    timings = []
+    for snapshot in snapshots:
+        started = time.perf_counter()
+        for agent in snapshot.agents:
+            for kpi in agent.kpis:
+                kpi.at, kpi.value  # noqa: B018
+        timings.append(time.perf_counter() - started)
+    return timings
 
 
 def _handle(snapshots: list[NodeSnapshot]) -> tuple[list[float], int]:
@@ -122,7 +144,9 @@ def measure(quick: bool) -> dict[str, Any]:
     warm = 2  # the first snapshots make every series: the steady state is what runs at 1 Hz
     kpi_s, plain_s = kpi_s[warm:], plain_s[warm:]
     added = [k - p for k, p in zip(kpi_s, plain_s, strict=True)]
-    decode_added = _decode_s(with_kpis[-1], 3 if quick else 10) - _decode_s(without[-1], 3 if quick else 10)
+    floor_s = _floor(with_kpis)[warm:]
+    decode_kpis = _decode_s(with_kpis[-1], 3 if quick else 10)
+    decode_plain = _decode_s(without[-1], 3 if quick else 10)
     figures: dict[str, Any] = {
         "kpi_p50_ms": ms(statistics.median(kpi_s)),
         "kpi_p99_ms": ms(quantile(kpi_s, 0.99)),
@@ -130,7 +154,10 @@ def measure(quick: bool) -> dict[str, Any]:
         "added_p50_ms": ms(statistics.median(added)),
         "added_p99_ms": ms(quantile(kpi_s, 0.99) - statistics.median(plain_s)),
         "cpu_share_percent": round(100 * statistics.median(added) / 1.0, 2),
-        "decode_added_ms": ms(decode_added),
+        "floor_p50_ms": ms(statistics.median(floor_s)),
+        "decode_plain_ms": ms(decode_plain),
+        "decode_kpis_ms": ms(decode_kpis),
+        "decode_added_ms": ms(decode_kpis - decode_plain),
         "history_mb": round(history_mb, 1),
         "alerts": float(alerts),
         "figures_per_snapshot": float(AGENTS * 5),
