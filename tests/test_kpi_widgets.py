@@ -30,7 +30,7 @@ from console.core.kpi_rules import KpiRule, ResolvedRule
 from console.core.node_link import NodeLink
 from console.screens.agent import AgentScreen
 from console.snapshot import build_app, prime, screen_text
-from widgets.agents_table import AgentsTable
+from widgets.agents_table import AgentsTable, kpi_label
 from widgets.kpi_panel import KpiSummary, breach_text
 from widgets.kpi_view import figure_text, state_text, threshold_text, trend
 from widgets.phase_board import PhaseBoard
@@ -162,6 +162,15 @@ def test_a_breach_is_marked_by_its_symbol_and_word_not_by_colour_alone() -> None
     assert breach_text(summary).plain == "✖2 ▲1"
 
 
+def test_the_kpi_column_header_leaves_the_unit_to_the_cells() -> None:
+    assert kpi_label("latency_p95_ms") == "latency_p95"
+    assert kpi_label("tokens_out_total") == "tokens_out"
+    assert kpi_label("cost_usd_total") == "cost"
+    assert kpi_label("ops_per_hour") == "ops"
+    assert kpi_label("queue_depth") == "queue_depth"
+    assert kpi_label("a_very_long_kpi_name_indeed") == "a_very_long…"
+
+
 def test_a_trend_puts_the_threshold_on_its_scale_and_a_steady_figure_flat() -> None:
     # against a crit line of 150 a figure of 97 to 100 runs low; alone it would fill the height
     assert trend([97.0, 98.0, 100.0], 3, (120.0, 150.0)) == "▁▁▁"
@@ -181,7 +190,7 @@ async def test_the_agents_table_shows_the_headline_kpi_graded_and_sorts_worst_fi
         assert table.headline == "latency_p95_ms"
         assert "kpi" in table.shown_columns  # it has room at 80 columns
         text = screen_text(app)
-        assert "latency_p95_ms" in text
+        assert "latency_p95 " in text  # its header: the name, the unit left to the cells
         assert "✖ 162 ms" in row_of(text, "slow")
         assert "▲ 127 ms" in row_of(text, "warm")
         fast = row_of(text, "fast")
@@ -224,8 +233,10 @@ async def test_the_agent_detail_shows_every_kpi_with_threshold_state_since_and_t
             assert "99.93%" in text and "warn 99.9% · crit 99%, below" in text
             tokens = row_of(text, "tokens_out_total")
             assert "31/s" in tokens and "—" in tokens  # a counter's rate; no rule judges it
-            if size == SMALL:  # the threshold under its KPI, the whole row inside 80 columns
+            if size == SMALL:  # the threshold under its KPI, the trend drawn once, beside the figure
                 assert "warn" not in latency
+                under = text.splitlines()[text.splitlines().index(latency) + 1]
+                assert "warn 120 ms" in under and not any(block in under for block in "▁▂▃▄▅▆▇█"), under
 
 
 async def test_an_agent_reporting_no_kpi_gets_no_empty_kpi_panel() -> None:

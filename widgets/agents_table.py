@@ -139,7 +139,10 @@ NODE_KEY = "node"  # the optional first column; sorts by node, then agent name
 KPI_KEY = "kpi"  # the headline KPI's column, after State, when the table has a headline KPI
 KPI_AFTER = "state"
 KPI_WIDTH = 10  # "✖ 1023 ms", "▲ 99.93%", "$1,234.56"; a longer figure is cut by the table
-KPI_LABEL_MAX = 14
+KPI_LABEL_MAX = 12
+# the unit words a KPI's name ends in: its cells show the unit, so the header can do without ("latency_p95")
+_UNIT_ENDINGS = ("_ms", "_s", "_seconds", "_ratio", "_percent", "_pct", "_bytes", "_usd", "_per_hour",
+                 "_per_min", "_per_s")  # fmt: skip
 # (node, agent, its KPI) -> "warning" | "critical" | None: the console's judgement of the figure
 KpiGrader = Callable[[str, Agent, Kpi], str | None]
 _GRADE_RANK = {"critical": 0, "warning": 1}
@@ -165,6 +168,17 @@ FRESHNESS_STYLE: dict[str, tuple[str, str]] = {
     "offline": ("✖", "bold red"),
     "connecting": ("○", "dim"),
 }
+
+
+def kpi_label(name: str) -> str:
+    """The KPI column's header: the KPI's name without its unit word ("latency_p95_ms" -> "latency_p95",
+    "tokens_out_total" -> "tokens_out"), cut to KPI_LABEL_MAX."""
+    stem = name.removesuffix("_total")
+    for ending in _UNIT_ENDINGS:
+        if stem.endswith(ending) and len(stem) - len(ending) >= 3:
+            stem = stem.removesuffix(ending)
+            break
+    return stem if len(stem) <= KPI_LABEL_MAX else stem[: KPI_LABEL_MAX - 1] + "…"
 
 
 def agent_matches(agent: Agent, needle: str, node: str = "") -> bool:
@@ -251,7 +265,7 @@ class AgentsTable(SyncedTable[str | Text]):
             if self.sort_column == KPI_KEY:
                 self.sort_column = "health"
         else:
-            label = name if len(name) <= KPI_LABEL_MAX else name[: KPI_LABEL_MAX - 1] + "…"
+            label = kpi_label(name)
             column = Column(KPI_KEY, terminal_safe(label), self._kpi_cell_plain, self._kpi_sort_key)
             at = COLUMN_KEYS.index(KPI_AFTER) + 1
             self._all_columns = (*COLUMNS[:at], column, *COLUMNS[at:])

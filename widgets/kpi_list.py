@@ -111,6 +111,6 @@ class KpiList(Widget):
                 out.append(thresholds[i], style="dim")
                 rest -= len(thresholds[i]) + 2
                 out.append("  ")
-            if rest >= TREND_MIN:
+            if not inline and rest >= TREND_MIN:
                 out.append(trend(line.history, rest, line.lines), style="cyan")
         return out

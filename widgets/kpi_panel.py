@@ -18,7 +18,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.widget import Widget
 
-from backends.kpis import format_value
+from backends.kpis import format_rate, format_value
 
 from .kpi_view import KpiRule, grade_style, threshold_text, trend
 from .safe import safe_text
@@ -36,6 +36,7 @@ class KpiSummary:
     name: str
     unit: str  # the unit the figures below are in
     reporting: int  # agents reporting it
+    rate_of: str | None = None  # a counter: the figures are its rate per second of this unit
     low: float | None = None
     p50: float | None = None
     p95: float | None = None
@@ -61,6 +62,13 @@ def breach_text(summary: KpiSummary) -> Text:
         text.append(" " if summary.critical else "")
         text.append(f"▲{summary.warning}", style=grade_style("warning"))
     return text
+
+
+def _figure(row: KpiSummary, value: float | None) -> str:
+    """A gauge in its unit ("97 ms"); a counter's rate in the unit that reads best ("$1.20/h", "22/s")."""
+    if value is None or row.rate_of is None:
+        return format_value(value, row.unit)
+    return format_rate(value, row.rate_of)
 
 
 class KpiPanel(Widget):
@@ -110,7 +118,7 @@ class KpiPanel(Widget):
             out.append(" " * (name_w - cell_len(name.plain)))
             out.append(f" {row.reporting:>6}")
             for what in figures:
-                out.append(" " + format_value(getattr(row, what), row.unit).rjust(FIGURE_W))
+                out.append(" " + _figure(row, getattr(row, what)).rjust(FIGURE_W))
             out.append("  ")
             out.append_text(breach)
             threshold = f"  {threshold_text(row.rule, row.rule_unit)}"

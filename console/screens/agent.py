@@ -100,7 +100,8 @@ FOOTER_ORDER = (
 class AgentScreen(ActionKeys, FleetDeckScreen):
     DEFAULT_CSS = """
     AgentScreen #detail-panel { height: auto; max-height: 75%; }
-    AgentScreen #agent-kpis-panel { height: auto; max-height: 40%; }
+    AgentScreen #agent-kpis-panel { height: auto; max-height: 35%; }
+    AgentScreen.-with-kpis #detail-panel { max-height: 45%; }  /* room left for its logs */
     AgentScreen #agent-kpis-panel.-none { display: none; }
     AgentScreen #detail { padding: 0 1; }
     AgentScreen #agent-logs-panel { height: 1fr; }
@@ -167,6 +168,7 @@ class AgentScreen(ActionKeys, FleetDeckScreen):
             return
         update_steady(detail, agent_table(agent, snap, self.deck.clock()))
         kpis.set_class(not agent.kpis, "-none")  # an agent that reports none: no empty panel
+        self.set_class(bool(agent.kpis), "-with-kpis")
         self.query_one(KpiList).show(agent_lines(link, agent))
 
     def logs_arrived(self) -> None:

@@ -96,6 +96,7 @@ def fleet_summaries(link: NodeLink, agents: Sequence[Agent]) -> list[KpiSummary]
     unit (others converted; one that cannot be is left out), and how many breach their own rules."""
     figures: dict[str, list[float]] = {}
     units: dict[str, str] = {}
+    rate_of: dict[str, str] = {}  # a counter's own unit: its figures here are its rate per second
     counts: dict[str, list[int]] = {}  # name -> [critical, warning]
     for agent in agents:
         for kpi in agent.kpis:
@@ -103,6 +104,8 @@ def fleet_summaries(link: NodeLink, agents: Sequence[Agent]) -> list[KpiSummary]
             if figure is None:
                 continue
             unit = units.setdefault(kpi.name, figure[1])
+            if kpi.kind == "counter":
+                rate_of.setdefault(kpi.name, kpi.unit)
             value = convert(figure[0], figure[1], unit)
             if value is None:
                 continue
@@ -123,6 +126,7 @@ def fleet_summaries(link: NodeLink, agents: Sequence[Agent]) -> list[KpiSummary]
             KpiSummary(
                 name=name,
                 unit=unit,
+                rate_of=rate_of.get(name),
                 reporting=len(values),
                 low=aggregate(values, "min"),
                 p50=aggregate(values, "p50"),
