@@ -190,10 +190,102 @@ def test_alerts_have_durations_from_the_history_and_the_audit_trail() -> None:
     )
     assert "170 ms" in breach.detail and "150 ms" in breach.detail
     assert ("kpi", "latency_p95_ms on retriever-02") not in alerts  # 90 ms all along
+    group = next(g for g in _card().alert_groups if g.source == "kpi")
+    assert (group.kpi, group.agent, group.fired, group.critical) == ("latency_p95_ms", "retriever-01", 1, 1)
+    assert (group.longest_s, group.total_s, group.worst, group.line) == (
+        330,
+        330,
+        "peak 170 ms",
+        "crit >= 150 ms",
+    )
+    # a sample every 30 s, finer than the rule's 60 s: the durations are as measured
+    assert (group.sampling_s, group.to_nearest_sample, breach.to_nearest_sample) == (30, False, False)
     failed = alerts[("criterion", "w7/P95")]
     assert (failed.start, failed.end, failed.duration_s) == (T - 7200, T - 3600, 3600)
     gate = alerts[("gate", "phase p-x")]
     assert (gate.end, gate.duration_s) == (None, 600)  # still NO-GO when the card was made
+
+
+def _flapping(agent: str, every: int, value: float) -> KpiSeries:
+    """A week of latency sampled every 30 min, as a demo node keeps one: ``value`` at every ``every``-th
+    sample (one sample over the line, the next back under), 100 ms otherwise."""
+    points = tuple((T - 7 * DAY + k * 1800, value if k % every == every - 1 else 100.0) for k in range(337))
+    return KpiSeries(agent_id=agent, name="latency_p95_ms", unit="ms", points=points)
+
+
+def _week(series: list[KpiSeries], audit: list[AuditEntry] | None = None) -> ReportCard:
+    snapshot = NodeSnapshot(
+        node=NodeInfo(id="n", name="n", backend="demo", environment="staging"), observed_at=T, agents=()
+    )
+    gathered = Gathered(
+        snapshot=snapshot, history=series, history_note=None, audit=audit or [], audit_note=None
+    )
+    return make_card(gathered, node="n", rules=(), period="7d", start=T - 7 * DAY, end=T)
+
+
+def test_a_flapping_kpi_is_one_group_with_its_counts_and_its_sampling() -> None:
+    card = _week([_flapping("a", 4, 170.0), _flapping("b", 3, 130.0), _flapping("c", 6, 160.0)])
+    # every episode is in the JSON: 84 on a, 112 on b, 56 on c
+    assert len(card.alerts) == 84 + 112 + 56
+    first, _, third = card.alert_groups
+    # critical first, then the longest over the line in all: a (84 x 30 min) before c (56 x 30 min)
+    assert [(g.agent, g.severity, g.fired, g.critical) for g in card.alert_groups] == [
+        ("a", "critical", 84, 84),
+        ("c", "critical", 56, 56),
+        ("b", "warning", 112, 0),
+    ]
+    assert (first.total_s, first.longest_s, first.first_start) == (84 * 1800, 1800, T - 7 * DAY + 3 * 1800)
+    assert (first.worst, third.worst, third.line) == ("peak 170 ms", "peak 130 ms", "warn >= 120 ms")
+    # 30 min between samples, coarser than the rule's 60 s: each duration is known to a sample only
+    assert all(g.sampling_s == 1800 and g.to_nearest_sample for g in card.alert_groups)
+    assert all(a.sampling_s == 1800 and a.to_nearest_sample for a in card.alerts)
+    decoded = json.loads(to_json(card))
+    assert len(decoded["alerts"]) == 252 and decoded["alert_groups"][0]["fired"] == 84
+    assert msgspec.json.decode(to_json(card), type=ReportCard) == card
+
+    text = render_md(card)
+    assert "3 alerts (2 critical, 1 warning) from 252 episodes" in text
+    assert "| 🔴 critical | `latency_p95_ms` | a | 84 | " in text
+    assert "| 30m00s ± 30 min | ≈ 1d18h | peak 170 ms | crit >= 150 ms |" in text
+    assert "durations to the nearest sample" in text and "every 30 min" in text
+    # the episodes themselves: only the latest ten, newest first
+    episodes = [line for line in text.splitlines() if line.startswith("| latency_p95_ms on ")]
+    assert len(episodes) == 10 and "The latest 10 of 252 KPI breach episodes" in text
+    page = render_html(card)
+    assert page.count("latency_p95_ms on ") == 10 and "± 30 min" in page and "from 252 episodes" in page
+
+
+def test_few_verdict_changes_are_listed_and_many_are_grouped() -> None:
+    def changes(count: int) -> list[AuditEntry]:
+        entries: list[AuditEntry] = []
+        for k in range(count):
+            for step, to in ((0, "fail"), (600, "pass")):
+                entries.append(
+                    AuditEntry(
+                        seq=len(entries) + 1,
+                        ts=T - DAY + k * 1200 + step,
+                        operator="node",
+                        action="criterion.verdict",
+                        target="phase:p1",
+                        outcome="ok",
+                        params=_change("criterion:w7/P95", to),
+                    )
+                )
+        return entries
+
+    few = render_md(_week([], changes(3)))
+    assert few.count("| Criterion FAIL | w7/P95 |") == 3 and "1 alert (1 critical, 0 warning) from 3" in few
+    many = _week([], changes(25))
+    (group,) = many.alert_groups
+    assert (group.fired, group.longest_s, group.total_s, group.last_end) == (
+        25,
+        600,
+        25 * 600,
+        T - DAY + 24 * 1200 + 600,
+    )
+    text = render_md(many)
+    (row,) = [line for line in text.splitlines() if line.startswith("| Criterion FAIL")]
+    assert "| w7/P95 | 25 |" in row and "| 10m00s | 4h10m |" in row
 
 
 def test_operator_actions_are_the_periods_and_not_the_nodes_own() -> None:
@@ -362,10 +454,15 @@ def test_local_node_card_lists_plan_kpis_breaches_signoff_and_actions(fleetdeck,
     assert "| P95 latency (`latency_p95_ms`) | < 120 ms | 95 ms" in text and "✅ PASS" in text
     assert "Sign-off: signed NO-GO by alice at " in text and "“wait for the soak test”" in text
     assert "| `latency_p95_ms` | retriever-01 | 53 | 95 ms | 170 ms | 170 ms | 95 ms |" in text
-    alerts = [line for line in text.splitlines() if line.startswith(("| KPI breach", "| Criterion FAIL"))]
-    breach, failed = alerts  # the live blip held less than for_s: no breach of its own
-    assert "critical" in breach and "| 11m00s |" in breach and "peak 170 ms" in breach
-    assert "| w7/P95 latency |" in failed and "FAIL" in failed
+    lines = text.splitlines()
+    (group,) = [line for line in lines if "| `latency_p95_ms` | retriever-01 | 1 |" in line]
+    # fired once (the live blip held less than for_s: no breach of its own), 11 minutes over 150 ms, and
+    # sampled every minute, as fine as the rule's for_s: no "±" on the durations
+    cells = [cell.strip() for cell in group.strip("|").split("|")]
+    assert cells[0] == "🔴 critical" and cells[6:] == ["11m00s", "11m00s", "peak 170 ms", "crit >= 150 ms"]
+    assert "±" not in text and "KPI breach episodes" not in text  # one episode: no list of the latest
+    (failed,) = [line for line in lines if line.startswith("| Criterion FAIL")]
+    assert "| w7/P95 latency |" in failed
     assert "| alice | gate.sign | phase:p1 | wait for the soak test | ok" in text
     assert "| plan.apply |" in text
 

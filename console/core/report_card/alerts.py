@@ -4,17 +4,36 @@ trail (operator "node"), each with how long it lasted."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from statistics import median
 from typing import Any
 
 from backends.kpis import format_value
 from backends.model import Agent, AuditEntry, KpiSeries
-from console.core.kpi_rules import COUNTER_UNIT, KpiRule, ResolvedRule, episodes, resolved_rule
+from console.core.kpi_rules import COUNTER_UNIT, KpiRule, ResolvedRule, resolved_rule
+from console.core.kpi_rules import episodes as episodes_of
 
 from .card import AlertCard
 
 NODE_OPERATOR = "node"  # who the audit trail names for what the node decided by itself
 VERDICT_ACTIONS = ("criterion.verdict", "gate.decision")
+
+
+@dataclass(frozen=True, slots=True)
+class Breaches:
+    """The breach episodes of one KPI on one agent in the period, with what a group of them reports."""
+
+    kpi: str
+    agent: str
+    episodes: list[AlertCard]
+    worst: str  # "peak 174 ms" / "low 99.45%": the worst figure of them all
+    line: str  # the line the worst of them crossed: "crit >= 150 ms"
+    lines: str  # "warn >= 120 ms, crit >= 150 ms, for 60 s"
+    sampling_s: float | None  # the median spacing of the series' samples in the period
+    to_nearest_sample: bool  # sampling_s is coarser than the rule's for_s
 
 
 def kpi_alerts(
@@ -24,21 +43,29 @@ def kpi_alerts(
     agents: Mapping[str, Agent],
     start: float,
     end: float,
-) -> list[AlertCard]:
-    """Each breach episode of each (agent, KPI) that overlaps [start, end]. The whole series is judged
-    (a breach that began before the period is still one), and an agent gone from the snapshot is judged
-    by the rules that apply to an agent without labels."""
-    found: list[AlertCard] = []
+) -> list[Breaches]:
+    """Each breach episode of each (agent, KPI) that overlaps [start, end], per series that has any. The
+    whole series is judged (a breach that began before the period is still one), and an agent gone from
+    the snapshot is judged by the rules that apply to an agent without labels."""
+    found: list[Breaches] = []
     for one in series:
         agent = agents.get(one.agent_id) or Agent(id=one.agent_id, name=one.agent_id)
         rule = resolved_rule(rules, node, agent, one.name)
         if rule is None:
             continue
-        for episode in episodes(one.points, rule, one.unit, kind=one.kind):
+        times = [at for at, _ in one.points]
+        unit = COUNTER_UNIT if one.kind == "counter" else one.unit
+        lines = _lines(rule, unit)
+        worst_word = "peak" if rule.direction == "above" else "low"
+        episodes: list[AlertCard] = []
+        peaks: list[float] = []
+        for episode in episodes_of(one.points, rule, one.unit, kind=one.kind):
             finish = end if episode.end is None else episode.end
             if finish < start or episode.start > end:
                 continue
-            found.append(
+            gap = edge_gap(times, episode.start, episode.end)
+            peaks.append(episode.peak)
+            episodes.append(
                 AlertCard(
                     source="kpi",
                     subject=f"{one.name} on {agent.name}",
@@ -46,21 +73,66 @@ def kpi_alerts(
                     start=episode.start,
                     end=episode.end if episode.end is None or episode.end <= end else None,
                     duration_s=min(finish, end) - max(episode.start, start),
-                    detail=_breach_detail(rule, one, episode.peak),
+                    detail=f"{worst_word} {format_value(episode.peak, unit)} ({lines})",
+                    worst=f"{worst_word} {format_value(episode.peak, unit)}",
+                    sampling_s=gap,
+                    to_nearest_sample=gap is not None and gap > rule.for_s,
                 )
             )
+        if not episodes:
+            continue
+        worst = max(peaks) if rule.direction == "above" else min(peaks)
+        critical = any(e.severity == "critical" for e in episodes)
+        side = ">=" if rule.direction == "above" else "<="
+        crossed = (
+            f"crit {side} {format_value(rule.crit, rule.unit or unit)}"
+            if critical
+            else (f"warn {side} {format_value(rule.warn, rule.unit or unit)}")
+        )
+        spacing = median_spacing([at for at in times if start <= at <= end])
+        found.append(
+            Breaches(
+                kpi=one.name,
+                agent=agent.name,
+                episodes=episodes,
+                worst=f"{worst_word} {format_value(worst, unit)}",
+                line=crossed,
+                lines=lines,
+                sampling_s=spacing,
+                to_nearest_sample=spacing is not None and spacing > rule.for_s,
+            )
+        )
     return found
 
 
-def _breach_detail(rule: ResolvedRule, one: KpiSeries, peak: float) -> str:
-    unit = COUNTER_UNIT if one.kind == "counter" else one.unit
+def _lines(rule: ResolvedRule, unit: str) -> str:
     lines_unit = rule.unit or unit
     side = ">=" if rule.direction == "above" else "<="
-    worst = "peak" if rule.direction == "above" else "low"
     return (
-        f"{worst} {format_value(peak, unit)} (warn {side} {format_value(rule.warn, lines_unit)}, "
-        f"crit {side} {format_value(rule.crit, lines_unit)}, for {rule.for_s:g} s)"
+        f"warn {side} {format_value(rule.warn, lines_unit)}, "
+        f"crit {side} {format_value(rule.crit, lines_unit)}, for {rule.for_s:g} s"
     )
+
+
+def edge_gap(times: Sequence[float], start: float, end: float | None) -> float | None:
+    """The wider of the gaps between samples at an episode's two edges: before its first sample over the
+    line, and before the first sample back (``times`` sorted; both edges are samples in it). None where
+    neither edge has a sample before it."""
+    gaps = []
+    for edge in (start, end):
+        if edge is None:
+            continue
+        index = bisect_left(times, edge)
+        if 0 < index < len(times):
+            gaps.append(times[index] - times[index - 1])
+    return max(gaps) if gaps else None
+
+
+def median_spacing(times: Sequence[float]) -> float | None:
+    """The median gap between consecutive samples (``times`` sorted); None for fewer than two."""
+    if len(times) < 2:
+        return None
+    return float(median(b - a for a, b in pairwise(times)))
 
 
 def verdict_alerts(entries: Sequence[AuditEntry], start: float, end: float) -> list[AlertCard]:

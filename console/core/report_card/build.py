@@ -18,6 +18,7 @@ from console.core.kpi_rules import KpiRule
 from .alerts import NODE_OPERATOR, kpi_alerts, verdict_alerts
 from .card import (
     ActionCard,
+    AlertCard,
     CriterionCard,
     GateCard,
     KpiSection,
@@ -28,6 +29,7 @@ from .card import (
     Signoff,
     Verdict,
 )
+from .groups import kpi_group, sorted_groups, verdict_groups
 from .summaries import summarise
 
 NO_HISTORY = "no history kept by this node"
@@ -80,8 +82,10 @@ def make_card(
     series = [_until(one, end) for one in gathered.history or ()]
     agents = {a.id: a for a in snapshot.agents}
     entries = [e for e in gathered.audit or () if e.ts <= end]
-    alerts = kpi_alerts(series, rules, node, agents, start, end) + verdict_alerts(entries, start, end)
-    alerts.sort(key=lambda a: (a.start, a.source, a.subject))
+    breaches = kpi_alerts(series, rules, node, agents, start, end)
+    verdicts = sorted(verdict_alerts(entries, start, end), key=_alert_order)
+    alerts = sorted([a for b in breaches for a in b.episodes] + verdicts, key=_alert_order)
+    groups = sorted_groups([*(kpi_group(b) for b in breaches), *verdict_groups(verdicts)])
     return ReportCard(
         node=node,
         backend=snapshot.node.backend,
@@ -97,9 +101,14 @@ def make_card(
             summaries=summarise(series, start, end),
         ),
         alerts=tuple(alerts),
+        alert_groups=groups,
         actions=tuple(_action(e) for e in entries if e.ts >= start and e.operator != NODE_OPERATOR),
         audit=Section(kept=gathered.audit is not None, note=gathered.audit_note),
     )
+
+
+def _alert_order(alert: AlertCard) -> tuple[float, str, str]:
+    return (alert.start, alert.source, alert.subject)
 
 
 def _until(one: KpiSeries, end: float) -> KpiSeries:

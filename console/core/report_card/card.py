@@ -93,6 +93,38 @@ class AlertCard(Card, frozen=True, kw_only=True):
     end: float | None
     duration_s: float  # of the part inside the period (up to the card's time when still open)
     detail: str  # the peak and threshold, or the node's words
+    worst: str | None = None  # a breach's worst figure alone: "peak 170 ms"
+    # A KPI breach judged from samples: the wider of the gaps between samples at its two edges. Its start
+    # lies between the sample before and the first one over the line, its end between the last one over
+    # and the first one back, so its duration is known to within this; None for the audit trail's own.
+    sampling_s: float | None = None
+    to_nearest_sample: bool = False  # sampling_s is coarser than the rule's for_s: the duration is rough
+
+
+class AlertGroup(Card, frozen=True, kw_only=True):
+    """Every episode of one alert in the period taken together: one KPI on one agent, one criterion, one
+    gate. A flapping KPI fires hundreds of times in a week; a reader wants how often, how long at worst and
+    how long in all."""
+
+    source: Literal["kpi", "criterion", "gate"]
+    subject: str  # as its episodes name it
+    kpi: str | None = None  # the KPI and the agent a breach is about (None for the audit trail's)
+    agent: str | None = None
+    severity: Severity  # the worst of its episodes
+    fired: int  # episodes overlapping the period
+    critical: int  # how many of them were critical
+    first_start: float
+    last_end: float | None  # None: the latest episode is still going on
+    longest_s: float
+    total_s: float  # of the parts inside the period
+    worst: str | None = None  # a breach's worst figure, "peak 174 ms" or "low 99.45%"
+    line: str | None = None  # the line its worst episode crossed: "crit >= 150 ms"
+    lines: str | None = None  # the rule it broke: "warn >= 120 ms, crit >= 150 ms, for 60 s"
+    detail: str | None = None  # the audit trail's words on its latest episode
+    # A KPI's history: the median spacing of its samples in the period. Coarser than the rule's for_s
+    # (``to_nearest_sample``), each episode's start and end are known only to within it.
+    sampling_s: float | None = None
+    to_nearest_sample: bool = False
 
 
 class ActionCard(Card, frozen=True, kw_only=True):
@@ -123,10 +155,11 @@ class ReportCard(Card, frozen=True, kw_only=True):
     period_end: float
     phases: tuple[PhaseCard, ...]
     kpis: KpiSection
-    alerts: tuple[AlertCard, ...]
+    alerts: tuple[AlertCard, ...]  # every episode, oldest first
+    alert_groups: tuple[AlertGroup, ...]  # the same by what fired: critical first, then longest in all
     actions: tuple[ActionCard, ...]
     audit: Section  # whether the node keeps an audit trail (alerts from it and the actions need one)
-    version: int = 1  # of this document's layout
+    version: int = 2  # of this document's layout: 2 added alert_groups and the episodes' sampling
 
 
 def to_json(card: ReportCard) -> str:

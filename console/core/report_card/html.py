@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 from backends.safe_text import terminal_safe
 
-from . import words
+from . import alert_tables, words
 from .card import GateCard, MilestoneCard, PhaseCard, ReportCard
 from .period import utc_text
 
@@ -59,6 +59,9 @@ dl.facts dd { margin: 0; }
 .gate.fail { border-left-color: var(--fail); background: none; color: inherit; }
 .gate ul { margin: 4px 0; padding-left: 20px; }
 .gate p { margin: 4px 0 0; }
+table.alerts th, table.alerts td { font-size: 12.5px; padding: 4px 6px; }
+table.alerts td { white-space: nowrap; }  /* a date or an agent's name broken in two reads as two */
+.note { font-size: 12px; }
 footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 @media print {
   :root { --fg: #000; --muted: #444; --line: #999; --bg: #fff; --head: #eee; }
@@ -182,20 +185,23 @@ def _alerts(card: ReportCard) -> list[str]:
     if not card.alerts:
         note = "" if card.audit.kept else f" (criterion and gate history: {card.audit.note})"
         return [*out, f"<p>None in the period{esc(note)}.</p>"]
-    rows = [
-        (
-            esc(words.SOURCE_WORDS[a.source]),
-            esc(a.subject),
-            f'<span class="mark {"fail" if a.severity == "critical" else "open"}">{esc(a.severity)}</span>',
-            esc(utc_text(a.start)),
-            esc(words.alert_end(a)),
-            esc(words.alert_duration(a)),
-            esc(a.detail),
-        )
-        for a in card.alerts
-    ]
-    headers = ("Alert", "About", "Severity", "Started", "Ended", "Duration", "Detail")
-    return [*out, *_table("alerts", headers, rows, {5})]
+    out.append(f"<p><strong>{esc(words.alerts_text(card))}</strong>, {esc(alert_tables.ORDER)}</p>")
+    for part in alert_tables.section(card):
+        if isinstance(part, alert_tables.Note):
+            out.append(f'<p class="muted note">{esc(part.text)}</p>')
+            continue
+        rows = [[_cell(part, index, cell) for index, cell in enumerate(row)] for row in part.rows]
+        out += [f"<h3>{esc(part.title)}</h3>", *_table("alerts", part.headers, rows, set(part.numeric))]
+    return out
+
+
+def _cell(table: alert_tables.Table, index: int, text: str) -> str:
+    if index == table.severity:
+        css = "fail" if text == "critical" else "open"
+        return f'<span class="mark {css}">{esc(text)}</span>'
+    if index == table.code:
+        return f"<code>{esc(text)}</code>"
+    return esc(text)
 
 
 def _actions(card: ReportCard) -> list[str]:

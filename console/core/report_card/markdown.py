@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from backends.safe_text import terminal_safe
 
-from . import words
+from . import alert_tables, words
 from .card import MilestoneCard, PhaseCard, ReportCard
 from .period import utc_text
 
@@ -20,6 +20,7 @@ _ALWAYS = re.compile(r"([\\`*\[\]|~#])")  # acted on wherever they stand
 _UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")  # emphasis only at a word's edge
 _TAG = re.compile(r"<(?=[A-Za-z/!?])")  # what could open raw HTML or an autolink
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
+SEVERITY_MARKS = {"critical": "🔴 critical", "warning": "🟡 warning"}
 VERDICT_MARKS = {"PASS": "✅ PASS", "FAIL": "❌ FAIL", "OPEN": "⏳ OPEN"}
 
 
@@ -118,19 +119,22 @@ def _alerts(card: ReportCard) -> list[str]:
     if not card.alerts:
         note = "" if card.audit.kept else f" (criterion and gate history: {card.audit.note})"
         return [*out, f"None in the period{md(note)}.", ""]
-    rows = [
-        (
-            words.SOURCE_WORDS[a.source],
-            md(a.subject),
-            a.severity,
-            utc_text(a.start),
-            words.alert_end(a),
-            words.alert_duration(a),
-            md(a.detail),
-        )
-        for a in card.alerts
-    ]
-    return [*out, *_table(("Alert", "About", "Severity", "Started", "Ended", "Duration", "Detail"), rows), ""]
+    out += [f"**{md(words.alerts_text(card))}**, {md(alert_tables.ORDER)}", ""]
+    for part in alert_tables.section(card):
+        if isinstance(part, alert_tables.Note):
+            out += [f"*{md(part.text)}*", ""]
+            continue
+        rows = [[_cell(part, index, cell) for index, cell in enumerate(row)] for row in part.rows]
+        out += [f"### {md(part.title)}", "", *_table(part.headers, rows), ""]
+    return out
+
+
+def _cell(table: alert_tables.Table, index: int, text: str) -> str:
+    if index == table.severity:
+        return SEVERITY_MARKS.get(text, md(text))
+    if index == table.code:
+        return f"`{_code(text)}`"
+    return md(text)
 
 
 def _actions(card: ReportCard) -> list[str]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _PERIOD = re.compile(r"([0-9]+)([smhdw])")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_PERIOD_S = 366 * 86400  # a year and a day: further back than any node keeps figures
 
 
@@ -32,6 +33,15 @@ def utc_text(ts: float | None) -> str:
     moment = datetime.fromtimestamp(ts, UTC)
     shape = "%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC"
     return moment.strftime(shape)
+
+
+def short_utc_text(ts: float | None) -> str:
+    """``Sep 21 09:30`` (UTC, to the minute below): for tables whose header says UTC and whose period gives
+    the year (the JSON keeps the seconds); "—" for None."""
+    if ts is None:
+        return "—"
+    moment = datetime.fromtimestamp(ts, UTC)
+    return f"{_MONTHS[moment.month - 1]} {moment.day} {moment:%H:%M}"  # not %b: that follows the locale
 
 
 def duration_text(seconds: float) -> str:

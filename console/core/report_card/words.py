@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 
 from backends.kpis import format_value
 
-from .card import AlertCard, GateCard, KpiSummary, PhaseCard, ReportCard, Signoff
-from .period import duration_text, utc_text
+from .card import AlertCard, AlertGroup, GateCard, KpiSummary, PhaseCard, ReportCard, Signoff
+from .period import duration_text, short_utc_text, utc_text
 
 GATE_WORDS = {"go": "GO", "no-go": "NO-GO", "pending": "PENDING"}
 SIGNED_WORDS = {"go": "GO", "no-go": "NO-GO"}
@@ -20,11 +21,26 @@ def verdict_counts(card: ReportCard) -> Counter[str]:
 def summary_line(card: ReportCard) -> str:
     counts = verdict_counts(card)
     criteria = ", ".join(f"{counts[v]} {v}" for v in ("PASS", "FAIL", "OPEN"))
-    alerts = len(card.alerts)
     actions = len(card.actions)
     return (
-        f"{len(card.phases)} phase{'s' * (len(card.phases) != 1)} · criteria {criteria} · "
-        f"{alerts} alert{'s' * (alerts != 1)} · {actions} operator action{'s' * (actions != 1)}"
+        f"{plural(len(card.phases), 'phase')} · criteria {criteria} · {alerts_text(card)} · "
+        f"{plural(actions, 'operator action')}"
+    )
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' * (count != 1)}"
+
+
+def alerts_text(card: ReportCard) -> str:
+    """ "12 alerts (3 critical, 9 warning) from 191 episodes": what fired, taken together by what it was."""
+    groups = card.alert_groups
+    if not groups:
+        return "no alerts"
+    critical = sum(1 for g in groups if g.severity == "critical")
+    return (
+        f"{plural(len(groups), 'alert')} ({critical} critical, {len(groups) - critical} warning) "
+        f"from {plural(len(card.alerts), 'episode')}"
     )
 
 
@@ -81,8 +97,69 @@ def alert_end(alert: AlertCard) -> str:
 
 
 def alert_duration(alert: AlertCard) -> str:
-    text = duration_text(alert.duration_s)
-    return f"{text}+" if alert.end is None else text
+    """ "5m30s"; "30m00s ± 30 min" where the samples around it were further apart than its rule's for_s;
+    a "+" while it is still going on."""
+    text = duration_text(alert.duration_s) + ("+" if alert.end is None else "")
+    if alert.to_nearest_sample and alert.sampling_s is not None:
+        text += f" ± {step_text(alert.sampling_s)}"
+    return text
+
+
+def group_end(group: AlertGroup) -> str:
+    return "ongoing" if group.last_end is None else short_utc_text(group.last_end)
+
+
+def alert_end_short(alert: AlertCard) -> str:
+    return "ongoing" if alert.end is None else short_utc_text(alert.end)
+
+
+def rules_of(groups: Sequence[AlertGroup]) -> list[tuple[str, str]]:
+    """Each (KPI, rule) the groups broke, once, by KPI: the rules are few and the same for many agents."""
+    return sorted({(g.kpi, g.lines) for g in groups if g.kpi is not None and g.lines is not None})
+
+
+def fired_text(group: AlertGroup) -> str:
+    """ "57 (44 critical)", "3", "1"."""
+    if group.critical and group.critical < group.fired:
+        return f"{group.fired} ({group.critical} critical)"
+    return str(group.fired)
+
+
+def group_longest(group: AlertGroup) -> str:
+    """The longest episode; ± the sampling step where the samples are coarser than the rule's for_s."""
+    text = duration_text(group.longest_s)
+    if group.to_nearest_sample and group.sampling_s is not None:
+        text += f" ± {step_text(group.sampling_s)}"
+    return text
+
+
+def group_total(group: AlertGroup) -> str:
+    """The time over the line in all; "≈" where each episode's part of it is known to a sample only."""
+    text = duration_text(group.total_s) + ("+" if group.last_end is None else "")
+    return f"≈ {text}" if group.to_nearest_sample else text
+
+
+def step_text(seconds: float) -> str:
+    """A sampling step as people say it: "30 min", "1 h", "30 s", "2m30s"."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s" if seconds < 60 else duration_text(seconds)
+
+
+def sampling_note(groups: Sequence[AlertGroup]) -> str | None:
+    """What "±" and "≈" mean, where some group's samples were coarser than its rule's for_s; else None."""
+    steps = sorted({g.sampling_s for g in groups if g.to_nearest_sample and g.sampling_s is not None})
+    if not steps:
+        return None
+    every = " or ".join(step_text(s) for s in steps)
+    return (
+        f"± and ≈: durations to the nearest sample. The history keeps one sample every {every} here, "
+        "coarser than the rules' for_s, so each breach's start and end are known only to within a sample: "
+        "a duration is ± one step, a total is rough, and a breach shorter than a step may be missed or "
+        "counted as a whole step."
+    )
 
 
 LAST_NOTE = (
