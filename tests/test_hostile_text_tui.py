@@ -75,7 +75,7 @@ async def test_node_screen_tabs_at_80x24_show_every_panel_safely() -> None:
     app = await hostile_app()
     async with app.run_test(size=SMALL) as pilot:
         await settle(pilot)
-        for tab in "123456":
+        for tab in "1234567":
             await pilot.press(tab)
             await settle(pilot)
             shows(app, f"tab {tab}", "␛]0;pwned␇")
