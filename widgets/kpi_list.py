@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Size
 from textual.widget import Widget
 
 from backends.model import Kpi
@@ -70,11 +71,17 @@ class KpiList(Widget):
         self._lines = new
         self.refresh(layout=layout)
 
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        # the lines depend on the width (a threshold beside its figure or under it): count them at it
+        return self._text(width).plain.count("\n") + 1
+
     def render(self) -> Text:
+        return self._text(self.content_size.width or 160)
+
+    def _text(self, width: int) -> Text:
         lines = self._lines
         if not lines:
             return Text("no KPIs reported", style="dim")
-        width = self.content_size.width or 160
         names = [safe_text(line.kpi.name) for line in lines]
         figures = [figure_text(line.kpi, line.grade, with_rate=True) for line in lines]
         states = [state_text(line.grade, line.since, judged=line.rule is not None) for line in lines]

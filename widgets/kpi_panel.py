@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.geometry import Size
 from textual.widget import Widget
 
 from backends.kpis import format_rate, format_value
@@ -88,11 +89,17 @@ class KpiPanel(Widget):
         self._rows = new
         self.refresh(layout=layout)
 
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        # the lines depend on the width (a threshold beside its figure or under it): count them at it
+        return self._text(width).plain.count("\n") + 1
+
     def render(self) -> Text:
+        return self._text(self.content_size.width or 120)
+
+    def _text(self, width: int) -> Text:
         rows = self._rows
         if not rows:
             return Text("no agent reports a KPI yet", style="dim")
-        width = self.content_size.width or 120
         names = [safe_text(row.name) for row in rows]
         name_w = min(NAME_MAX, max(3, *(cell_len(n.plain) for n in names)))
         breaches = [breach_text(row) for row in rows]
