@@ -259,7 +259,10 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
         if self._visible("plan"):
             self.query_one(PhaseBoard).show(snap.phases, now)
         if self._visible("kpis"):
-            self.query_one(KpiPanel).show(fleet_summaries(link, snap.agents))
+            summaries = fleet_summaries(link, snap.agents)
+            self.query_one(KpiPanel).show(summaries)
+            if self.wide:  # a node whose agents report no KPI (a Ray job, a plain process) lends the room
+                self.query_one("#kpis-panel").display = bool(summaries)
 
     def _show_note(self, link: NodeLink, snap: NodeSnapshot | None, kind: str, text: str) -> None:
         """Above the agents: why a node is offline, whole (the header and the panels' borders have room for
