@@ -40,7 +40,9 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     health = safe_text(f"{symbol} {agent.health}", style=style)
     if agent.health_reason:
         health.append_text(safe_text(f" — {agent.health_reason}"))
-    table.add_row("Agent", safe_text(f"{agent.name} ({agent.id})", style="bold"))
+    # the id beside the name only where it says something more (a Ray actor's 32 hex digits)
+    named = agent.name if agent.name == agent.id else f"{agent.name} ({agent.id})"
+    table.add_row("Agent", safe_text(named, style="bold"))
     table.add_row("Kind", safe_text(agent.kind))
     table.add_row("State", safe_text(agent.state, style=STATE_STYLE.get(agent.state, "")))
     table.add_row("Health", health)
