@@ -82,6 +82,10 @@ def format_value(value: float | None, unit: str) -> str:
     ``12.4k tok``, ``1.5 GiB``; "n/a" for None."""
     if value is None or not math.isfinite(value):
         return "n/a"
+    if value == 0:
+        value = 0.0  # -0.0 is a figure an agent may send; it reads as 0, not "-0%" or "$-0.00"
+    if abs(value) >= _HUGE or (abs(value) < _TINY and value != 0):
+        return _scientific(value, unit)  # fixed-point would print hundreds of digits
     if unit == "ms":
         return f"{_plain(value)} ms" if abs(value) < 1000 else format_value(value / 1000, "s")
     if unit == "s":
@@ -119,6 +123,22 @@ def format_rate(per_s: float, unit: str) -> str:
     if abs(per_s) >= 1:
         return f"{_short(per_s)}{what}/s"
     return f"{_short(per_s * 3600)}{what}/h"
+
+
+_HUGE, _TINY = 1e15, 1e-6  # past these a figure reads in scientific notation, in its own unit
+_SUFFIX = {"ms": " ms", "s": " s", "percent": "%", "bytes": " B", "tokens": " tok"}
+_SUFFIX.update({"per_s": "/s", "per_min": "/min", "per_hour": "/h"})
+
+
+def _scientific(value: float, unit: str) -> str:
+    """``1e+308 ms``, ``5e-324 s``, ``$1e+20``; a ratio as a percent, scaled in the exponent so that
+    the largest float does not overflow to inf."""
+    if unit == "ratio":
+        mantissa, exponent = f"{value:.2e}".split("e")
+        return f"{float(mantissa):g}e{int(exponent) + 2:+03d}%"
+    if unit == "usd":
+        return f"-${-value:.3g}" if value < 0 else f"${value:.3g}"
+    return f"{value:.3g}{_SUFFIX.get(unit, '')}"
 
 
 def _plain(value: float) -> str:
