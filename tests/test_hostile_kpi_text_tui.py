@@ -43,7 +43,7 @@ async def signed_app() -> FleetDeckApp:
     clock = FrozenClock(T0)
     made = [NodeLink("edge", SignedHostileBackend(clock), clock=clock)]
     await prime(made, clock)
-    return build_app(made, config=Config(), clock=clock, screen=None)  # type: ignore[arg-type]
+    return build_app(made, config=Config(), clock=clock, screen=None)
 
 
 async def test_a_sign_off_reason_and_kpi_criterion_show_safely_on_the_wide_node_screen() -> None:
