@@ -12,14 +12,13 @@ import re
 from typing import Final, NamedTuple
 
 from backends.kpis import convert, format_value, unit_of_word
+from backends.kpis import parse_duration as kpi_duration
 
 # A person's comparison signs, as the plan's ops spell them.
 _SIGNS: Final = {"≤": "<=", "≥": ">=", "=": "==", "≠": "!=", "=<": "<=", "=>": ">="}
 _TARGET: Final = re.compile(
     r"^\s*(<=|>=|==|!=|=<|=>|<|>|≤|≥|≠|=)\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s\d].*?)?\s*$"
 )
-_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
-_DURATION_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _BYTES: Final = {
     "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
     "kib": 2.0**10, "mib": 2.0**20, "gib": 2.0**30, "tib": 2.0**40,
@@ -46,23 +45,26 @@ def parse_target(text: str) -> Target | None:
 
 
 def parse_duration(value: object) -> float | None:
-    """``"30s"``, ``"10m"``, ``"1h"``, ``"7d"``, ``"2w"`` or a number of seconds -> seconds > 0; None if
-    it is none of those."""
+    """``"30s"``, ``"10m"``, ``"1.5h"``, ``"7d"``, ``"2w"`` (read as :func:`backends.kpis.parse_duration`
+    reads them) or a number of seconds -> seconds > 0; None if it is none of those."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        try:
+            return kpi_duration(value)
+        except ValueError:
+            return None
     if isinstance(value, int | float):
         seconds = float(value)
-    elif isinstance(value, str) and (found := _DURATION.match(value)):
-        seconds = float(found[1]) * _DURATION_S[found[2] or "s"]
-    else:
-        return None
-    return seconds if math.isfinite(seconds) and seconds > 0 else None
+        return seconds if math.isfinite(seconds) and seconds > 0 else None
+    return None
 
 
 def describe_duration(seconds: float) -> str:
     """600 -> "10 min", 604800 -> "7 d", 90 -> "90 s": how a window reads beside a figure."""
     for size, word in ((86400.0, "d"), (3600.0, "h"), (60.0, "min")):
-        if seconds >= size and (seconds / size).is_integer():
+        # a whole number of days past a million would print every digit of a window like 1e300 s
+        if seconds >= size and (seconds / size).is_integer() and seconds / size < 1e6:
             return f"{int(seconds / size)} {word}"
     return format_value(seconds, "s")
 
