@@ -9,6 +9,7 @@ One module, no I/O, so the store, the demo fleet, the console's judging and the 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, get_args
 
@@ -38,6 +39,10 @@ _UNIT_WORDS: Final[dict[str, KpiUnit]] = {
     "ratio": "ratio", "b": "bytes", "bytes": "bytes", "tokens": "tokens", "tok": "tokens", "usd": "usd",
     "$": "usd", "/s": "per_s", "/min": "per_min", "/h": "per_hour", "/hour": "per_hour",
 }  # fmt: skip
+
+# A window or look-back as people write it ("30s", "10m", "1.5h", "7d", "500ms"); a bare number is seconds.
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
+_DURATION_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 
 
 def infer_unit(name: str) -> KpiUnit:
@@ -223,3 +228,16 @@ def percentile(ordered: Sequence[float], pct: float) -> float:
     low = math.floor(rank)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def parse_duration(text: str) -> float:
+    """``"10m"`` -> 600.0, ``"1.5h"`` -> 5400.0, ``"90"`` -> 90.0: seconds, more than 0. One reading for a
+    plan's ``over`` and the report card's ``--since``, so a window written in one is accepted by the other.
+    Raises ValueError saying what is wanted."""
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError("give a number and a unit, e.g. 90m, 1.5h, 7d or 2w")
+    seconds = float(found[1]) * _DURATION_S[found[2] or "s"]
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError("must be more than 0")
+    return seconds

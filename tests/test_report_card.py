@@ -340,7 +340,9 @@ def test_html_escapes_every_node_string() -> None:
 
 def test_period_parsing() -> None:
     assert parse_period("7d") == 7 * DAY and parse_period("90m") == 5400 and parse_period("2w") == 14 * DAY
-    for bad in ("7x", "", "d", "-1d", "0h", "400d", "1.5h"):
+    # read as a plan's `over` is: a fraction and "min" as well
+    assert parse_period("1.5h") == 5400 and parse_period("10min") == 600
+    for bad in ("7x", "", "d", "-1d", "0h", "400d", "1.5.h"):
         with pytest.raises(PeriodError):
             parse_period(bad)
 
@@ -372,6 +374,14 @@ def test_demo_card_for_one_phase(fleetdeck, tmp_path: Path) -> None:
     card = json.loads(out.read_text())
     assert [p["id"] for p in card["phases"]] == ["p3-scale-out"]
     assert card["phases"][0]["gate"]["decision"] == "no-go"
+
+
+def test_a_fractional_since_is_accepted_as_a_plan_window_is(fleetdeck, tmp_path: Path) -> None:
+    out = tmp_path / "card.json"
+    result = fleetdeck(*DEMO[:-1], "1.5h", "--format", "json", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    card = json.loads(out.read_text())
+    assert (card["period_start"], card["period_end"]) == (T - 5400, T)
 
 
 @pytest.mark.parametrize(

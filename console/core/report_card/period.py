@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_PERIOD = re.compile(r"([0-9]+)([smhdw])")
+from backends.kpis import parse_duration
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_PERIOD_S = 366 * 86400  # a year and a day: further back than any node keeps figures
 
@@ -16,12 +15,12 @@ class PeriodError(ValueError):
 
 
 def parse_period(text: str) -> float:
-    """``"7d"`` -> 604800.0: a whole number and one of s, m, h, d, w."""
-    match = _PERIOD.fullmatch(text.strip())
-    if match is None:
-        raise PeriodError(f"--since {text!r}: give a number and a unit, e.g. 90m, 24h, 7d or 2w")
-    seconds = float(int(match.group(1)) * _UNITS[match.group(2)])
-    if not 0 < seconds <= MAX_PERIOD_S:
+    """``"7d"`` -> 604800.0, ``"1.5h"`` -> 5400.0: read as a plan's ``over`` is; at most 366 days."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise PeriodError(f"--since {text!r}: {exc}") from None
+    if seconds > MAX_PERIOD_S:
         raise PeriodError(f"--since {text!r}: must be more than 0 and at most 366d")
     return seconds
 
