@@ -134,6 +134,50 @@ def test_seeded_history_dates_a_breach_that_began_before_the_console() -> None:
     assert history.series("a1", "latency_p95_ms") == [(0, 160), (50, 170), (70, 180)]
 
 
+def test_a_breach_seeded_longer_than_the_points_kept_is_dated_from_its_first_point() -> None:
+    # 600 s of 1 Hz figures over the critical line, a rule with for_s 300: five times the points a series
+    # keeps. The breach began at t=1000, not at the oldest point kept.
+    rule = (KpiRule(name="latency_p95_ms", warn=120, crit=150, for_s=300),)
+    seeded = tuple((float(t), 200.0) for t in range(1000, 1600))
+    for seed_first in (True, False):  # seeded before the first snapshot (NodeLink.poll) and after one
+        history = KpiHistory(rules=rule)
+        if seed_first:
+            history.seed([KpiSeries(agent_id="a1", name="latency_p95_ms", unit="ms", points=seeded)])
+            snapshot = _feed(history, [(1600.0, 210.0)])
+        else:
+            snapshot = _feed(history, [(1600.0, 210.0)])
+            history.seed([KpiSeries(agent_id="a1", name="latency_p95_ms", unit="ms", points=seeded)])
+        (alert,) = kpi_alerts(snapshot, rule, history, now=1600)
+        assert (alert.severity, alert.since) == ("critical", 1000.0), seed_first
+        assert len(history.series("a1", "latency_p95_ms")) == history.max_points  # still bounded
+        # later figures carry the run on; one back under the line ends it
+        snapshot = _feed(history, [(1601.0, 220.0)])
+        assert [(a.severity, a.since) for a in kpi_alerts(snapshot, rule, history, now=1601)] == [
+            ("critical", 1000.0)
+        ]
+        book = rule_book(rule)
+        limits = book.limits(book.for_agent("gpu-01", {})["latency_p95_ms"], "ms")
+        assert limits is not None
+        assert history.breach_since("a1", "latency_p95_ms", limits, "critical") == 1000.0
+        snapshot = _feed(history, [(1602.0, 90.0)])
+        assert kpi_alerts(snapshot, rule, history, now=1602) == []
+
+
+def test_a_seeded_run_that_broke_is_dated_from_after_the_break() -> None:
+    # warning from 1000, critical from 1100, one figure back inside at 1400: the run starts again at 1401
+    rule = (KpiRule(name="latency_p95_ms", warn=120, crit=150, for_s=300),)
+    points = [(float(t), 130.0 if t < 1100 else 200.0) for t in range(1000, 1600)]
+    points[400] = (1400.0, 100.0)
+    history = KpiHistory(rules=rule)
+    history.seed([KpiSeries(agent_id="a1", name="latency_p95_ms", unit="ms", points=tuple(points))])
+    snapshot = _feed(history, [(1600.0, 200.0)])
+    assert kpi_alerts(snapshot, rule, history, now=1600) == []  # 199 s since the break: short of for_s
+    snapshot = _feed(history, [(1701.0, 200.0)])
+    assert [(a.severity, a.since) for a in kpi_alerts(snapshot, rule, history, now=1701)] == [
+        ("critical", 1401.0)
+    ]
+
+
 async def test_a_node_link_keeps_the_history_and_its_alerts_reach_link_alerts() -> None:
     backend = FakeBackend()
     link = NodeLink("gpu-01", backend, clock=lambda: 100.0, kpi_rules=(rule_book(()).rules[0],))

@@ -106,3 +106,33 @@ def test_a_config_rule_overrides_the_built_in_one_in_status(tmp_path: Path, cli_
         "latency_p95_ms 80 ms ≥ 50 ms warning threshold (critical 150 ms)"
     )
     assert code == 1
+
+
+def test_a_breach_held_longer_than_the_points_the_console_keeps_exits_2(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # 600 s of 1 Hz figures over the critical line, a rule that asks 300 s of it: the console keeps 120
+    # points a series, so the breach must be dated from the node's whole history, not the points kept
+    # (dated from the 120th-last point it would have held 120 s: nothing raised, exit 0).
+    state_dir = tmp_path / "node"
+    config = Path(cli_env["XDG_CONFIG_HOME"]) / "fleetdeck" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[[kpis]]\nname = "latency_p95_ms"\nwarn = 120\ncrit = 150\nfor_s = 300\n')
+    now = time.time()
+    recorded = [now - 599.5 + step for step in range(600)]
+    with Store(state_dir) as store:
+        slow = _agent(store, "slow")
+        for at in recorded:
+            store.record_kpis(slow, {"latency_p95_ms": 200.0}, at=at)
+        store.heartbeat(slow, state="running")
+
+    code, report = _status(cli_env, state_dir)
+    alerts = _kpi_alerts(report)
+    assert code == 2, report
+    assert set(alerts) == {"agent:slow"}, alerts
+    alert = alerts["agent:slow"]
+    assert alert["severity"] == "critical"
+    # the first figure inside the 600 s the console asks for, well before the last 120 points
+    assert any(abs(alert["since"] - at) < 1e-3 for at in recorded), alert
+    assert alert["since"] < recorded[-1] - 300, alert
+    assert report["nodes"][0]["kpi_hold"] == "judged from the node's KPI history"

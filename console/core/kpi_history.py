@@ -50,7 +50,8 @@ from console.core.kpi_rules import (
 )
 
 # per series: two minutes at 1 Hz, past the built-in rules' for_s of 60 s (a longer for_s is still judged:
-# a breach's start is carried from refresh to refresh, not read back from the points)
+# a breach's start is carried from refresh to refresh, and a seeded one is read from the whole seeded
+# series before it is cut to this, not read back from the points kept)
 MAX_POINTS: Final = 120
 TREND_POINTS: Final = 120  # fleet-wide figures kept per KPI
 TAIL_SHARE: Final = 0.05  # the fleet-wide figure is the 95th (or 5th) percentile across agents
@@ -184,6 +185,9 @@ class KpiHistory:
         self._breach: dict[int, tuple[float, float | None]] = {}  # position -> (warn since, crit since)
         self._unjudged: set[int] = set()  # breaching positions whose newest figure had no rate
         self._seeded: dict[Key, tuple[str, list[tuple[float, float]]]] = {}  # older than the columns
+        # whole seeded series of agents not yet laid out (seed comes before the first snapshot): judged,
+        # then let go, by the next layout, since only a layout says which lines a series is judged by
+        self._pending: dict[Key, tuple[str, list[tuple[float, float]]]] = {}
         self._trends: dict[str, deque[float]] = {}
         self._trended: dict[str, int] = {}  # name -> the last column its trend has a figure from
         self._trend_points = trend_points
@@ -285,15 +289,23 @@ class KpiHistory:
                 continue
             was = None if old is None else old.index.get(key)
             if was is None or old is None or old.limits[was] != limits:  # new to it, or other lines
-                self._rejudge(layout, position, key[1])
+                self._rejudge(layout, position, key[1], self._pending.get(key))
+        self._pending = {}
         return layout
 
-    def _rejudge(self, layout: _Layout, position: int, name: str) -> None:
-        """A series new to the layout, or judged by other lines: its breach read from what is held."""
+    def _rejudge(
+        self,
+        layout: _Layout,
+        position: int,
+        name: str,
+        seeded: tuple[str, list[tuple[float, float]]] | None = None,
+    ) -> None:
+        """A series new to the layout, or judged by other lines: its breach read from what is held, or,
+        given ``seeded`` (a whole seeded series, longer than what is kept), from that and the columns."""
         agent_id = layout.ids[layout.agent_index[position]]
         limits = layout.limits[position]
         assert limits is not None
-        points = self._points((agent_id, name), layout.unit(position))
+        points = self._points((agent_id, name), layout.unit(position), seeded)
         if points:
             warn_since, crit_since = _runs(points, limits)
             if warn_since is not None:
@@ -339,7 +351,9 @@ class KpiHistory:
 
     def seed(self, series: Iterable[KpiSeries]) -> None:
         """Start from the node's own history (``Backend.kpi_history``): points not newer than what is
-        held are skipped, so seeding after a snapshot adds nothing twice."""
+        held are skipped, so seeding after a snapshot adds nothing twice. Only the newest ``max_points``
+        of a series are kept, but its breach is judged on all of it: 600 s at 1 Hz past a line with for_s
+        300 is a breach since its first point, not since the 120th-last."""
         for one in series:
             points: Sequence[tuple[float, float]] = one.points
             unit: str = one.unit
@@ -353,16 +367,19 @@ class KpiHistory:
             older = [(t, float(v)) for t, v in points if t < first]
             if not older:
                 continue
-            seeded = self._seeded.get(key)
+            seeded = self._pending.get(key) or self._seeded.get(key)  # a second seed joins the first
             kept = seeded[1] if seeded is not None and seeded[0] == unit else []
-            self._seeded[key] = (unit, (older + [p for p in kept if p[0] > older[-1][0]])[-self.max_points :])
+            whole = older + [p for p in kept if p[0] > older[-1][0]]
+            self._seeded[key] = (unit, whole[-self.max_points :])
             layout = self._layout
             position = None if layout is None else layout.index.get(key)
             if layout is not None and position is not None:
                 self._last_at[position] = max(self._last_at[position], older[-1][0])
                 if layout.limits[position] is not None:  # the older points may start its breach earlier
                     self._breach.pop(position, None)
-                    self._rejudge(layout, position, one.name)
+                    self._rejudge(layout, position, one.name, (unit, whole))
+            else:  # judged when a snapshot lays it out
+                self._pending[key] = (unit, whole)
 
     # --- reading -------------------------------------------------------------------------------------
 
@@ -483,8 +500,11 @@ class KpiHistory:
 
     # --- inside --------------------------------------------------------------------------------------
 
-    def _points(self, key: Key, unit: str) -> list[tuple[float, float]]:
-        """The points of one series in ``unit`` (a change of unit starts a series afresh), oldest first."""
+    def _points(
+        self, key: Key, unit: str, whole: tuple[str, list[tuple[float, float]]] | None = None
+    ) -> list[tuple[float, float]]:
+        """The points of one series in ``unit`` (a change of unit starts a series afresh), oldest first:
+        the newest ``max_points``, or, given ``whole`` (a whole seeded series), all of it and the columns'."""
         points: list[tuple[float, float]] = []
         for column in reversed(self._columns):
             layout = column.layout
@@ -497,11 +517,11 @@ class KpiHistory:
             if value == value:
                 points.append((column.times[position], value))
         points.reverse()
-        seeded = self._seeded.get(key)
+        seeded = self._seeded.get(key) if whole is None else whole
         if seeded is not None and seeded[0] == unit:
             first = points[0][0] if points else math.inf
             points = [p for p in seeded[1] if p[0] < first] + points
-        return points[-self.max_points :]
+        return points if whole is not None else points[-self.max_points :]
 
     def _newest(self, key: Key, unit: str) -> tuple[float, float] | None:
         for column in reversed(self._columns):
