@@ -241,3 +241,16 @@ def parse_duration(text: str) -> float:
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError("must be more than 0")
     return seconds
+
+
+def compact_duration(seconds: float) -> str:
+    """How long, compactly and sign aside: 42s, 7m12s, 3h05m, 2d04h (the console's tables and the report
+    card read durations alike)."""
+    s = int(abs(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

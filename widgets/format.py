@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backends.kpis import compact_duration
 from backends.model import HealthCount, Phase
 
 NA = "n/a"
@@ -34,17 +35,8 @@ def fmt_number(value: float | None, unit: str = "", digits: int = 0) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """A compact duration: 42s, 7m12s, 3h05m, 2d04h."""
-    if seconds is None:
-        return NA
-    s = int(abs(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    """A compact duration: 42s, 7m12s, 3h05m, 2d04h (the report card reads durations alike)."""
+    return NA if seconds is None else compact_duration(seconds)
 
 
 def fmt_ago(ts: float | None, now: float) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from backends.kpis import parse_duration
+from backends.kpis import compact_duration, parse_duration
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 MAX_PERIOD_S = 366 * 86400  # a year and a day: further back than any node keeps figures
@@ -44,12 +44,5 @@ def short_utc_text(ts: float | None) -> str:
 
 
 def duration_text(seconds: float) -> str:
-    """A compact duration: 42s, 7m12s, 3h05m, 2d04h."""
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    """A compact duration, as the console's tables write one: 42s, 7m12s, 3h05m, 2d04h; never negative."""
+    return compact_duration(max(0.0, seconds))
