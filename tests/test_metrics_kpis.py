@@ -81,6 +81,20 @@ def test_every_figure_is_a_sample_in_its_unit_and_promtool_is_silent() -> None:
     }
 
 
+def test_a_kpi_built_in_code_with_odd_text_cannot_break_the_exposition() -> None:
+    # a Kpi made in code (the demo fleet, the Ray backend) skips the name pattern; the wire checks length only
+    odd = Kpi(name=f"n {ODD}", value=1.0, unit=f"u {ODD}", at=T0, kind="counter", rate_per_s=2.0)  # type: ignore[arg-type]
+    snap = NodeSnapshot(
+        node=NodeInfo(id="n1", name="n1", backend="test"),
+        observed_at=T0,
+        agents=(Agent(id="a", name="a", kpis=(odd,)),),
+    )
+    text = MetricsExporter().render(snap).decode()
+    labels = (("agent", "a"), ("kpi", f"n {ODD}"), ("unit", f"u {ODD}"))
+    assert series(text, "fleetdeck_agent_kpi") == {labels: 1.0}
+    assert series(text, "fleetdeck_agent_kpi_rate_per_second") == {labels: 2.0}
+
+
 def test_without_figures_or_rules_no_kpi_family_is_written() -> None:
     bare = NodeSnapshot(node=NodeInfo(id="n1", name="n1", backend="test"), observed_at=T0)
     text = MetricsExporter().render(bare).decode()

@@ -367,7 +367,8 @@ def _agents(out: _Text, snap: NodeSnapshot) -> None:
 
 
 def _kpis(out: _Text, snap: NodeSnapshot, thresholds: Sequence[KpiThreshold]) -> None:
-    # KPI names and units are the model's (``^[a-z][a-z0-9_]*$``, a fixed set): only the agent id is escaped
+    # Escaped like every label: a Kpi built in code (the demo fleet, the Ray backend) has no pattern check,
+    # and on the wire only a name's length is checked, so a quote or newline there must not break the text.
     with_kpis = [(_label(a.id), a.kpis) for a in snap.agents if a.kpis]
     out.family(
         "agent_kpi",
@@ -375,7 +376,8 @@ def _kpis(out: _Text, snap: NodeSnapshot, thresholds: Sequence[KpiThreshold]) ->
         "The latest figure of a KPI the agent reports, in the unit the unit label names (a counter's "
         "running total).",
         [
-            f'{_P}agent_kpi{{agent="{aid}",kpi="{k.name}",unit="{k.unit}"}} {_number(k.value)}\n'
+            f'{_P}agent_kpi{{agent="{aid}",kpi="{_label(k.name)}",unit="{_label(k.unit)}"}} '
+            f"{_number(k.value)}\n"
             for aid, kpis in with_kpis
             for k in kpis
         ],
@@ -386,7 +388,7 @@ def _kpis(out: _Text, snap: NodeSnapshot, thresholds: Sequence[KpiThreshold]) ->
         "A counter KPI's recent increase per second (a reset counted as a new start), in its unit per "
         "second.",
         [
-            f'{_P}agent_kpi_rate_per_second{{agent="{aid}",kpi="{k.name}",unit="{k.unit}"}} '
+            f'{_P}agent_kpi_rate_per_second{{agent="{aid}",kpi="{_label(k.name)}",unit="{_label(k.unit)}"}} '
             f"{_number(k.rate_per_s)}\n"
             for aid, kpis in with_kpis
             for k in kpis
