@@ -22,7 +22,7 @@ from textual.widget import Widget
 
 from backends.model import Kpi
 
-from .kpi_view import Grade, KpiRule, figure_text, state_text, threshold_text, trend
+from .kpi_view import Grade, ResolvedRule, figure_text, state_text, threshold_text, trend
 from .safe import safe_text
 
 ONE_LINE_MIN = 110  # columns from which a KPI and its threshold share a line
@@ -35,7 +35,7 @@ class KpiLine:
     """One KPI of an agent, with what the console made of it."""
 
     kpi: Kpi
-    rule: KpiRule | None = None
+    rule: ResolvedRule | None = None
     unit: str = "count"  # the judged figure's unit: the value's, a counter's rate's (per_s)
     grade: Grade = None
     since: float | None = None  # when the breach began, while it breaches

@@ -21,7 +21,7 @@ from textual.widget import Widget
 
 from backends.kpis import format_rate, format_value
 
-from .kpi_view import KpiRule, grade_style, threshold_text, trend
+from .kpi_view import ResolvedRule, grade_style, threshold_text, trend
 from .safe import safe_text
 
 NAME_MAX = 24
@@ -42,7 +42,7 @@ class KpiSummary:
     p50: float | None = None
     p95: float | None = None
     high: float | None = None
-    rule: KpiRule | None = None  # the node's rule for it (an agent's overrides may differ)
+    rule: ResolvedRule | None = None  # the node's rule for it (an agent's overrides may differ)
     rule_unit: str = "count"  # the judged figure's unit, for a rule that names none
     critical: int = 0  # agents breaching the critical line
     warning: int = 0  # agents past the warning line only

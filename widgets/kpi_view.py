@@ -24,18 +24,18 @@ from .levels import LEVEL_SYMBOL, level_style
 Grade = Literal["warning", "critical"] | None
 
 
-class KpiRule(Protocol):
-    """A KPI's threshold as the config resolved it for one agent or node (read-only: any record with these
-    fields will do)."""
+class ResolvedRule(Protocol):
+    """A KPI's threshold resolved for one agent or node, as ``console.core.kpi_rules.ResolvedRule`` is
+    (widgets may not import the console, so the shape is named here): both lines are always set."""
 
     @property
     def name(self) -> str: ...
     @property
     def unit(self) -> str | None: ...  # None: the lines are in the unit the figure comes in
     @property
-    def warn(self) -> float | None: ...
+    def warn(self) -> float: ...
     @property
-    def crit(self) -> float | None: ...
+    def crit(self) -> float: ...
     @property
     def direction(self) -> str: ...  # "above": higher is worse; "below": lower is worse
     @property
@@ -61,14 +61,13 @@ def figure_text(kpi: Kpi | None, grade: str | None, *, with_rate: bool = False) 
     return Text(f"{grade_symbol(grade)} {shown}", style=grade_style(grade))
 
 
-def threshold_text(rule: KpiRule | None, unit: str = "count") -> str:
+def threshold_text(rule: ResolvedRule | None, unit: str = "count") -> str:
     """ "warn 120 ms · crit 150 ms, above, 60 s"; "no threshold" when the config sets none. ``unit``: the
     judged figure's, for a rule that names none."""
-    if rule is None or (rule.warn is None and rule.crit is None):
+    if rule is None:
         return "no threshold"
     unit = rule.unit or unit
-    levels = (("warn", rule.warn), ("crit", rule.crit))
-    shown = " · ".join(f"{word} {format_value(v, unit)}" for word, v in levels if v is not None)
+    shown = f"warn {format_value(rule.warn, unit)} · crit {format_value(rule.crit, unit)}"
     shown += f", {rule.direction}"
     if rule.for_s:
         shown += f", {format_value(rule.for_s, 's')}"
