@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.local.store import Store
+from console.core.alerts import HOLD_UNKNOWN
 
 
 def _status(env: dict[str, str], state_dir: Path) -> tuple[int, dict[str, Any]]:
@@ -136,3 +138,35 @@ def test_a_breach_held_longer_than_the_points_the_console_keeps_exits_2(
     assert any(abs(alert["since"] - at) < 1e-3 for at in recorded), alert
     assert alert["since"] < recorded[-1] - 300, alert
     assert report["nodes"][0]["kpi_hold"] == "judged from the node's KPI history"
+
+
+def test_a_node_whose_kpi_history_cannot_be_read_is_judged_with_the_hold_unknown(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    # The node's latest figures read, its history does not: the points' table is replaced by a view that
+    # answers what a snapshot asks of it (which series have new points) but holds no figure or time, so
+    # reading the history fails as over a damaged store. Status must not claim the hold was judged from a
+    # history it never got, nor page anyone as critical on one snapshot.
+    state_dir = tmp_path / "node"
+    now = time.time()
+    with Store(state_dir) as store:
+        slow = _agent(store, "slow")
+        for step in range(0, 91, 10):
+            store.record_kpis(slow, {"latency_p95_ms": 200.0}, at=now - 90 + step)
+        store.heartbeat(slow, state="running")
+        db = store.path
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("ALTER TABLE kpi_points RENAME TO kpi_points_lost")
+        conn.execute("CREATE VIEW kpi_points AS SELECT id, agent_id, name FROM kpi_points_lost")
+        conn.commit()
+    finally:
+        conn.close()
+
+    code, report = _status(cli_env, state_dir)
+    alerts = _kpi_alerts(report)
+    assert report["nodes"][0]["kpi_hold"] == "unknown", report
+    assert set(alerts) == {"agent:slow"}, alerts
+    assert alerts["agent:slow"]["severity"] == "warning"
+    assert alerts["agent:slow"]["reason"].endswith(f"({HOLD_UNKNOWN})")
+    assert code == 1, report

@@ -4,10 +4,16 @@ it takes from a node that tells its environment and rights only once connected."
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
+import time
+from pathlib import Path
 
 import pytest
 
 from backends.errors import TimedOut, Unreachable
+from backends.local.backend import LocalBackend
+from backends.local.store import Store
 from backends.model import NodeInfo
 from console.core.clock import FrozenClock
 from console.core.node_link import NodeLink, offline_after
@@ -27,7 +33,7 @@ class FlakyBackend(FakeBackend):
     def info(self) -> NodeInfo:
         return self.reported
 
-    async def snapshot(self):  # type: ignore[no-untyped-def]
+    async def snapshot(self):
         if self.failure is not None:
             raise self.failure
         return await super().snapshot()
@@ -89,3 +95,51 @@ def test_an_empty_node_hints_at_the_next_command_for_its_kind() -> None:
     # a served local node: the http backend names what it serves in its labels
     backend.reported = NodeInfo(id="c", name="c", backend="http", labels={"served_backend": "local"})
     assert "fleetdeck run --name NAME" in empty_node_hint(link)
+
+
+def _store_with_a_slow_agent(state_dir: Path, now: float) -> None:
+    with Store(state_dir) as store:
+        agent = store.register_agent("slow", kind="process", state="running", pid=os.getpid()).id
+        for step in range(0, 91, 10):
+            store.record_kpis(agent, {"latency_p95_ms": 200.0}, at=now - 90 + step)
+        store.heartbeat(agent, state="running")
+
+
+def _lose_the_kpi_points(state_dir: Path) -> None:
+    """The store's points become unreadable while its latest figures still read: the points' table gives
+    way to a view that answers what a snapshot asks (which series have new points) but holds no figure."""
+    with Store(state_dir) as store:
+        db = store.path
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("ALTER TABLE kpi_points RENAME TO kpi_points_lost")
+        conn.execute("CREATE VIEW kpi_points AS SELECT id, agent_id, name FROM kpi_points_lost")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("readable", [True, False])
+async def test_the_link_records_whether_the_nodes_kpi_history_was_read(
+    tmp_path: Path, readable: bool
+) -> None:
+    now = time.time()
+    _store_with_a_slow_agent(tmp_path, now)
+    if not readable:
+        _lose_the_kpi_points(tmp_path)
+    backend = LocalBackend(state_dir=tmp_path)
+    link = NodeLink("n1", backend, clock=lambda: now)
+    try:
+        assert await link.poll(timeout=10.0)  # the snapshot reads either way
+    finally:
+        await backend.close()
+    assert backend.supports("kpi_history")
+    assert link.kpis_seeded
+    assert link.kpi_history_read is readable
+    if readable:
+        assert link.kpi_history_error is None
+        assert len(link.kpis.series(link.snapshot.agents[0].id, "latency_p95_ms")) == 10  # type: ignore[union-attr]
+    else:
+        assert link.kpi_history_error is not None and "no such column" in link.kpi_history_error
+        # judged from the snapshot alone: the one figure seen, not the 90 s the store held
+        assert len(link.kpis.series(link.snapshot.agents[0].id, "latency_p95_ms")) == 1  # type: ignore[union-attr]

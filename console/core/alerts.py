@@ -266,12 +266,12 @@ def worst(alerts: Iterable[Alert]) -> Severity | None:
 # shown a slow minute. Critical needs the critical line held ``for_s``; short of that, the warning line held
 # ``for_s`` makes a warning.
 #
-# Without a history (``history=None``: a node that keeps none, asked once by ``fleetdeck status``) how long a
-# figure has been past a line is unknown. A rule with ``for_s`` 0 judges the figure as it is; any other rule
-# raises at most a warning that says the hold time is unknown: the figure is over the line now, which a cron
-# job should hear, but one sample cannot page anyone as critical.
+# Without a history (``history=None``: a node that keeps none, or failed to hand it over, asked once by
+# ``fleetdeck status``) how long a figure has been past a line is unknown. A rule with ``for_s`` 0 judges
+# the figure as it is; any other rule raises at most a warning that says the hold time is unknown: the
+# figure is over the line now, which a cron job should hear, but one sample cannot page anyone as critical.
 
-HOLD_UNKNOWN = "held time unknown: the node keeps no KPI history"
+HOLD_UNKNOWN = "held time unknown: no KPI history from the node"
 
 
 def kpi_alerts(

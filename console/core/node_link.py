@@ -78,6 +78,9 @@ class NodeLink:
         self.kpi_rules: tuple[KpiRule, ...] = tuple(kpi_rules)
         self.kpis = KpiHistory(rules=self.kpi_rules, node=name)  # judged as the alerts name the node
         self.kpis_seeded = False  # the node's own KPI history was asked for (once, see seed_kpis)
+        # ... and handed over: only then is a breach's hold known from before the console's first look
+        self.kpi_history_read = False
+        self.kpi_history_error: str | None = None  # why it was not, where the node failed to hand it over
         self._opened = False
 
     # A remote node only says who it is once connected, so these are read from the backend each time.
@@ -137,9 +140,11 @@ class NodeLink:
             series = await asyncio.wait_for(self.backend.kpi_history(since), timeout)
         except asyncio.CancelledError:
             raise
-        except Exception:  # a history that cannot be read leaves the live figures to judge by
+        except Exception as exc:  # a history that cannot be read leaves the live figures to judge by
+            self.kpi_history_error = describe_error(exc)
             return
         self.kpis.seed(series)
+        self.kpi_history_read = True
 
     def record(self, snapshot: NodeSnapshot) -> None:
         self.snapshot = snapshot

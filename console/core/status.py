@@ -133,8 +133,9 @@ async def fleet_status(links: Sequence[NodeLink], config: Config, clock: Callabl
             continue
         alerts = node_alerts(snap, config.thresholds, now, error_counts, name=link.name)
         # KPI breaches are judged over the node's own history (NodeLink.poll fetched it, longer than any
-        # rule's for_s); a node that keeps none is judged on its snapshot alone, and says so
-        kpi_history_known = link.backend.supports("kpi_history")
+        # rule's for_s); a node that keeps none, or failed to hand it over, is judged on its snapshot
+        # alone, and says so: one snapshot cannot tell how long a figure has been past a line
+        kpi_history_known = link.kpi_history_read
         history = link.kpis if kpi_history_known else None
         alerts = sort_alerts(alerts + kpi_alerts(snap, config.kpis, history, now, name=link.name))
         alerts += await _interrupted_rollback(link)
