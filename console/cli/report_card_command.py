@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     where.add_argument("--demo", action="store_true", help="the demo fleet's first node")
     card.add_argument("--state-dir", help="the local node's state directory")
     card.add_argument("--phase", metavar="ID", help="only this phase (default: every phase)")
-    card.add_argument("--since", default="7d", help="the period it covers, back from now: 90m, 24h, 7d, 2w")
+    card.add_argument(
+        "--since",
+        default="7d",
+        help="the period it covers, back from now: 90m, 1.5h, 24h, 7d, 2w (at most 366d)",
+    )
     card.add_argument("--seed", type=int, default=7, help="demo fleet seed (default 7)")
     card.add_argument("--at", type=float, help="freeze the clock at this UTC epoch (deterministic)")
     card.add_argument("--format", choices=FORMATS, help="default: from the output file's suffix")
