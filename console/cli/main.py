@@ -62,6 +62,7 @@ _HANDLERS: dict[str | None, tuple[str, str]] = {
     "config": ("console.cli.config_command", "config"),
     "node": ("console.cli.serve_command", "run"),
     "gate": ("console.cli.gate_command", "run"),
+    "hook": ("console.cli.hook_command", "run"),
     **{name: ("console.cli.local_commands", name) for name in ("run", "report", "plan")},
     **{name: ("console.cli.node_commands", "run") for name in NODE_COMMANDS},
 }
