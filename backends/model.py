@@ -34,7 +34,10 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=200)]
 Environment = Literal["dev", "staging", "production"]
 GpuStatusKind = Literal["ok", "no_driver", "error"]
 AgentKind = Literal["process", "reporting", "actor"]
-AgentState = Literal["starting", "running", "idle", "paused", "stopping", "stopped", "failed", "unknown"]
+# "waiting": alive but blocked on a human (input or an approval); what it waits for is its ``message``
+AgentState = Literal[
+    "starting", "running", "idle", "waiting", "paused", "stopping", "stopped", "failed", "unknown"
+]
 Health = Literal["healthy", "degraded", "unhealthy", "unknown"]
 # "stopped": ended on request before it finished (a Ray job stopped): over, but neither done nor failed
 PhaseStatus = Literal["pending", "active", "paused", "blocked", "done", "failed", "stopped"]
@@ -242,6 +245,8 @@ class Agent(Model, frozen=True, kw_only=True):
     message: str | None = None
     restarts: Count = 0
     started_at: Timestamp | None = None
+    # when ``state`` last changed (None: the backend does not know); a waiting agent waits since then
+    state_since: Timestamp | None = None
     labels: dict[str, str] = field(default_factory=dict)
     kpis: tuple[Kpi, ...] = ()  # its latest figure of each KPI it reports, by name
 

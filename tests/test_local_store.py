@@ -16,7 +16,7 @@ import pytest
 
 from backends.errors import Conflict, Invalid, NotFound
 from backends.local import store_db
-from backends.local.schema import SCHEMA_VERSION
+from backends.local.schema import MIGRATIONS, SCHEMA_VERSION
 from backends.local.store import (
     AgentRecord,
     HealthThresholds,
@@ -72,17 +72,26 @@ def test_migrations_create_the_schema_in_wal_mode(tmp_path: Path) -> None:
     assert (tmp_path / "node").stat().st_mode & 0o777 == 0o700
 
 
+def _old_store(path: Path, version: int) -> sqlite3.Connection:
+    """A store file exactly as a fleetdeck of schema ``version`` wrote it: its migrations, nothing later."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    for statements in MIGRATIONS[:version]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version:d}")
+    return conn
+
+
+_V1_AGENT = (
+    "INSERT INTO agents (id, name, kind, state, registered_at, updated_at, message)"
+    " VALUES (?, ?, 'reporting', ?, ?, ?, ?)"
+)
+
+
 def test_a_version_1_store_gets_the_error_index(tmp_path: Path) -> None:
-    with Store(tmp_path) as store:
-        store.register_agent("a1", kind="reporting")
-    conn = sqlite3.connect(tmp_path / "fleetdeck.db")
-    for later in ("INDEX logs_errors", "TABLE kpi_latest", "TABLE kpi_points"):  # what v2 and v3 added
-        conn.execute(f"DROP {later}")
-    for later in ("TABLE gate_signoffs", "TABLE verdicts"):  # and what v4 added
-        conn.execute(f"DROP {later}")
-    conn.execute("ALTER TABLE criteria DROP COLUMN binding")
-    conn.execute("ALTER TABLE phases DROP COLUMN gate_spec")
-    conn.execute("PRAGMA user_version = 1")
+    conn = _old_store(tmp_path / "fleetdeck.db", 1)
+    conn.execute(_V1_AGENT, ("a1", "a1", "running", T0, T0, None))
     conn.close()
     with Store(tmp_path) as again:
         assert again._db.found_version == 1
@@ -94,6 +103,62 @@ def test_a_version_1_store_gets_the_error_index(tmp_path: Path) -> None:
     ).fetchall()
     conn.close()
     assert "logs_errors" in str(plan)
+
+
+def test_a_version_4_store_keeps_its_agents_and_commands_and_learns_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "fleetdeck.db"
+    conn = _old_store(path, 4)
+    with pytest.raises(sqlite3.IntegrityError):  # what v5 is for: v4's CHECK refuses the state
+        conn.execute(_V1_AGENT, ("w", "w", "waiting", T0, T0, None))
+    for name, state in (("a1", "running"), ("a2", "paused"), ("a3", "failed")):
+        conn.execute(_V1_AGENT, (name, name, state, T0, T0 + 1, f"{name} says hi"))
+    conn.executemany(
+        "INSERT INTO commands (agent_id, command, created_at) VALUES (?, ?, ?)",
+        [("a1", "pause", T0), ("a2", "resume", T0), ("a2", "stop", T0 + 2)],
+    )
+    conn.close()
+    clock = Clock(T0 + 10)
+    with Store(tmp_path, clock=clock) as store:
+        assert store._db.found_version == 4
+        agents = {a.id: a for a in store.agents()}
+        assert {i: (a.state, a.message, a.state_since) for i, a in agents.items()} == {
+            "a1": ("running", "a1 says hi", None),
+            "a2": ("paused", "a2 says hi", None),
+            "a3": ("failed", "a3 says hi", None),
+        }
+        store.heartbeat("a1", state="waiting", message="permission to run Bash(rm -rf build)")
+        waiting = {a.id: a for a in store.agents()}["a1"]
+        assert (waiting.state, waiting.message, waiting.state_since) == (
+            "waiting",
+            "permission to run Bash(rm -rf build)",
+            T0 + 10,
+        )
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA foreign_keys = ON")
+    rows = conn.execute("SELECT agent_id, command FROM commands ORDER BY id").fetchall()
+    assert rows == [("a1", "pause"), ("a2", "resume"), ("a2", "stop")]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    # the rebuilt table is still the one commands cascade from
+    conn.execute("DELETE FROM agents WHERE id = 'a2'")
+    assert conn.execute("SELECT agent_id FROM commands").fetchall() == [("a1",)]
+    conn.close()
+
+
+def test_state_since_moves_only_when_the_state_changes(store: Store, clock: Clock) -> None:
+    store.register_agent("a1", kind="reporting", state="running")
+    clock.now = T0 + 5
+    store.heartbeat("a1", state="running", message="busy")
+    assert store.agents()[0].state_since == T0
+    clock.now = T0 + 7
+    store.heartbeat("a1", state="waiting", message="your answer")
+    clock.now = T0 + 30
+    store.heartbeat("a1", message="still your answer")
+    agent = store.agents()[0]
+    assert (agent.state, agent.state_since, agent.message) == ("waiting", T0 + 7, "still your answer")
+    # a waiting agent that says nothing for long is not stale: the silence is the wait
+    clock.now = T0 + 600
+    assert store.agents()[0].health == "healthy"
 
 
 def test_reopening_keeps_the_data_and_migrates_nothing(tmp_path: Path) -> None:

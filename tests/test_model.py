@@ -106,8 +106,13 @@ AGENT = Agent(
     message="refactoring scheduler/client.py",
     restarts=2,
     started_at=T0 - 86_400.0,
+    state_since=T0 - 60.0,
     labels={"role": "coder", "team": "platform"},
     kpis=(KPI, COUNTER),
+)
+# alive and blocked on a human: what it waits for is its message, since when its state_since
+WAITING_AGENT = msgspec.structs.replace(
+    AGENT, state="waiting", message="permission to run Bash(rm -rf build)", state_since=T0 - 30.0
 )
 CRITERION = Criterion(
     name="P95 latency",
@@ -243,7 +248,7 @@ def test_every_wire_type_has_a_sample() -> None:
     assert types == covered
 
 
-ROUND_TRIP = [*EVERY_FULL_INSTANCE, DISPATCH_TO_AGENT, DISPATCH_COMMAND]
+ROUND_TRIP = [*EVERY_FULL_INSTANCE, DISPATCH_TO_AGENT, DISPATCH_COMMAND, WAITING_AGENT]
 
 
 @pytest.mark.parametrize("value", ROUND_TRIP, ids=_ids(ROUND_TRIP))

@@ -14,6 +14,12 @@ from pathlib import Path
 from backends.errors import BackendError
 
 _TERMINAL_TASK = "('succeeded','failed','cancelled','rolled_back')"
+#: the agents columns of schema 1-4, which the v5 rebuild copies (written out: a migration never changes)
+_V1_AGENT_COLUMNS = (
+    "id, name, kind, state, pid, supervisor_pid, workspace, command, restart_policy, health_url,"
+    " exit_code, restarts, registered_at, started_at, last_heartbeat, heartbeats, progress, message,"
+    " current_task, cpu_percent, rss_bytes, phase_id, labels, updated_at"
+)
 
 _V1: tuple[str, ...] = (
     """CREATE TABLE agents (
@@ -196,8 +202,48 @@ _V4: tuple[str, ...] = (
     ) WITHOUT ROWID""",
 )
 
+# The "waiting" state (alive, blocked on a human) and when each agent's state last changed. SQLite cannot
+# alter a CHECK, so the agents table is rebuilt as SQLite's documented 12-step procedure does it: create,
+# copy, drop, rename, inside the migration's one transaction, while :func:`migrate` holds foreign keys off
+# (a DROP with them on would cascade into commands) and runs ``foreign_key_check`` before it commits.
+# state_since is NULL for the copied rows: when their state last changed was never recorded. agents had
+# no index of its own to recreate; commands keep pointing at it by name.
+_V5: tuple[str, ...] = (
+    """CREATE TABLE agents_v5 (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('process','reporting','actor')),
+        state TEXT NOT NULL DEFAULT 'unknown' CHECK (state IN
+            ('starting','running','idle','waiting','paused','stopping','stopped','failed','unknown')),
+        pid INTEGER,
+        supervisor_pid INTEGER,
+        workspace TEXT,
+        command TEXT,
+        restart_policy TEXT NOT NULL DEFAULT 'no',
+        health_url TEXT,
+        exit_code INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        registered_at REAL NOT NULL,
+        started_at REAL,
+        last_heartbeat REAL,
+        heartbeats INTEGER NOT NULL DEFAULT 0,
+        progress REAL,
+        message TEXT,
+        current_task TEXT,
+        cpu_percent REAL,
+        rss_bytes INTEGER,
+        phase_id TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        updated_at REAL NOT NULL,
+        state_since REAL
+    )""",
+    f"INSERT INTO agents_v5 ({_V1_AGENT_COLUMNS}) SELECT {_V1_AGENT_COLUMNS} FROM agents",
+    "DROP TABLE agents",
+    "ALTER TABLE agents_v5 RENAME TO agents",
+)
+
 #: migration N (1-based) brings a store from user_version N-1 to N
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUR_TABLES = frozenset(
@@ -259,6 +305,17 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         raise StoreError(newer_schema_message(path, found))
     if found == SCHEMA_VERSION:
         return found
+    # A table rebuild (v5) drops a table others point at: with foreign keys on, that drop would cascade.
+    # The pragma is a no-op inside a transaction, so it is switched here and checked before the commit.
+    conn.execute("PRAGMA foreign_keys = OFF")
+    try:
+        _migrate_locked(conn, path)
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
+    return found
+
+
+def _migrate_locked(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         # Re-read under the write lock: another process may have migrated while we waited.
@@ -270,6 +327,12 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         for version in range(found + 1, SCHEMA_VERSION + 1):
             for statement in MIGRATIONS[version - 1]:
                 conn.execute(statement)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreError(
+                f"the store {path} could not be upgraded: {len(broken)} rows would point at nothing "
+                f"(first in table {broken[0][0]}); it was left as it was"
+            )
         # PRAGMA takes no bound parameters; the value is our own integer.
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
         conn.execute("COMMIT")
@@ -277,7 +340,6 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return found
 
 
 def quick_check(conn: sqlite3.Connection, path: Path) -> None:

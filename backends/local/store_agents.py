@@ -127,8 +127,9 @@ def register(
     if old is None:
         conn.execute(
             """INSERT INTO agents (id, name, kind, state, pid, supervisor_pid, workspace, command,
-                   restart_policy, health_url, registered_at, started_at, phase_id, labels, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   restart_policy, health_url, registered_at, started_at, phase_id, labels, updated_at,
+                   state_since)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 name,
                 name,
@@ -145,6 +146,7 @@ def register(
                 phase_id,
                 labels_json or "{}",
                 now,
+                now,
             ),
         )
     else:
@@ -160,13 +162,16 @@ def register(
                 f"stop it first or pick another name"
             )
         conn.execute(
-            """UPDATE agents SET kind = ?, state = ?, pid = ?, supervisor_pid = ?,
+            """UPDATE agents SET state_since = CASE WHEN state IS ? THEN state_since ELSE ? END,
+                   kind = ?, state = ?, pid = ?, supervisor_pid = ?,
                    workspace = COALESCE(?, workspace), command = COALESCE(?, command),
                    restart_policy = COALESCE(?, restart_policy), health_url = COALESCE(?, health_url),
                    phase_id = COALESCE(?, phase_id), labels = COALESCE(?, labels),
                    exit_code = NULL, started_at = ?, updated_at = ?
                WHERE id = ?""",
             (
+                state,
+                now,
                 kind,
                 state,
                 pid,
@@ -202,15 +207,18 @@ def heartbeat(
     if state is not None:
         _check_choice("agent state", state, AGENT_STATES)
     _check_report(progress, cpu_percent, rss_bytes)
+    # SET expressions read the row as it was, so state_since compares the old state with the new one
+    new_state = "COALESCE(?, CASE WHEN state IN ('starting', 'unknown') THEN 'running' ELSE state END)"
     cursor = conn.execute(
-        """UPDATE agents SET last_heartbeat = ?, heartbeats = heartbeats + 1, updated_at = ?,
+        f"""UPDATE agents SET last_heartbeat = ?, heartbeats = heartbeats + 1, updated_at = ?,
+               state_since = CASE WHEN state IS {new_state} THEN state_since ELSE ? END,
                -- a first heartbeat is the proof that a starting agent runs
-               state = COALESCE(?, CASE WHEN state IN ('starting', 'unknown') THEN 'running' ELSE state END),
+               state = {new_state},
                progress = COALESCE(?, progress), message = COALESCE(?, message),
                current_task = COALESCE(?, current_task), pid = COALESCE(?, pid),
                cpu_percent = COALESCE(?, cpu_percent), rss_bytes = COALESCE(?, rss_bytes)
            WHERE id = ?""",
-        (now, now, state, progress, message, current_task, pid, cpu_percent, rss_bytes, agent_id),
+        (now, now, state, now, state, progress, message, current_task, pid, cpu_percent, rss_bytes, agent_id),
     )
     if cursor.rowcount == 0:
         raise not_found("agent", agent_id, known_ids(conn, "agents"))
@@ -238,7 +246,7 @@ def set_state(
     # a restart after an exit starts with no process: its pid and usage are the dead one's
     gone = state in _GONE_STATES or (state == "starting" and exit_code is not None)
     cursor = conn.execute(
-        """UPDATE agents SET state = ?,
+        """UPDATE agents SET state_since = CASE WHEN state IS ? THEN state_since ELSE ? END, state = ?,
                exit_code = CASE WHEN ? IS NOT NULL THEN ? WHEN ? IN ('starting', 'running') THEN NULL
                                 ELSE exit_code END,
                message = COALESCE(?, message),
@@ -250,6 +258,8 @@ def set_state(
                updated_at = ?
            WHERE id = ?""",
         (
+            state,
+            now,
             state,
             exit_code,
             exit_code,

@@ -17,7 +17,7 @@ from .store_db import loads
 
 _SEVERITY: dict[str, int] = {"healthy": 0, "degraded": 1, "unhealthy": 2}
 #: states in which an agent is expected to report; the others are judged by their state alone
-LIVE_STATES: frozenset[str] = frozenset(("starting", "running", "idle", "stopping"))
+LIVE_STATES: frozenset[str] = frozenset(("starting", "running", "idle", "waiting", "stopping"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,7 @@ class AgentRecord:
     rss_bytes: int | None = None
     phase_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    state_since: float | None = None  # when state last changed; NULL for rows from before schema 5
 
     def to_agent(
         self, health: Health, reason: str | None, *, phase_id: str | None = None, kpis: tuple[Kpi, ...] = ()
@@ -83,6 +84,7 @@ class AgentRecord:
             restarts=self.restarts,
             started_at=self.started_at,
             labels=dict(self.labels),
+            state_since=self.state_since,
             kpis=kpis,
         )
 
@@ -137,7 +139,9 @@ def compute_health(
         reference = record.registered_at
     age = max(0.0, now - reference)
     warn_s, crit_s = thresholds.heartbeat_stale_s
-    if age >= warn_s:
+    # An agent waiting for a human often reports nothing until answered (a hook fires only on events):
+    # its silence is the wait, not a fault, so staleness is not judged while it waits.
+    if age >= warn_s and record.state != "waiting":
         what = "no heartbeat for" if record.last_heartbeat is not None else "no heartbeat yet after"
         findings.append(("unhealthy" if age >= crit_s else "degraded", f"{what} {int(age)} s"))
     warn_n, crit_n = thresholds.error_rate_per_min
@@ -238,6 +242,7 @@ AGENT_COLUMNS = (
     "rss_bytes",
     "phase_id",
     "labels",
+    "state_since",
 )
 AGENT_SELECT = f"SELECT {', '.join(AGENT_COLUMNS)} FROM agents"
 
@@ -271,6 +276,7 @@ def record_from_row(row: Any) -> AgentRecord:
         rss_bytes,
         phase_id,
         labels,
+        state_since,
     ) = row
     argv = loads(command)
     return AgentRecord(
@@ -297,4 +303,5 @@ def record_from_row(row: Any) -> AgentRecord:
         rss_bytes=rss_bytes,
         phase_id=phase_id,
         labels=loads(labels, {}),
+        state_since=state_since,
     )

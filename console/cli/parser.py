@@ -187,10 +187,12 @@ def _add_local_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     report = sub.add_parser("report", help="report an agent's state, progress or a milestone (for scripts)")
     report.add_argument("--agent", required=True, help="the reporting agent's name")
     report.add_argument(
-        "--state", choices=("starting", "running", "idle", "paused", "stopping", "stopped", "failed")
+        "--state",
+        choices=("starting", "running", "idle", "waiting", "paused", "stopping", "stopped", "failed"),
+        help="waiting: it needs a human (input or an approval); say what for with --message",
     )
     report.add_argument("--progress", type=float, help="0..1")
-    report.add_argument("--message", help="what it is doing now")
+    report.add_argument("--message", help="what it is doing now (while waiting: what it waits for)")
     report.add_argument("--log", help="a log line to record")
     report.add_argument("--level", default="info", choices=("debug", "info", "warning", "error", "critical"))
     report.add_argument("--milestone", help="a milestone id to mark")
