@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from backends.errors import Invalid, NotFound
+from backends.errors import NotFound
 
 from .store import Store
 
@@ -30,9 +29,7 @@ MESSAGE_CHARS = 120
 _SHORT_ID = re.compile(r"[^A-Za-z0-9]")
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
-# "Needs a human": a store from before the waiting state refuses it, and then the session reads idle
-WAITING_STATE = "waiting"
-WAITING_FALLBACK = "idle"
+WAITING_STATE = "waiting"  # needs a human: an approval, or the next prompt after an idle reminder
 
 
 class HookInputError(ValueError):
@@ -189,18 +186,9 @@ def report(store: Store, hook: HookReport) -> None:
         last = store.agent_record(hook.agent_id).message or ""
         if last.startswith(f"running {hook.permission_tool}("):
             message = "permission to run " + last.removeprefix("running ")
-    try:
-        _record(store, hook, hook.state, message, register=register)
-    except (Invalid, sqlite3.IntegrityError):
-        if hook.state != WAITING_STATE:
-            raise
-        _record(store, hook, WAITING_FALLBACK, message, register=register)
-    store.log(hook.agent_id, hook.level, message, event=hook.event)
-
-
-def _record(store: Store, hook: HookReport, state: str, message: str, *, register: bool) -> None:
     if register:
         store.register_agent(
-            hook.agent_id, kind="reporting", state=state, labels=hook.labels, workspace=hook.workspace
+            hook.agent_id, kind="reporting", state=hook.state, labels=hook.labels, workspace=hook.workspace
         )
-    store.heartbeat(hook.agent_id, state=state, message=message)
+    store.heartbeat(hook.agent_id, state=hook.state, message=message)
+    store.log(hook.agent_id, hook.level, message, event=hook.event)
