@@ -137,6 +137,37 @@ def test_first_event_seen_registers_the_session_with_its_workspace(cli, tmp_path
         assert store.agent_record(AGENT).workspace == str(workspace)
 
 
+def test_a_checkpoint_covers_the_sessions_git_tree(cli, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "app.py").write_text("print('hi')\n", encoding="utf-8")
+    hook(cli, payload("session_start", cwd=str(repo)))
+    done = cli("checkpoint", "--label", "before-claude", "--json")
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)["covers"]) >= {f"agent:{AGENT}", f"workspace:{repo}"}
+
+
+def test_the_hook_loads_neither_textual_nor_httpx(env: dict[str, str], tmp_path: Path) -> None:
+    """It runs on every tool call of every session: only the store is imported."""
+    probe = (
+        "import sys\n"
+        "from console.cli.main import main\n"
+        "code = main(['hook', 'claude'])\n"
+        "heavy = sorted(m for m in ('textual', 'httpx', 'rich', 'uvicorn') if m in sys.modules)\n"
+        "print(code, heavy)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        input=json.dumps(payload("stop")).encode(),
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode().split() == ["0", "[]"]
+
+
 def test_a_long_prompt_is_bounded_to_one_short_line(cli) -> None:
     hook(cli, payload("user_prompt_submit", prompt="fix\n\tthis " + "x" * 5000))
     message = session(cli)["message"]
