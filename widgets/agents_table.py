@@ -51,6 +51,7 @@ HEALTH_STYLE: dict[str, tuple[str, str]] = {
 STATE_STYLE: dict[str, str] = {
     "running": "",
     "idle": "dim",
+    "waiting": "bold magenta",  # blocked on a person: the word says it, the colour makes it stand out
     "starting": "cyan",
     "paused": "yellow",
     "stopping": "yellow",

@@ -24,6 +24,8 @@ from .safe import safe_text
 from .synced_table import SyncedTable
 
 SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
+# An agent waiting for a person: not a fault of any severity but a question, so it has its own word
+NEEDS_YOU_CELL = ("⏸ YOU", "bold magenta")
 MIN_REASON_WIDTH = 12  # below this the table is cut at the edge rather than the reason cut to nothing
 # Node and subject are free text: one longer than these is cut with "…" (as the Fleet table cuts a node's
 # name; each is whole on the screen enter leads to), so a long name cannot take the reason's room.
@@ -42,6 +44,7 @@ class AttentionRow:
     acked: bool = False
     snoozed_until: float | None = None  # set while snoozed
     label: str | None = None  # the subject as shown, where not its id: "agent:planner" for a Ray actor
+    needs_you: bool = False  # a person is needed (an agent waiting for input or an approval), shown first
 
     @property
     def shown_subject(self) -> str:
@@ -178,7 +181,9 @@ class AttentionList(SyncedTable[Text]):
 
     def _fixed_cells(self, row: AttentionRow, now: float) -> tuple[Text, ...]:
         dim = _row_style(row)
-        word, style = SEVERITY_CELL.get(row.severity, (row.severity.upper(), ""))
+        word, style = (
+            NEEDS_YOU_CELL if row.needs_you else SEVERITY_CELL.get(row.severity, (row.severity.upper(), ""))
+        )
         cells = [
             safe_text(word, style=dim or style),
             *([_cut(safe_text(row.node, style=dim or "bold"), NODE_MAX)] if self.node_column else []),

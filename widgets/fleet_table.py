@@ -1,5 +1,6 @@
-"""The Fleet screen's table: one row per node with its data age, agent health, GPU and host summary,
-active phase and alert count. The console fills :class:`FleetRow` values; this widget only renders them."""
+"""The Fleet screen's table: one row per node with its data age, agent health (and how many agents wait for a
+person), GPU and host summary, active phase and alert count. The console fills :class:`FleetRow` values;
+this widget only renders them."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def _agents_cell(snapshot: NodeSnapshot | None) -> Text:
     text = Text(f"{healthy}/{total}", style=style)  # under "Healthy": the word is the column's
     if count.dead:
         text.append(f" · {count.dead} dead", style="dim")
+    # agents blocked on a person: not unhealthy, yet the reason to open this node first
+    waiting = sum(1 for agent in snapshot.agents if agent.state == "waiting")
+    if waiting:
+        text.append(f" · {waiting} waiting", style="bold magenta")
     return text
 
 

@@ -32,7 +32,7 @@ from typing import Final
 
 import msgspec
 
-from console.core.alerts import SEVERITY_RANK, Alert, Severity
+from console.core.alerts import SEVERITY_RANK, Alert, Severity, attention_rank
 
 FILE_NAME: Final = "console-alerts.json"
 FLAP_WINDOW_S: Final = 600.0
@@ -213,14 +213,15 @@ class AlertBook:
         return self._entries.get(key)
 
     def active(self, node: str | None = None) -> list[TrackedAlert]:
-        """Firing alerts (acked and snoozed included: the view decides), worst first, then oldest first."""
+        """Firing alerts (acked and snoozed included: the view decides): what needs a person first, then worst
+        first, then oldest first."""
         keys = self._entries.keys() if node is None else self._keys_by_node.get(node, ())
         firing = [
             entry
             for entry in map(self._entries.__getitem__, keys)
             if entry.firing and entry.key in self._confirmed
         ]
-        firing.sort(key=lambda e: (SEVERITY_RANK[e.severity], e.since, e.node, e.subject, e.rule))
+        firing.sort(key=lambda e: (attention_rank(e.severity, e.rule), e.since, e.node, e.subject, e.rule))
         return firing
 
     def counts(self, node: str | None = None, now: float | None = None) -> tuple[int, int]:

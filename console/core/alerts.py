@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 Severity = Literal["warning", "critical"]
 SEVERITY_RANK = {"critical": 0, "warning": 1}
+# Rules that say a person is needed, not that something is wrong: an agent waiting for input or an approval.
+# They come first in the inbox whatever their severity (the one who can unblock it is reading), while
+# their severity, a warning, is what `fleetdeck status` counts: waiting is never a critical exit.
+NEEDS_YOU_RULES: Final = frozenset({"waiting"})
 ERROR_WINDOW_S: Final = 60.0  # the error-log rate is counted over one minute, so a count is a per-minute rate
 ERROR_LEVELS: Final = frozenset({"error", "critical"})
 ENDED_PHASE: Final = frozenset({"done", "failed", "stopped"})  # a phase that is over cannot be overdue
@@ -51,9 +55,20 @@ class Alert:
     def shown_subject(self) -> str:
         return self.label or self.subject
 
+    @property
+    def needs_you(self) -> bool:
+        return self.rule in NEEDS_YOU_RULES
+
     def line(self) -> str:
+        if self.needs_you:
+            return f"⏸ {'waiting':<8} {self.node} {self.shown_subject}: {self.reason}"
         mark = "✖" if self.severity == "critical" else "▲"
         return f"{mark} {self.severity:<8} {self.node} {self.shown_subject}: {self.reason}"
+
+
+def attention_rank(severity: str, rule: str) -> int:
+    """Where an alert goes in a list: what needs a person first, then critical, then warning."""
+    return 0 if rule in NEEDS_YOU_RULES else 1 + SEVERITY_RANK.get(severity, len(SEVERITY_RANK))
 
 
 def agent_labels(agents: Iterable[Agent]) -> dict[str, str]:
@@ -167,6 +182,9 @@ def node_alerts(
             add("critical", subject, "agent_health", agent.health_reason or "unhealthy")
         elif agent.health == "degraded":
             add("warning", subject, "agent_health", agent.health_reason or "degraded")
+        if agent.state == "waiting":
+            asked = f"needs you: {agent.message}" if agent.message else "needs you"
+            add("warning", subject, "waiting", asked, agent.state_since)
         if (
             "heartbeat" not in judged_by_node
             and agent.last_heartbeat is not None
@@ -249,7 +267,7 @@ def recent_error_counts(
 
 
 def sort_alerts(alerts: Iterable[Alert]) -> list[Alert]:
-    return sorted(alerts, key=lambda a: (SEVERITY_RANK[a.severity], a.node, a.subject))
+    return sorted(alerts, key=lambda a: (attention_rank(a.severity, a.rule), a.node, a.subject))
 
 
 def worst(alerts: Iterable[Alert]) -> Severity | None:

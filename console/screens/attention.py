@@ -13,7 +13,7 @@ from textual.widgets import Static
 
 from backends.model import NodeSnapshot
 from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
-from console.core.alerts import agent_labels
+from console.core.alerts import NEEDS_YOU_RULES, agent_labels
 from console.messages import OpenAgent
 from widgets.attention import AttentionList, AttentionRow
 from widgets.format import fmt_duration
@@ -65,6 +65,7 @@ def attention_row(entry: TrackedAlert, now: float, label: str | None = None) -> 
         acked=entry.acked,
         snoozed_until=entry.snoozed_until if entry.snoozed(now) else None,
         label=label,
+        needs_you=entry.rule in NEEDS_YOU_RULES,
     )
 
 
