@@ -3,6 +3,7 @@ same checkpoint gives exactly its tree, and no temporary index outlives the proc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -110,6 +111,16 @@ def test_restore_again_from_any_half_way_state_gives_the_exact_tree(tmp_path: Pa
     assert gitsnap.restore(repo, a, previous=b) == [], "a restore to the tree already there changes nothing"
 
 
+def git_children_in(repo: Path) -> list[psutil.Process]:
+    """Every live process working in ``repo`` (git runs with the workspace as its cwd)."""
+    found = []
+    for candidate in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if candidate.cwd() == str(repo) and candidate.status() != psutil.STATUS_ZOMBIE:
+                found.append(candidate)
+    return found
+
+
 def test_restore_killed_at_random_moments_then_run_again_gives_the_exact_tree(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     a_tree, a, b = two_states(repo, files=1_500)
@@ -130,12 +141,13 @@ def test_restore_killed_at_random_moments_then_run_again_gives_the_exact_tree(tm
         assert worktree(repo) == b_tree
         process = start()
         time.sleep(rng.uniform(0.1 * span, span))
-        children = psutil.Process(process.pid).children(recursive=True)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         # A git child outlives the killed process and may still be writing files. A rollback's recovery
         # waits for it (the child holds rollback.lock); restore alone does not, so wait as recovery would.
-        psutil.wait_procs(children, timeout=60)
+        # Found by its working directory after the kill, not as a child before it: one started in between
+        # was missed that way and wrote into the tree after the second restore.
+        psutil.wait_procs(git_children_in(repo), timeout=60)
         gitsnap.restore(repo, a, previous=b)
         assert worktree(repo) == a_tree
         assert directories(repo) == implied_dirs(a_tree)
