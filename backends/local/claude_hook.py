@@ -14,84 +14,38 @@ text is.
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Any
 
-from backends.errors import NotFound
+from .session_hook import (
+    MAX_STDIN_BYTES,
+    WAITING_STATE,
+    HookInputError,
+    HookReport,
+    bounded,
+    parse,
+    report,
+    session_labels,
+)
+from .session_hook import agent_id_of as _agent_id_of
+from .session_hook import text as _text
+from .session_hook import tool_call as _tool_call
 
-from .store import Store
-
-MAX_STDIN_BYTES = 1 << 20  # a PostToolUse carries the tool's whole response; more than this is not read
-MESSAGE_CHARS = 120
-_SHORT_ID = re.compile(r"[^A-Za-z0-9]")
-_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-WAITING_STATE = "waiting"  # needs a human: an approval, or the next prompt after an idle reminder
-
-
-class HookInputError(ValueError):
-    """The payload is not a Claude Code hook event this command can report."""
-
-
-@dataclass(frozen=True)
-class HookReport:
-    agent_id: str
-    state: str
-    message: str
-    event: str
-    workspace: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
-    level: str = "info"
-    starts_session: bool = False
-    # a permission notification names the tool only: the call it asks for is the one PreToolUse reported
-    permission_tool: str | None = None
-
-
-def bounded(text: object, limit: int = MESSAGE_CHARS) -> str:
-    """One line of at most ``limit`` characters (whitespace runs folded, an ellipsis where cut)."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def parse(raw: bytes) -> dict[str, Any]:
-    if len(raw) > MAX_STDIN_BYTES:
-        raise HookInputError(f"hook input is larger than {MAX_STDIN_BYTES} bytes; not read")
-    if not raw.strip():
-        raise HookInputError("no hook input on stdin")
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HookInputError(f"hook input is not JSON ({bounded(exc, 80)})") from None
-    if not isinstance(payload, dict):
-        raise HookInputError("hook input is not a JSON object")
-    return payload
-
-
-def _text(payload: dict[str, Any], key: str) -> str | None:
-    value = payload.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _tool_call(payload: dict[str, Any]) -> str:
-    """'Bash(rm -rf build)', 'Edit(src/app.py)' or the tool's name alone."""
-    tool = bounded(_text(payload, "tool_name") or "a tool", 40)
-    tool_input = payload.get("tool_input")
-    if isinstance(tool_input, dict):
-        for key in ("command", "file_path", "path", "url", "pattern", "query", "description"):
-            value = tool_input.get(key)
-            if isinstance(value, str) and value:
-                return f"{tool}({bounded(value, MESSAGE_CHARS - len(tool) - 12)})"
-    return tool
+__all__ = [
+    "MAX_STDIN_BYTES",
+    "WAITING_STATE",
+    "HookInputError",
+    "HookReport",
+    "agent_id_of",
+    "bounded",
+    "interpret",
+    "parse",
+    "report",
+]
 
 
 def agent_id_of(session_id: str) -> str:
-    short = _SHORT_ID.sub("", session_id)[:8]
-    if not short:
-        raise HookInputError("session_id has no letters or digits")
-    return f"claude-{short}"
+    return _agent_id_of("claude", session_id)
 
 
 def interpret(payload: dict[str, Any]) -> HookReport:
@@ -102,16 +56,13 @@ def interpret(payload: dict[str, Any]) -> HookReport:
     event = _text(payload, "hook_event_name")
     agent_id = agent_id_of(session_id)
     cwd = _text(payload, "cwd")
-    labels = {"source": "claude-code", "session_id": bounded(session_id, 64)}
-    if cwd:
-        # the agent's name in the store is its id; the project it works in rides along as a label
-        project = _NAME_CHARS.sub("-", PurePath(cwd).name).strip("-.")
-        if project:
-            labels["project"] = project[:64]
-    for key in ("model", "permission_mode"):
-        value = _text(payload, key)
-        if value:
-            labels[key] = bounded(value, 64)
+    labels = session_labels(
+        "claude-code",
+        session_id,
+        cwd,
+        model=_text(payload, "model"),
+        permission_mode=_text(payload, "permission_mode"),
+    )
 
     def made(
         state: str, message: str, *, level: str = "info", permission_tool: str | None = None
@@ -170,25 +121,3 @@ def _notification(payload: dict[str, Any]) -> tuple[str, str | None]:
 
 
 _PERMISSION_FOR = re.compile(r"permission to use ([A-Za-z0-9_.:-]+)")
-
-
-def report(store: Store, hook: HookReport) -> None:
-    """Register the session (on its start, or the first event seen from it), heartbeat, log one line."""
-    register = hook.starts_session
-    if not register:
-        try:
-            store.agent_record(hook.agent_id)
-        except NotFound:
-            register = True
-    message = hook.message
-    if hook.permission_tool and not register:
-        # "running Bash(rm -rf build)" from the PreToolUse just before: the call this permission is for
-        last = store.agent_record(hook.agent_id).message or ""
-        if last.startswith(f"running {hook.permission_tool}("):
-            message = "permission to run " + last.removeprefix("running ")
-    if register:
-        store.register_agent(
-            hook.agent_id, kind="reporting", state=hook.state, labels=hook.labels, workspace=hook.workspace
-        )
-    store.heartbeat(hook.agent_id, state=hook.state, message=message)
-    store.log(hook.agent_id, hook.level, message, event=hook.event)
