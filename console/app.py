@@ -291,6 +291,8 @@ class FleetDeckApp(SafeNotifyApp):  # every notification shown as plain, termina
                 screen.node_updated(link)
 
     def _flush_logs(self) -> None:
+        if not self.screen_stack:  # the timer's tick landed in the close, after the last screen went
+            return
         screen = self.screen
         if isinstance(screen, FleetDeckScreen):
             with suppress(NoMatches):

@@ -628,3 +628,13 @@ async def test_failing_backend_shows_offline_and_the_app_stays_up(backend_class:
         await pilot.press("l")
         await pilot.pause()
         assert isinstance(app.screen, LogsScreen)
+
+
+async def test_a_log_flush_due_while_the_app_closes_does_nothing() -> None:
+    """The log-flush timer can fire after the last screen is popped at exit; it must not raise there."""
+    clock = ManualClock(T0)
+    app = FleetDeckApp([NodeLink("broken-01", BrokenBackend(), clock=clock)], config=Config(), clock=clock)
+    async with app.run_test(size=SMALL):
+        pass
+    assert not app.screen_stack
+    app._flush_logs()  # what the timer does when its tick lands in the close
