@@ -33,7 +33,7 @@ Identifier = Annotated[str, Meta(min_length=1, max_length=200)]
 # From least to most careful: a node is treated as the stricter of what the config and the node say.
 Environment = Literal["dev", "staging", "production"]
 GpuStatusKind = Literal["ok", "no_driver", "error"]
-AgentKind = Literal["process", "reporting", "actor"]
+AgentKind = Literal["process", "reporting", "actor", "otel"]
 # "waiting": alive but blocked on a human (input or an approval); what it waits for is its ``message``
 AgentState = Literal[
     "starting", "running", "idle", "waiting", "paused", "stopping", "stopped", "failed", "unknown"

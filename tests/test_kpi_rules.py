@@ -145,7 +145,12 @@ def test_overrides_by_node_then_labels_later_winning_at_equal_specificity() -> N
 
 
 def test_built_in_rules_fill_in_and_a_configured_rule_replaces_its_namesake() -> None:
-    assert [r.name for r in DEFAULT_RULES] == ["latency_p95_ms", "success_ratio", "error_ratio"]
+    assert [r.name for r in DEFAULT_RULES] == [
+        "latency_p95_ms",
+        "success_ratio",
+        "error_ratio",
+        "otlp_refused_agents",
+    ]
     rules = _load(LATENCY).kpis
     success = resolved_rule(rules, "n", _agent(), "success_ratio")
     assert success == ResolvedRule("success_ratio", "ratio", 0.999, 0.99, "below", 60)

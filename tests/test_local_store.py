@@ -25,6 +25,7 @@ from backends.local.store import (
     compute_health,
     default_state_dir,
 )
+from backends.local.store_telemetry import TelemetryWrite
 
 T0 = 1_767_225_600.0
 
@@ -142,6 +143,38 @@ def test_a_version_4_store_keeps_its_agents_and_commands_and_learns_waiting(tmp_
     # the rebuilt table is still the one commands cascade from
     conn.execute("DELETE FROM agents WHERE id = 'a2'")
     assert conn.execute("SELECT agent_id FROM commands").fetchall() == [("a1",)]
+    conn.close()
+
+
+def test_a_version_5_store_keeps_its_agents_and_commands_and_learns_the_otel_kind(tmp_path: Path) -> None:
+    path = tmp_path / "fleetdeck.db"
+    conn = _old_store(path, 5)
+    with pytest.raises(sqlite3.IntegrityError):  # what v6 is for: v5's CHECK refuses the kind
+        conn.execute(
+            "INSERT INTO agents (id, name, kind, registered_at, updated_at) VALUES ('o', 'o', 'otel', 0, 0)"
+        )
+    conn.execute(
+        "INSERT INTO agents (id, name, kind, state, registered_at, updated_at, message, state_since)"
+        " VALUES ('w', 'w', 'reporting', 'waiting', ?, ?, 'permission to run Bash(ls)', ?)",
+        (T0, T0, T0 + 1),
+    )
+    conn.execute("INSERT INTO commands (agent_id, command, created_at) VALUES ('w', 'pause', ?)", (T0,))
+    conn.close()
+    with Store(tmp_path, clock=Clock(T0 + 10)) as store:
+        assert store._db.found_version == 5
+        (kept,) = store.agents()
+        assert (kept.id, kept.state, kept.message, kept.state_since) == (
+            "w",
+            "waiting",
+            "permission to run Bash(ls)",
+            T0 + 1,
+        )
+        written = store.record_telemetry([TelemetryWrite("svc", {"source": "otel"})], max_agents=10)
+        assert written.new == ("svc",)
+        assert store.agent_record("svc").kind == "otel"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT agent_id, command FROM commands").fetchall() == [("w", "pause")]
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     conn.close()
 
 

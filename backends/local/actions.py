@@ -119,6 +119,13 @@ class Actions:
     ) -> str:
         wanted = WANTED_STATE[action]
         state = record.state
+        if record.kind == "otel":
+            # It only exports telemetry: no process of ours, no reporter reading commands, so a "paused"
+            # row would be a lie. Its own controls (or its operator) are the way.
+            raise Conflict(
+                f"agent {record.id} is known only from its OpenTelemetry: fleetdeck has no way to {action} "
+                "it; nothing was changed"
+            )
         if action != "stop" and restarting_after_failure(record):
             # "starting" in name only: the process failed and none runs until the backoff ends, so there
             # is nothing to freeze or continue, and a "paused" row would hide the crash loop

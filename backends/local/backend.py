@@ -286,12 +286,17 @@ def without_dead_supervisors(agents: list[Agent], records: list[AgentRecord]) ->
 
 
 def health_thresholds(config_thresholds: Thresholds | None) -> HealthThresholds | None:
-    """The config's heartbeat and error-rate thresholds, in the store's terms."""
+    """The config's heartbeat, telemetry and error-rate thresholds, in the store's terms."""
     if config_thresholds is None:
         return None
     warn_s, crit_s = config_thresholds["heartbeat_stale_s"]
+    warn_t, crit_t = config_thresholds["telemetry_stale_s"]
     warn_n, crit_n = config_thresholds["error_log_rate_per_min"]
-    return HealthThresholds(heartbeat_stale_s=(warn_s, crit_s), error_rate_per_min=(warn_n, crit_n))
+    return HealthThresholds(
+        heartbeat_stale_s=(warn_s, crit_s),
+        telemetry_stale_s=(warn_t, crit_t),
+        error_rate_per_min=(warn_n, crit_n),
+    )
 
 
 def owner_of(pid: int, owners: dict[int, str]) -> str | None:

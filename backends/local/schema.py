@@ -242,8 +242,47 @@ _V5: tuple[str, ...] = (
     "ALTER TABLE agents_v5 RENAME TO agents",
 )
 
+#: the agents columns of schema 5, which the v6 rebuild copies
+_V5_AGENT_COLUMNS = f"{_V1_AGENT_COLUMNS}, state_since"
+
+# Agents known only from their OpenTelemetry (kind "otel": the OTLP receiver registers them). The same
+# rebuild as v5, for the kind's CHECK this time.
+_V6: tuple[str, ...] = (
+    """CREATE TABLE agents_v6 (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('process','reporting','actor','otel')),
+        state TEXT NOT NULL DEFAULT 'unknown' CHECK (state IN
+            ('starting','running','idle','waiting','paused','stopping','stopped','failed','unknown')),
+        pid INTEGER,
+        supervisor_pid INTEGER,
+        workspace TEXT,
+        command TEXT,
+        restart_policy TEXT NOT NULL DEFAULT 'no',
+        health_url TEXT,
+        exit_code INTEGER,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        registered_at REAL NOT NULL,
+        started_at REAL,
+        last_heartbeat REAL,
+        heartbeats INTEGER NOT NULL DEFAULT 0,
+        progress REAL,
+        message TEXT,
+        current_task TEXT,
+        cpu_percent REAL,
+        rss_bytes INTEGER,
+        phase_id TEXT,
+        labels TEXT NOT NULL DEFAULT '{}',
+        updated_at REAL NOT NULL,
+        state_since REAL
+    )""",
+    f"INSERT INTO agents_v6 ({_V5_AGENT_COLUMNS}) SELECT {_V5_AGENT_COLUMNS} FROM agents",
+    "DROP TABLE agents",
+    "ALTER TABLE agents_v6 RENAME TO agents",
+)
+
 #: migration N (1-based) brings a store from user_version N-1 to N
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _OUR_TABLES = frozenset(
@@ -305,7 +344,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> int:
         raise StoreError(newer_schema_message(path, found))
     if found == SCHEMA_VERSION:
         return found
-    # A table rebuild (v5) drops a table others point at: with foreign keys on, that drop would cascade.
+    # A table rebuild (v5, v6) drops a table others point at: with foreign keys on, that drop would cascade.
     # The pragma is a no-op inside a transaction, so it is switched here and checked before the commit.
     conn.execute("PRAGMA foreign_keys = OFF")
     try:

@@ -28,6 +28,7 @@ from . import store_agents as agents_sql
 from . import store_kpis as kpis_sql
 from . import store_logs as logs_sql
 from . import store_plan as plan_sql
+from . import store_telemetry as telemetry_sql
 from . import store_work as work_sql
 from .schema import SCHEMA_VERSION, StoreError, quick_check
 from .store_api import AgentsApi
@@ -199,6 +200,25 @@ class Store(AgentsApi):
             return logs_sql.prune(conn, now, self.log_max_records, self.log_max_age_s)
 
         return self._db.write(prune)
+
+    # --- telemetry from outside ------------------------------------------------------------------------
+
+    def record_telemetry(
+        self, writes: Sequence[telemetry_sql.TelemetryWrite], *, max_agents: int
+    ) -> telemetry_sql.TelemetryResult:
+        """Store what one OTLP request said of its agents in one transaction (store_telemetry): agents
+        registered on first sight up to ``max_agents`` of kind "otel" (the rest refused), heartbeats,
+        figures, log lines. Retention runs as after any append."""
+        now = self._clock()
+        result = self._db.write(lambda c: telemetry_sql.write(c, now, writes, max_agents))
+        self._kpis_written(result.kpi_points)
+        self._appended_since_prune += result.log_records
+        if (
+            self._appended_since_prune >= PRUNE_EVERY_RECORDS
+            or now - (self._last_prune or 0.0) >= PRUNE_EVERY_S
+        ):
+            self.prune_logs()
+        return result
 
     # --- KPIs ------------------------------------------------------------------------------------------
 

@@ -25,6 +25,9 @@ class HealthThresholds:
     """[warning, critical] pairs, as in the config's ``[thresholds]``."""
 
     heartbeat_stale_s: tuple[float, float] = (15.0, 60.0)
+    # An agent known only from its OpenTelemetry speaks when its SDK exports: metrics every 60 s by default
+    # (OTEL_METRIC_EXPORT_INTERVAL), so a heartbeat's 15 s would call every such agent stale.
+    telemetry_stale_s: tuple[float, float] = (180.0, 900.0)
     error_rate_per_min: tuple[float, float] = (10.0, 50.0)
 
 
@@ -138,11 +141,13 @@ def compute_health(
     if reference is None:
         reference = record.registered_at
     age = max(0.0, now - reference)
-    warn_s, crit_s = thresholds.heartbeat_stale_s
+    otel = record.kind == "otel"
+    warn_s, crit_s = thresholds.telemetry_stale_s if otel else thresholds.heartbeat_stale_s
     # An agent waiting for a human often reports nothing until answered (a hook fires only on events):
     # its silence is the wait, not a fault, so staleness is not judged while it waits.
     if age >= warn_s and record.state != "waiting":
-        what = "no heartbeat for" if record.last_heartbeat is not None else "no heartbeat yet after"
+        sign = "telemetry" if otel else "heartbeat"
+        what = f"no {sign} for" if record.last_heartbeat is not None else f"no {sign} yet after"
         findings.append(("unhealthy" if age >= crit_s else "degraded", f"{what} {int(age)} s"))
     warn_n, crit_n = thresholds.error_rate_per_min
     if errors_last_minute >= warn_n:

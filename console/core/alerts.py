@@ -191,9 +191,11 @@ def node_alerts(
             and agent.state in ("running", "idle", "starting")
         ):
             age = now - agent.last_heartbeat
-            severity = _grade(age, thresholds.heartbeat_stale_s)
+            otel = agent.kind == "otel"  # it speaks when its SDK exports, not on a heartbeat's beat
+            severity = _grade(age, thresholds.telemetry_stale_s if otel else thresholds.heartbeat_stale_s)
             if severity and agent.health != "unhealthy":
-                add(severity, subject, "heartbeat", f"no heartbeat for {age:.0f} s", agent.last_heartbeat)
+                sign = "telemetry" if otel else "heartbeat"
+                add(severity, subject, "heartbeat", f"no {sign} for {age:.0f} s", agent.last_heartbeat)
         add(
             _grade(agent.restarts, thresholds.agent_restarts),
             subject,

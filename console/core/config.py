@@ -46,6 +46,7 @@ class Thresholds(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     gpu_mem_percent: Threshold = Threshold(90.0, 97.0)
     host_mem_percent: Threshold = Threshold(85.0, 95.0)
     heartbeat_stale_s: Threshold = Threshold(15.0, 60.0)
+    telemetry_stale_s: Threshold = Threshold(180.0, 900.0)  # agents known only from OpenTelemetry
     agent_restarts: Threshold = Threshold(10.0, 25.0)
     error_log_rate_per_min: Threshold = Threshold(10.0, 50.0)
 

@@ -14,8 +14,9 @@ Counters (``kind = "counter"``, names ending in ``_total``) are judged on their 
 (``Kpi.rate_per_s``): a counter's value only grows, what a threshold means is how fast. A counter rule's
 ``unit`` is then a rate (per_s, per_min, per_hour; default per second).
 
-The built-in rules (:data:`DEFAULT_RULES`) judge the three KPIs every fleet reports the same way unless
-the config names a rule of the same name, which replaces the built-in one.
+The built-in rules (:data:`DEFAULT_RULES`) judge the three KPIs every fleet reports the same way, and the
+OTLP receiver's count of agents it refused (its cardinality bound), unless the config names a rule of the
+same name, which replaces the built-in one.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ DEFAULT_RULES: Final[tuple[KpiRule, ...]] = (
     KpiRule(name="latency_p95_ms", unit="ms", warn=120.0, crit=150.0, direction="above", for_s=60.0),
     KpiRule(name="success_ratio", unit="ratio", warn=0.999, crit=0.99, direction="below", for_s=60.0),
     KpiRule(name="error_ratio", unit="ratio", warn=0.01, crit=0.05, direction="above", for_s=60.0),
+    # telemetry is being turned away: every refused agent is data lost, so it alerts at once
+    KpiRule(name="otlp_refused_agents", unit="count", warn=1.0, crit=100.0, direction="above", for_s=0.0),
 )
 
 
