@@ -15,6 +15,7 @@ are never logged, echoed in a problem, or kept after the check; comparisons are 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers
@@ -26,9 +27,10 @@ from backends.loopback import is_loopback
 from backends.node_api import problem
 
 from .problems import ProblemError, problem_response
-from .tokens import Caller, TokenBook
+from .tokens import Caller, Role, TokenBook
 
 PUBLIC_PATHS = frozenset({"/healthz", "/openapi.json"})
+NODE_API_ROLES: frozenset[Role] = frozenset({"viewer", "operator"})
 ANONYMOUS = "anonymous"
 _CHALLENGE = 'Bearer realm="fleetdeck"'
 
@@ -51,12 +53,26 @@ class AuthMiddleware:
     """Sets ``request.state.caller`` or answers 401; the role check is the action routes'
     (:func:`require_operator`). Give exactly one of ``tokens`` and ``local``."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenBook | None, local: LocalOperator | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        tokens: TokenBook | None,
+        local: LocalOperator | None,
+        *,
+        admit: frozenset[Role] = NODE_API_ROLES,
+        refusal: Callable[[Caller], str] | None = None,
+        public_paths: frozenset[str] = PUBLIC_PATHS,
+    ) -> None:
+        """``admit``: the roles this app answers (a reporter's token opens the OTLP receiver only);
+        ``refusal`` says why another role is refused."""
         if (tokens is None) == (local is None):
             raise ValueError("AuthMiddleware needs exactly one of a tokens file and a local operator token")
         self.app = app
         self.tokens = tokens
         self.local = local
+        self.admit = admit
+        self.refusal = refusal or _api_refusal
+        self.public_paths = public_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,12 +83,20 @@ class AuthMiddleware:
         else:
             assert self.tokens is not None
             caller, refusal = _token_caller(self.tokens, Headers(scope=scope))
-        if caller is None and scope["path"] not in PUBLIC_PATHS:
+        public = scope["path"] in self.public_paths
+        if caller is None and not public:
             assert refusal is not None
             await refusal(scope, receive, send)
             return
+        if caller is not None and caller.role not in self.admit and not public:
+            await problem_response(problem(403, "forbidden", self.refusal(caller)))(scope, receive, send)
+            return
         scope.setdefault("state", {})["caller"] = caller or Caller(ANONYMOUS, "viewer", False)
         await self.app(scope, receive, send)
+
+
+def _api_refusal(caller: Caller) -> str:
+    return f"token {caller.name!r} has role {caller.role}: it may send telemetry (OTLP) only"
 
 
 def _bearer(headers: Headers) -> str | None:

@@ -7,6 +7,7 @@ per snapshot, so a crowd of pollers costs one backend call and one encode every 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,9 +37,9 @@ async def info(request: Request) -> Response:
 
 async def whoami(request: Request) -> Response:
     caller = caller_of(request)
-    return json_response(
-        to_json(Whoami(name=caller.name, role=caller.role, authenticated=caller.authenticated))
-    )
+    # a reporter's token never gets this far: the node API admits viewers and operators only (auth.py)
+    role: Literal["viewer", "operator"] = "operator" if caller.role == "operator" else "viewer"
+    return json_response(to_json(Whoami(name=caller.name, role=role, authenticated=caller.authenticated)))
 
 
 async def snapshot(request: Request) -> Response:

@@ -23,9 +23,10 @@ import functools
 import signal
 import socket
 import ssl
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -115,9 +116,13 @@ def check_tls(certfile: str | None, keyfile: str | None) -> None:
 
 
 def startup_line(name: str, sock: socket.socket, tls: bool) -> str:
+    return f"fleetdeck node serve: {name} on {url_of(sock, tls)}"
+
+
+def url_of(sock: socket.socket, tls: bool) -> str:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    return f"fleetdeck node serve: {name} on {'https' if tls else 'http'}://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 class _Server(uvicorn.Server):
@@ -128,13 +133,18 @@ class _Server(uvicorn.Server):
         self,
         config: uvicorn.Config,
         on_started: Callable[[], None],
-        node: NodeService,
+        node: NodeService | None,
         handshake_timeout_s: float,
+        peers: Sequence[uvicorn.Server] = (),
+        *,
+        peer: bool = False,
     ) -> None:
         super().__init__(config)
         self._on_started = on_started
         self._node = node
         self._handshake_timeout_s = handshake_timeout_s
+        self.peers = list(peers)  # served beside it in this process: a signal stops them all
+        self.peer = peer  # one of those: the first server's signal handlers stop it
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -153,12 +163,21 @@ class _Server(uvicorn.Server):
             self._on_started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._node.stopping.set()  # as app.begin_shutdown
-        await asyncio.sleep(0)  # let the streams see it and send their last bytes
+        if self._node is not None:
+            self._node.stopping.set()  # as app.begin_shutdown
+            await asyncio.sleep(0)  # let the streams see it and send their last bytes
         await super().shutdown(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        for peer in self.peers:
+            peer.handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
+        if self.peer:
+            yield
+            return
         previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             yield
@@ -177,30 +196,73 @@ async def serve(
     access_log: bool = True,
     header_timeout_s: float = HEADER_TIMEOUT_S,
     body_timeout_s: float = BODY_TIMEOUT_S,
+    beside: Sequence[Beside] = (),
+    line: str | None = None,
 ) -> None:
-    """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT; print the startup line when accepting."""
+    """Serve ``app`` on the bound ``sock`` until SIGTERM/SIGINT; print the startup line when accepting.
+
+    ``beside``: more apps served by this process on their own sockets (the OTLP receiver), each announced
+    with its own line; one signal stops all, and all start or none is said to. ``line``: the startup line,
+    when ``app`` is not the node API (default ``fleetdeck node serve: NAME on URL``)."""
     guard = ConnectionGuard(
         connection_limit(raise_fd_limit(), BACKLOG),
         header_timeout_s=header_timeout_s,
         body_timeout_s=body_timeout_s,
     )
-    config = uvicorn.Config(
-        app,
-        http=guarded_protocol(guard),
-        log_config=None,  # log_limits.configure below: rate-limited errors, our own access log
-        log_level="warning",
-        access_log=False,  # uvicorn's would log the query string as sent (access_log.py writes ours)
-        ssl_certfile=certfile,
-        ssl_keyfile=keyfile,
-        lifespan="on",
-        timeout_graceful_shutdown=GRACEFUL_S,
-        server_header=False,
-        backlog=BACKLOG,
-    )
+
+    def configured(app: Any) -> uvicorn.Config:
+        return uvicorn.Config(
+            app,
+            http=guarded_protocol(guard),
+            log_config=None,  # log_limits.configure below: rate-limited errors, our own access log
+            log_level="warning",
+            access_log=False,  # uvicorn's would log the query string as sent (access_log.py writes ours)
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+            lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_S,
+            server_header=False,
+            backlog=BACKLOG,
+        )
+
     log_limits.configure(access_log)
-    line = startup_line(name, sock, certfile is not None)
-    node = app.state.node
-    server = _Server(config, lambda: print(line, flush=True), node, header_timeout_s)
-    await server.serve(sockets=[sock])
-    if not server.started:
+    line = line or startup_line(name, sock, certfile is not None)
+    # Lines in a fixed order, the first server's first: scripts and tests wait for that one line.
+    lines = [line, *(other.line for other in beside)]
+    started = [asyncio.Event() for _ in lines]
+
+    async def announce() -> None:
+        for text, event in zip(lines, started, strict=True):
+            await event.wait()
+            print(text, flush=True)
+
+    peers = [
+        _Server(configured(other.app), event.set, None, header_timeout_s, peer=True)
+        for other, event in zip(beside, started[1:], strict=True)
+    ]
+    node = getattr(app.state, "node", None)
+    server = _Server(configured(app), started[0].set, node, header_timeout_s, peers)
+    announcer = asyncio.create_task(announce())
+
+    async def serve_peer(peer: _Server, peer_sock: socket.socket) -> None:
+        await peer.serve(sockets=[peer_sock])
+        if not peer.started:
+            server.should_exit = True  # half a server is not what was asked for
+
+    served = [server.serve(sockets=[sock])]
+    served += [serve_peer(peer, other.sock) for peer, other in zip(peers, beside, strict=True)]
+    try:
+        await asyncio.gather(*served)
+    finally:
+        announcer.cancel()
+    if not server.started or not all(peer.started for peer in peers):
         raise ServeError("the node server did not start (see the lines above)", exit_code=1)
+
+
+@dataclass(frozen=True)
+class Beside:
+    """Another app one ``serve`` runs: on its own bound socket, announced with ``line`` once accepting."""
+
+    app: Any
+    sock: socket.socket
+    line: str

@@ -2,7 +2,7 @@
 
     [[tokens]]
     name = "alice"                 # the operator the audit trail names for this token
-    role = "operator"              # operator: read and act; viewer: read only
+    role = "operator"              # operator: read and act; viewer: read only; reporter: send telemetry only
     sha256 = "9f86d0...<64 hex>"   # preferred: the SHA-256 of the token, so the file holds no secret
 
     [[tokens]]
@@ -36,8 +36,9 @@ from msgspec import Meta, Struct
 
 from backends.private_files import PrivateFileError, mode_text, read_checked, readable_by_others
 
-Role = Literal["viewer", "operator"]
-ROLES: tuple[Role, ...] = ("viewer", "operator")
+# reporter: an agent's token for the OTLP receiver, which may send telemetry and read or do nothing else
+Role = Literal["viewer", "operator", "reporter"]
+ROLES: tuple[Role, ...] = ("viewer", "operator", "reporter")
 TOKEN_BYTES = 32  # secrets.token_urlsafe(32): 43 characters, 256 bits
 
 _Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]

@@ -63,6 +63,7 @@ _HANDLERS: dict[str | None, tuple[str, str]] = {
     "node": ("console.cli.serve_command", "run"),
     "gate": ("console.cli.gate_command", "run"),
     "hook": ("console.cli.hook_command", "run"),
+    "otlp": ("console.cli.otlp_command", "run"),
     **{name: ("console.cli.local_commands", name) for name in ("run", "report", "plan")},
     **{name: ("console.cli.node_commands", "run") for name in NODE_COMMANDS},
 }

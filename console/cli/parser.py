@@ -12,6 +12,7 @@ from backends.package_version import package_version
 from console.cli.arg_types import bounded, screen_size
 from console.cli.gate_command import add_gate_parser
 from console.cli.hook_command import add_hook_parser
+from console.cli.otlp_command import add_otlp_parser
 from console.cli.report_card_command import add_parser as add_report_card_parser
 from console.cli.serve_command import add_node_parser
 from console.core.start_screens import START_SCREENS
@@ -88,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_parser(sub)
     add_gate_parser(sub)
     add_hook_parser(sub)
+    add_otlp_parser(sub)
     add_report_card_parser(sub)
 
     config = sub.add_parser("config", help="write, locate or check the config file")

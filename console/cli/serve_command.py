@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from console.cli.arg_types import bounded
 from console.cli.exits import EXIT_OK, EXIT_USAGE, CliError
+from console.cli.otlp_command import DEFAULT_OTLP_LISTEN, add_receiver_options
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,10 +73,21 @@ def add_node_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="largest request body accepted (default 65536)",
     )  # fmt: skip
     serve.add_argument("--no-access-log", action="store_true", help="do not log each request to stderr")
+    serve.add_argument(
+        "--otlp", nargs="?", const=DEFAULT_OTLP_LISTEN, metavar="HOST:PORT",
+        help=f"also receive OpenTelemetry (OTLP/HTTP) into the local node, on HOST:PORT (default "
+        f"{DEFAULT_OTLP_LISTEN}), with the same tokens (see `fleetdeck otlp`)",
+    )  # fmt: skip
+    add_receiver_options(serve)
 
     token = actions.add_parser("token", help="make a bearer token and add its sha256 to a tokens file")
     token.add_argument("name", metavar="NAME", help="who the token is for (the audit trail's operator)")
-    token.add_argument("--role", choices=("viewer", "operator"), required=True, help="viewer: read only")
+    token.add_argument(
+        "--role",
+        choices=("viewer", "operator", "reporter"),
+        required=True,
+        help="viewer: read only; reporter: send telemetry to the OTLP receiver only",
+    )
     token.add_argument("--tokens", metavar="FILE", required=True, help="tokens file (created with mode 0600)")
 
 
@@ -129,6 +141,11 @@ def serve(args: argparse.Namespace) -> int:
         local = None if tokens is not None else LocalOperator(ensure_token(), os_user(), str(token_path()))
         from console.cli.node_choice import load_config_of
 
+        if args.otlp is not None and (args.demo or args.node):
+            raise ServeError(
+                "--otlp writes into this machine's local store: it goes with the local node, not --demo "
+                "or --node"
+            )
         backend = _backend(args)
         rules = () if args.demo else load_config_of(args).kpis  # the demo fleet: the built-in rules
         asyncio.run(_serve(args, listen, tokens, local, backend, rules))
@@ -153,7 +170,12 @@ async def _serve(
     from backends.safe_text import terminal_safe
 
     sock = bind(listen)  # type: ignore[arg-type]  # first: a port in use must not wait for the backend
+    otlp_sock = None
     try:
+        if args.otlp is not None:
+            from console.cli.otlp_command import bind_receiver
+
+            otlp_sock = bind_receiver(args.otlp, tokens is not None)
         await backend.open()
         from console.cli.node_calls import warn_if_interrupted
 
@@ -172,6 +194,14 @@ async def _serve(
                     open_backend=False,
                     kpi_thresholds=_kpi_thresholds(rules, backend.info.name),
                 )
+                beside = []
+                if otlp_sock is not None:
+                    from backends.local.store import Store
+                    from console.cli.otlp_command import beside_node
+
+                    store = getattr(backend, "store", None)
+                    assert isinstance(store, Store), "--otlp is refused for any node but the local one"
+                    beside.append(beside_node(store, args, args.otlp, tokens, local, otlp_sock))  # type: ignore[arg-type]
                 await serve(
                     app,
                     sock,
@@ -180,6 +210,7 @@ async def _serve(
                     keyfile=args.keyfile,
                     access_log=not args.no_access_log,
                     header_timeout_s=args.header_timeout,
+                    beside=beside,
                 )
             finally:
                 idempotency.close()
@@ -187,6 +218,8 @@ async def _serve(
             await backend.close()
     finally:
         sock.close()
+        if otlp_sock is not None:
+            otlp_sock.close()
 
 
 def _kpi_thresholds(rules: Sequence[KpiRule], node: str) -> tuple[KpiThreshold, ...]:
