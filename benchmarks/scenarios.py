@@ -10,6 +10,7 @@ SCENARIOS = (
     "fleet_refresh",
     "log_flood",
     "node_server",
+    "otlp_ingest",
     "metrics_scrape",
     "local_store",
     "rollback",

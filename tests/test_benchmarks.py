@@ -53,6 +53,22 @@ def test_no_log_line_is_lost_and_no_store_write_refused(quick_report: dict) -> N
         assert flood[f"{case}_lines_delivered"]["median"] == flood[f"{case}_lines_sent"]["median"]
 
 
+def test_no_otlp_span_or_log_record_is_lost_or_stored_twice(quick_report: dict) -> None:
+    otlp = quick_report["scenarios"]["otlp_ingest"]
+    assert otlp["errors"] == []
+    figures = {key: figure["median"] for key, figure in otlp["figures"].items()}
+    assert figures["spans_sent"] > 0 and figures["logs_sent"] > 0
+    assert figures["spans_stored"] == figures["spans_sent"]
+    assert figures["logs_stored"] == figures["logs_sent"]
+    assert figures["spans_lost"] == 0 and figures["logs_lost"] == 0
+    assert figures["logs_stored_twice"] == 0
+    assert figures["error_spans_sent"] > 0
+    assert figures["error_spans_stored"] == figures["error_spans_sent"]
+    assert figures["request_errors"] == 0
+    assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
+    assert figures["requests"] > 0 and figures["receiver_rss_mb"] > 0
+
+
 def test_the_table_names_the_machine_and_every_target(quick_report: dict, tmp_path: Path) -> None:
     from benchmarks.table import markdown_table
 
