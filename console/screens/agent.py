@@ -18,6 +18,7 @@ from backends.model import Agent, NodeSnapshot
 from console.context import DeckContext
 from console.core.node_link import NodeLink
 from console.messages import OpenLogs
+from widgets.agent_source import agent_source
 from widgets.agents_table import HEALTH_STYLE, STATE_STYLE
 from widgets.format import NA, fmt_ago, fmt_bytes, fmt_fraction, fmt_number
 from widgets.key_footer import KeyFooter
@@ -44,6 +45,7 @@ def agent_table(agent: Agent, snapshot: NodeSnapshot, now: float) -> Table:
     named = agent.name if agent.name == agent.id else f"{agent.name} ({agent.id})"
     table.add_row("Agent", safe_text(named, style="bold"))
     table.add_row("Kind", safe_text(agent.kind))
+    table.add_row("Source", safe_text(agent_source(agent)))
     table.add_row("State", safe_text(agent.state, style=STATE_STYLE.get(agent.state, "")))
     table.add_row("Health", health)
     table.add_row("Heartbeat", fmt_ago(agent.last_heartbeat, now))
