@@ -14,6 +14,11 @@ it, a breach marked by symbol ("▲ 127 ms", "✖ 162 ms") and coloured by the c
 as a function: the table formats and colours, it never judges. A row's KPI cell is rendered with the rest
 of the row, only when the row is on screen and its agent changed.
 
+When any agent held reports tokens (``tokens_in_total``/``tokens_out_total``) or cost (``cost_usd_total``),
+as LLM agents do through OpenTelemetry or the demo's coders, a Tokens column (in + out, "12.3k") and a Cost
+column ("$1.23") follow GPU memory; a fleet that reports neither gets neither. They are the first columns
+left out when the table is narrow.
+
 A dead agent (``Agent.dead``: a Ray actor Ray reports DEAD) is history: its health reads "· dead" and it
 sorts after every live agent by health; its cause stays in the "Why" column.
 
@@ -23,7 +28,8 @@ Every cell that shows what an agent or node said (name, message, labels, phase) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +38,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
+from backends.kpis import format_value
 from backends.model import Agent, Kpi
 from backends.safe_text import terminal_safe
 
@@ -135,6 +142,60 @@ COLUMNS: tuple[Column, ...] = (
     Column("restarts", "Rst", lambda a, now: str(a.restarts), lambda a: -a.restarts),
 )
 COLUMN_KEYS: tuple[str, ...] = tuple(c.key for c in COLUMNS)
+TOKENS_KEY, COST_KEY = "tokens", "cost"
+TOKEN_KPIS = ("tokens_in_total", "tokens_out_total")  # the Tokens column shows their sum
+COST_KPI = "cost_usd_total"
+FIGURES_AFTER = "gpu"  # where the Tokens and Cost columns go, when some agent reports them
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _tokens(agent: Agent) -> float | None:
+    """Tokens in plus tokens out, from whichever of the two the agent reports; None: neither."""
+    total: float | None = None
+    for kpi in agent.kpis:
+        if kpi.name in TOKEN_KPIS:
+            total = kpi.value + (total or 0.0)
+    return _finite(total)
+
+
+def _cost(agent: Agent) -> float | None:
+    kpi = agent.kpi(COST_KPI)
+    return None if kpi is None else _finite(kpi.value)
+
+
+def _tokens_cell(agent: Agent, now: float) -> str:
+    value = _tokens(agent)
+    return NA if value is None else format_value(value, "count")  # "12.3k", "1.5M"
+
+
+def _cost_cell(agent: Agent, now: float) -> str:
+    value = _cost(agent)
+    return NA if value is None else format_value(value, "usd")  # "$1.23", "$1,234.56"
+
+
+FIGURE_COLUMNS: tuple[Column, ...] = (
+    Column(TOKENS_KEY, "Tokens", _tokens_cell, lambda a: _none_last(_tokens(a))),
+    Column(COST_KEY, "Cost", _cost_cell, lambda a: _none_last(_cost(a))),
+)
+
+
+def figures_reported(agents: Iterable[Agent]) -> frozenset[str]:
+    """Which of the Tokens and Cost columns apply: the keys of those some agent reports a figure for."""
+    found: set[str] = set()
+    for agent in agents:
+        for kpi in agent.kpis:
+            if kpi.name in TOKEN_KPIS:
+                found.add(TOKENS_KEY)
+            elif kpi.name == COST_KPI:
+                found.add(COST_KEY)
+        if len(found) == len(FIGURE_COLUMNS):
+            break
+    return frozenset(found)
+
+
 _BY_KEY = {c.key: c for c in COLUMNS}
 NODE_KEY = "node"  # the optional first column; sorts by node, then agent name
 KPI_KEY = "kpi"  # the headline KPI's column, after State, when the table has a headline KPI
@@ -149,18 +210,26 @@ KpiGrader = Callable[[str, Agent, Kpi], str | None]
 _GRADE_RANK = {"critical": 0, "warning": 1}
 # Which columns get room first when the table is narrow (0: always shown). The message ("why") is kept
 # MESSAGE_MIN wide, grown to MESSAGE_WIDTH before the columns after GPU memory, and takes what is left, up
-# to MESSAGE_MAX. What is left out is in the agent's detail, or on a wider screen.
+# to MESSAGE_MAX. What is left out is in the agent's detail, or on a wider screen. Cost and tokens come last:
+# the first left out, and never at the expense of a column that was there before them.
 COLUMN_RANK = {
     "name": 0, "health": 1, "state": 2, "kpi": 3, "cpu": 4, "gpu": 5, "progress": 6, "heartbeat": 7,
-    "role": 8, "phase": 9, "rss": 10, "restarts": 11,
+    "role": 8, "phase": 9, "rss": 10, "restarts": 11, "cost": 12, "tokens": 13,
 }  # fmt: skip
 # The widest cell a column of fixed vocabulary or format shows ("✖ unhealthy", "stopping", "100%",
 # "3200%" on a big machine, "1023.9 MiB", "39m16s"); free-text columns are measured from the agents shown.
-FIXED_WIDTH = {"health": 11, "state": 8, "progress": 4, "cpu": 5, "rss": 10, "gpu": 10, "heartbeat": 6}
-MEASURED = {
+# Tokens and cost are measured too, at least as wide as a figure a few refreshes on ("999k", "$123.45"):
+# a column is measured when rows are added, not when a cell is patched.
+FIXED_WIDTH = {
+    "health": 11, "state": 8, "progress": 4, "cpu": 5, "rss": 10, "gpu": 10, "heartbeat": 6,
+    "tokens": 5, "cost": 7,
+}  # fmt: skip
+MEASURED: dict[str, Callable[[Agent], str]] = {
     "name": lambda a: a.name,
     "role": lambda a: a.labels.get("role", NA),
     "phase": lambda a: a.phase_id or NA,
+    "tokens": lambda a: _tokens_cell(a, 0.0),
+    "cost": lambda a: _cost_cell(a, 0.0),
 }
 MARK_ROOM = 2  # "✓ " before a marked agent's name
 # A node whose data is not live: the symbol and the word say so, the colour only reinforces them.
@@ -252,6 +321,8 @@ class AgentsTable(SyncedTable[str | Text]):
         self._grader: KpiGrader | None = None
         self._all_columns: tuple[Column, ...] = COLUMNS
         self._by_key: dict[str, Column] = _BY_KEY
+        self._kpi_column: Column | None = None
+        self._figures: frozenset[str] = frozenset()  # which of Tokens and Cost apply to the agents held
 
     # --- the headline KPI ------------------------------------------------------------------------------
 
@@ -261,19 +332,28 @@ class AgentsTable(SyncedTable[str | Text]):
         if name == self._headline and (grader is None) == (self._grader is None):
             return
         self._headline, self._grader = name, grader
-        if name is None:
-            self._all_columns, self._by_key = COLUMNS, _BY_KEY
-            if self.sort_column == KPI_KEY:
-                self.sort_column = "health"
-        else:
-            label = kpi_label(name)
-            column = Column(KPI_KEY, terminal_safe(label), self._kpi_cell_plain, self._kpi_sort_key)
-            at = COLUMN_KEYS.index(KPI_AFTER) + 1
-            self._all_columns = (*COLUMNS[:at], column, *COLUMNS[at:])
-            self._by_key = {**_BY_KEY, KPI_KEY: column}
+        self._kpi_column = (
+            None
+            if name is None
+            else Column(KPI_KEY, terminal_safe(kpi_label(name)), self._kpi_cell_plain, self._kpi_sort_key)
+        )
+        self._compose_columns()
         if self._widths:
             self._widths = {}  # the columns are set up anew, every row rendered again, on the next redraw
             self._redraw()
+
+    def _compose_columns(self) -> None:
+        """The columns the table may show: the fixed ones, the headline KPI's, and Tokens and Cost where
+        some agent held reports them. A sort by a column that no longer applies goes back to health."""
+        columns = list(COLUMNS)
+        if self._kpi_column is not None:
+            columns.insert(COLUMN_KEYS.index(KPI_AFTER) + 1, self._kpi_column)
+        at = [c.key for c in columns].index(FIGURES_AFTER) + 1
+        columns[at:at] = [c for c in FIGURE_COLUMNS if c.key in self._figures]
+        self._all_columns = tuple(columns)
+        self._by_key = {c.key: c for c in columns}
+        if self.sort_column != NODE_KEY and self.sort_column not in self._by_key:
+            self.sort_column = "health"
 
     @property
     def headline(self) -> str | None:
@@ -334,7 +414,8 @@ class AgentsTable(SyncedTable[str | Text]):
                 width = max(label, KPI_WIDTH)
             elif column.key in MEASURED:
                 value = MEASURED[column.key]
-                width = max([label, *(cell_len(terminal_safe(value(a))) for a in agents)])
+                least = FIXED_WIDTH.get(column.key, 0)
+                width = max([label, least, *(cell_len(terminal_safe(value(a))) for a in agents)])
             else:
                 width = max(label, FIXED_WIDTH.get(column.key, 3))
             if column.key == "name" and self.marked:
@@ -422,6 +503,11 @@ class AgentsTable(SyncedTable[str | Text]):
             rows[key] = agent
             node_of[key] = node
         self._rows, self._node_of = rows, node_of
+        figures = figures_reported(rows.values())
+        if figures != self._figures:  # an agent began (or the last one ceased) to report tokens or cost
+            self._figures = figures
+            self._compose_columns()
+            self._widths = {}  # the columns are set up anew on this redraw
         self._redraw()
 
     def _cells_of(self, key: str) -> tuple[str | Text, ...]:
