@@ -204,13 +204,18 @@ class Store(AgentsApi):
     # --- telemetry from outside ------------------------------------------------------------------------
 
     def record_telemetry(
-        self, writes: Sequence[telemetry_sql.TelemetryWrite], *, max_agents: int
+        self,
+        writes: Sequence[telemetry_sql.TelemetryWrite],
+        *,
+        max_agents: int,
+        within_s: float | None = None,
     ) -> telemetry_sql.TelemetryResult:
         """Store what one OTLP request said of its agents in one transaction (store_telemetry): agents
         registered on first sight up to ``max_agents`` of kind "otel" (the rest refused), heartbeats,
-        figures, log lines. Retention runs as after any append."""
+        figures, log lines. Retention runs as after any append. ``within_s`` bounds the wait for a lock
+        (StoreError past it, nothing written)."""
         now = self._clock()
-        result = self._db.write(lambda c: telemetry_sql.write(c, now, writes, max_agents))
+        result = self._db.write(lambda c: telemetry_sql.write(c, now, writes, max_agents), within_s=within_s)
         self._kpis_written(result.kpi_points)
         self._appended_since_prune += result.log_records
         if (

@@ -49,6 +49,7 @@ class Database:
     ) -> None:
         self.path = state_dir / DB_FILENAME
         self._retry_for_s = RETRY_FOR_S if retry_for_s is None else retry_for_s
+        self._busy_timeout_s = busy_timeout_s
         # Store methods run in worker threads (asyncio.to_thread); one lock keeps their transactions apart.
         self._lock = threading.Lock()
         _prepare_file(state_dir, self.path)
@@ -68,15 +69,22 @@ class Database:
         with self._lock, freeze.writing():
             self._conn.close()
 
-    def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in a write transaction; it may be run again if the first try hit a lock."""
-        return self._transaction(work, "BEGIN IMMEDIATE")
+    def write(self, work: Callable[[sqlite3.Connection], T], *, within_s: float | None = None) -> T:
+        """Run ``work`` in a write transaction; it may be run again if the first try hit a lock.
+
+        ``within_s`` bounds the whole wait for the lock (the busy handler's and the retries'), for a caller
+        whose own client gives up sooner than the store's usual patience (``StoreError`` past it)."""
+        if within_s is None:
+            return self._transaction(work, "BEGIN IMMEDIATE")
+        return self._transaction(work, "BEGIN IMMEDIATE", within_s=within_s)
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in a read transaction: every query in it sees the same committed state."""
         return self._transaction(work, "BEGIN")
 
-    def _transaction(self, work: Callable[[sqlite3.Connection], T], begin: str) -> T:
+    def _transaction(
+        self, work: Callable[[sqlite3.Connection], T], begin: str, *, within_s: float | None = None
+    ) -> T:
         conn = self._conn
 
         def attempt() -> T:
@@ -91,10 +99,18 @@ class Database:
             return result
 
         with self._lock:
-            return self._retry(attempt)
+            if within_s is None:
+                return self._retry(attempt)
+            # the connection is ours while the lock is held: its busy timeout can be narrowed for this call
+            conn.execute(f"PRAGMA busy_timeout = {int(min(within_s, self._busy_timeout_s) * 1000):d}")
+            try:
+                return self._retry(attempt, within_s)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000):d}")
 
-    def _retry(self, operation: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self._retry_for_s
+    def _retry(self, operation: Callable[[], T], retry_for_s: float | None = None) -> T:
+        retry_for_s = self._retry_for_s if retry_for_s is None else retry_for_s
+        deadline = time.monotonic() + retry_for_s
         delay = 0.002
         while True:
             try:
@@ -109,7 +125,7 @@ class Database:
                     raise StoreError(f"the store {self.path} failed: {exc}") from None
                 if time.monotonic() >= deadline:
                     raise StoreError(
-                        f"the store {self.path} stayed locked for over {self._retry_for_s:.0f} s; another "
+                        f"the store {self.path} stayed locked for over {retry_for_s:.0f} s; another "
                         f"process is holding it (a stuck fleetdeck or an sqlite3 shell?)"
                     ) from None
             except sqlite3.DatabaseError as exc:

@@ -31,6 +31,10 @@ MAX_SAMPLES_PER_AGENT = 10_000
 MAX_SAMPLES_PER_HISTOGRAM = 1_000
 DEFAULT_MAX_AGENTS = 1_000
 DEFAULT_MAX_KPIS = 32
+# How long a request may wait for the store's write lock before the receiver answers 503: under the 10 s an
+# OTel SDK exporter waits for a reply by default (OTEL_EXPORTER_OTLP_TIMEOUT), so the exporter hears "retry"
+# and never gives up on a request that the store commits afterwards (its retry would then be a duplicate).
+STORE_WAIT_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Ingestor:
             over_limit += dropped
         if not writes:
             return Outcome(batch.records, 0, "", None)
-        result = self.store.record_telemetry(writes, max_agents=self.max_agents)
+        result = self.store.record_telemetry(writes, max_agents=self.max_agents, within_s=STORE_WAIT_S)
         refused = set(result.refused)
         for agent_id in refused:
             self._forget(agent_id)

@@ -34,6 +34,11 @@ def add_receiver_options(parser: argparse.ArgumentParser) -> None:
         "--max-otlp-body", type=bounded(int, 1024, 256 * 1024 * 1024), default=16 * 1024 * 1024,
         metavar="BYTES", help="largest OTLP request body accepted, compressed (default 16 MiB)",
     )  # fmt: skip
+    parser.add_argument(
+        "--max-otlp-pending", type=bounded(int, 1024, 1024 * 1024 * 1024), default=64 * 1024 * 1024,
+        metavar="BYTES", help="request bytes waiting to be stored past which a sender is told to retry "
+        "shortly (429 with Retry-After; default 64 MiB)",
+    )  # fmt: skip
 
 
 def add_otlp_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -138,7 +143,9 @@ def receiver_app(
 
     ingestor = Ingestor(store, max_agents=args.max_agents)
     report = ReceiverReport(store, listen=listen, max_agents=args.max_agents)
-    receiver = Receiver(ingestor, max_body=args.max_otlp_body, report=report)
+    receiver = Receiver(
+        ingestor, max_body=args.max_otlp_body, max_pending_bytes=args.max_otlp_pending, report=report
+    )
     return create_receiver_app(receiver, tokens=tokens, local=local)
 
 

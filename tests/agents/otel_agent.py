@@ -6,7 +6,7 @@ SDK's own OTLP/HTTP exporters to wherever ``OTEL_EXPORTER_OTLP_ENDPOINT`` points
 
 Every call is a ``chat`` span on gpt-4o with 100 input and 40 output tokens, lasting about 20 ms, and a
 tool call; the last FAILING calls end in an error status. It logs "placed order N" per call and, at the
-end, "payment declined" at ERROR; then it flushes every exporter and prints "exported".
+end, "payment declined" at ERROR (outside any span); then it flushes every exporter and prints "exported".
 """
 
 import logging
@@ -66,8 +66,8 @@ for n in range(calls):
         with tracer.start_as_current_span("execute_tool lookup_price") as tool:
             tool.set_attribute("gen_ai.operation.name", "execute_tool")
             tool.set_attribute("gen_ai.tool.name", "lookup_price")
-    orders.add(1)
-    log.info("placed order %d", n)
+        orders.add(1)
+        log.info("placed order %d", n)  # inside the run's span: the record carries its trace and span ids
 log.error("payment declined")
 tracer_provider.shutdown()
 meter_provider.shutdown()
