@@ -14,7 +14,7 @@ Attributes arrive as OTel ``AnyValue``s; only scalars become labels, each bounde
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 Attributes = dict[str, Any]
@@ -28,15 +28,29 @@ _SHORT = re.compile(r"[^A-Za-z0-9]")
 _UNKNOWN_SERVICE = "unknown_service"
 
 
-def attributes(key_values: Iterable[Any]) -> Attributes:
+def attributes(key_values: Sequence[Any]) -> Attributes:
     """OTel KeyValues as a dict of plain values, bounded in count, key and value length."""
+    # The hot loop of ingest (every span, point and record): strings, the common case, are read inline.
     out: Attributes = {}
-    for kv in key_values:
+    for kv in key_values[: MAX_ATTRIBUTES * 2]:  # room for empty keys; the count is bounded below
+        key = kv.key
+        if not key:
+            continue
+        if len(key) > MAX_KEY_CHARS:
+            key = key[:MAX_KEY_CHARS]
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            found: Any = value.string_value
+            if len(found) > MAX_VALUE_CHARS:
+                found = found[: MAX_VALUE_CHARS - 1] + "…"
+        elif which == "int_value":
+            found = value.int_value
+        else:
+            found = plain(value)
+        out[key] = found
         if len(out) >= MAX_ATTRIBUTES:
             break
-        key = kv.key[:MAX_KEY_CHARS]
-        if key:
-            out[key] = plain(kv.value)
     return out
 
 
@@ -82,7 +96,7 @@ def _name(raw: str) -> str:
 class ResourceView:
     """A resource's attributes read once: what every record under it shares."""
 
-    __slots__ = ("attrs", "kind", "labels", "service")
+    __slots__ = ("_agents", "_overrides", "attrs", "kind", "labels", "service")
 
     def __init__(self, attrs: Attributes) -> None:
         self.attrs = attrs
@@ -110,9 +124,26 @@ class ResourceView:
         if user:
             labels["user"] = user
         self.labels = labels
+        # the record attributes that can name another agent than the resource's: the answer is the same
+        # for every record that has the same values of these, so it is worked out once per such set
+        self._overrides: tuple[str, ...] = (
+            ("session.id",)
+            if self.kind == "claude-code"
+            else ("conversation.id", "session.id", "thread.id")
+            if self.kind == "codex"
+            else ()
+        ) + ("gen_ai.agent.name", "gen_ai.agent.id")
+        self._agents: dict[tuple[Any, ...], tuple[str, dict[str, str]]] = {}
 
     def agent_of(self, record: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
         """The agent id of a record under this resource (its own attributes first), and its labels."""
+        key = tuple(map(record.get, self._overrides))
+        known = self._agents.get(key)
+        if known is None:
+            known = self._agents[key] = self._name_agent(record)
+        return known
+
+    def _name_agent(self, record: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
         labels = self.labels
         merged = _Merged(record, self.attrs)
         if self.kind == "claude-code":

@@ -107,6 +107,8 @@ class AgentData:
     histograms: list[tuple[str, int, tuple[float, ...], tuple[int, ...], float]] = field(default_factory=list)
     logs: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)  # ts, level, msg, fields
     token_metrics: bool = False
+    raw_model: Any = None  # the model and provider attributes last read, as sent
+    raw_provider: Any = None
 
     def add(self, kpi: str, delta: float, unit: str) -> None:
         before = self.increments.get(kpi)
@@ -123,12 +125,20 @@ class Batch:
         data = self.agents.get(agent_id)
         if data is None:
             data = self.agents[agent_id] = AgentData(agent_id, dict(labels))
-        model = text(record_attrs, "gen_ai.response.model", "gen_ai.request.model", "model")
-        if model:
-            data.labels["model"] = model
-        provider = text(record_attrs, "gen_ai.provider.name", "gen_ai.system")
-        if provider:
-            data.labels["provider"] = provider
+        if record_attrs:
+            get = record_attrs.get
+            raw = get("gen_ai.response.model") or get("gen_ai.request.model") or get("model")
+            if raw is not None and raw != data.raw_model:  # most records repeat the last one's model
+                data.raw_model = raw
+                model = text(record_attrs, "gen_ai.response.model", "gen_ai.request.model", "model")
+                if model:
+                    data.labels["model"] = model
+            raw = get("gen_ai.provider.name") or get("gen_ai.system")
+            if raw is not None and raw != data.raw_provider:
+                data.raw_provider = raw
+                provider = text(record_attrs, "gen_ai.provider.name", "gen_ai.system")
+                if provider:
+                    data.labels["provider"] = provider
         return data
 
 
@@ -347,10 +357,9 @@ def _log(batch: Batch, resource: ResourceView, record: Any, now: float) -> None:
         event = body
     short = event.split(".", 1)[1] if event.startswith(("claude_code.", "codex.")) else event
     level = level_of(record.severity_number, record.severity_text)
-    duration = _number(attrs, "duration_ms")
     if short in _REQUEST_EVENTS or short in _ERROR_EVENTS:
         failed = short in _ERROR_EVENTS
-        data.samples.append((at, duration, failed))
+        data.samples.append((at, _number(attrs, "duration_ms"), failed))
         if failed and level in ("debug", "info", "warning"):
             level = "error"
     elif short in _TOOL_EVENTS:

@@ -9,7 +9,6 @@ included: a ``google.rpc.Status`` whose message says what was wrong.
 from __future__ import annotations
 
 import base64
-import binascii
 import zlib
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -142,7 +141,10 @@ def _ids_to_base64(node: Any, path: str) -> Any:
 
 def hex_id(raw: bytes) -> str | None:
     """A trace or span id as OTel tools show it (lowercase hex); None for the empty (absent) id."""
-    return binascii.hexlify(raw).decode("ascii") if raw and any(raw) else None
+    if not raw:
+        return None
+    hexed = raw.hex()
+    return hexed if hexed.strip("0") else None
 
 
 def reply(decoded: Decoded | Signal, encoding: Encoding, rejected: int = 0, message: str = "") -> bytes:
