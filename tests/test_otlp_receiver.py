@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -310,6 +311,33 @@ def test_a_locked_store_is_a_503_with_retry_after_and_the_retry_is_stored_once(n
     assert [line["message"] for line in node.logs("patient")] == ["first", "second"]
 
 
+def _mappers(pid: int) -> list[psutil.Process]:
+    """The receiver's mapper processes: its spawned children (not multiprocessing's resource tracker)."""
+    children = psutil.Process(pid).children(recursive=True)
+    return [child for child in children if "spawn_main" in " ".join(child.cmdline())]
+
+
+def test_a_killed_mapper_is_a_503_and_a_new_one_takes_the_retry(node: Node) -> None:
+    """Decoding and mapping run in a process of their own: killed, it loses nothing (the request it
+    would have mapped is answered 503 with Retry-After, and nothing of it stored) and the receiver starts
+    another for the retry."""
+    assert node.served.process is not None
+    (mapper,) = _mappers(node.served.process.pid)
+    mapper.kill()
+    mapper.wait(10)
+    body = _logs_request("survivor", ["kept once"]).SerializeToString()
+    lost = _post(f"{node.otlp_url}/v1/logs", body, node.token)
+    assert lost.status_code == 503, lost.text
+    assert int(lost.headers["retry-after"]) > 0
+    assert "mapper process ended" in status_pb2.Status.FromString(lost.content).message
+    assert "survivor" not in node.agents()
+    again = _post(f"{node.otlp_url}/v1/logs", body, node.token)
+    assert again.status_code == 200, again.text
+    assert [line["message"] for line in node.logs("survivor")] == ["kept once"]
+    (successor,) = _mappers(node.served.process.pid)
+    assert successor.pid != mapper.pid
+
+
 # --- receivers with tight limits: fleetdeck otlp on its own ----------------------------------------------
 
 
@@ -332,14 +360,23 @@ class Receiver:
         assert self.process.stdout is not None
         line = self.process.stdout.readline().strip()
         assert line == f"fleetdeck otlp: receiving on {self.url}", line
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()  # keep the pipe drained
+        self.output: list[str] = []
+        self._drain = threading.Thread(target=lambda: self.output.extend(self.process.stdout or ()))
+        self._drain.start()  # keep the pipe drained
 
     def __enter__(self) -> Receiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        children = psutil.Process(self.process.pid).children(recursive=True)
         self.process.terminate()
         self.process.wait(timeout=15)
+        self._drain.join(15)
+        # stopped, it takes its mapper processes with it, and says nothing an operator would take for a crash
+        _gone, alive = psutil.wait_procs(children, timeout=15)
+        assert not alive, alive
+        if exc[0] is None:
+            assert "Traceback" not in "".join(self.output), "".join(self.output)[-3000:]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -402,10 +439,22 @@ def _spans_request(services: list[str], spans_each: int) -> ExportTraceServiceRe
     return ExportTraceServiceRequest(resource_spans=groups)
 
 
+def test_a_receiver_killed_outright_leaves_no_mapper_behind(tmp_path: Path) -> None:
+    receiver = Receiver(tmp_path)
+    mappers = _mappers(receiver.process.pid)
+    assert len(mappers) == 1
+    receiver.process.kill()
+    receiver.process.wait(15)
+    _gone, alive = psutil.wait_procs(mappers, timeout=15)
+    assert not alive, "a mapper outlived its receiver"
+
+
 def test_too_many_agent_names_are_refused_told_and_alerted(tmp_path: Path) -> None:
     reporter = _token(tmp_path, "shipper", "reporter")
     viewer = _token(tmp_path, "watcher", "viewer")
-    with Receiver(tmp_path, "--tokens", str(tmp_path / "t.toml"), "--max-agents", "3") as receiver:
+    args = ("--tokens", str(tmp_path / "t.toml"), "--max-agents", "3", "--otlp-mappers", "0")
+    with Receiver(tmp_path, *args) as receiver:
+        assert _mappers(receiver.process.pid) == []  # mapped on the receiver's own thread
         body = _spans_request([f"svc-{n}" for n in range(5)], spans_each=4).SerializeToString()
         url = f"{receiver.url}/v1/traces"
         forbidden = _post(url, body, viewer)

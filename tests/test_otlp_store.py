@@ -33,7 +33,7 @@ def test_agents_past_the_limit_are_refused_whole_and_the_rest_stored(tmp_path: P
                 f"svc-{n}",
                 {"source": "otel", "service": f"svc-{n}"},
                 figures={"orders_total": (float(n), "count", "counter")},
-                logs=[(T0, "info", f"hello from {n}", {})],
+                logs=[(T0, "info", f"hello from {n}", None)],
             )
             for n in range(5)
         ]

@@ -21,7 +21,7 @@ from .store_db import dumps, loads
 LogTuple = tuple[float | None, str, str, str, Mapping[str, Any] | None]
 
 AUDIT_OUTCOMES: tuple[str, ...] = get_args(AuditOutcome)
-_LEVELS = ("debug", "info", "warning", "error", "critical")
+LEVELS = ("debug", "info", "warning", "error", "critical")
 # Names other logging systems use, so a reporter forwarding its own logs is not refused for a synonym.
 _LEVEL_ALIASES = {
     "warn": "warning",
@@ -36,8 +36,8 @@ _LEVEL_ALIASES = {
 def normalize_level(level: str) -> str:
     lowered = str(level).lower()
     lowered = _LEVEL_ALIASES.get(lowered, lowered)
-    if lowered not in _LEVELS:
-        raise Invalid(f"log level {level!r} is not one of {', '.join(_LEVELS)}")
+    if lowered not in LEVELS:
+        raise Invalid(f"log level {level!r} is not one of {', '.join(LEVELS)}")
     return lowered
 
 

@@ -10,10 +10,12 @@ labels gain what it adds.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+
+from backends.errors import Invalid
 
 from . import store_agents as agents_sql
 from . import store_kpis as kpis_sql
@@ -22,6 +24,9 @@ from .store_db import dumps, loads
 
 OTEL_KIND = "otel"
 MAX_LABELS = 16
+# A log line as a telemetry write carries it: (ts, level, message, fields as JSON or None). Encoded by the
+# sender, as the OTLP receiver does in its mapper processes, so that the one writer only inserts.
+LogRow = tuple[float, str, str, str | None]
 
 
 @dataclass
@@ -32,7 +37,7 @@ class TelemetryWrite:
     labels: dict[str, str]
     increments: dict[str, tuple[float, str]] = field(default_factory=dict)  # counter: delta, unit
     figures: dict[str, tuple[float, str, str]] = field(default_factory=dict)  # value, unit, kind
-    logs: Sequence[tuple[float, str, str, Mapping[str, Any]]] = ()
+    logs: Sequence[LogRow] = ()
 
 
 @dataclass(frozen=True)
@@ -110,12 +115,19 @@ def write(
                 kinds={name: kind for name, (_value, _unit, kind) in kpis.items()},
             )
             kpi_points += len(kpis_sql.record(conn, item.agent_id, prepared))
-        log_rows += logs_sql.prepare(
-            ((ts, level, item.agent_id, message, fields) for ts, level, message, fields in item.logs), now
-        )
+        log_rows += _log_rows(item)
         stored.append(item.agent_id)
     last = logs_sql.append(conn, log_rows) if log_rows else logs_sql.last_seq(conn)
     return TelemetryResult(tuple(stored), tuple(refused), tuple(new), kpi_points, len(log_rows), last)
+
+
+def _log_rows(item: TelemetryWrite) -> list[tuple[float, str, str, str, str | None]]:
+    source = item.agent_id
+    rows = [(ts, level, source, message, fields) for ts, level, message, fields in item.logs]
+    for ts, level, _source, _message, _fields in rows:
+        if level not in logs_sql.LEVELS or not (math.isfinite(ts) and ts >= 0):
+            raise Invalid(f"log line at {ts!r} with level {level!r}: needs an epoch time and a store level")
+    return rows
 
 
 def _figures(conn: sqlite3.Connection, item: TelemetryWrite) -> dict[str, tuple[float, str, str]]:

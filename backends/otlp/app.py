@@ -3,12 +3,13 @@
 - Auth is the node API's (AuthMiddleware): a tokens file's bearer tokens (roles operator and reporter may
   send; a viewer may not), or without one the owner's local operator token, on loopback only. Exporters
   send it with ``OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer <token>"``.
-- Each request is decoded and stored on one worker thread, in arrival order, one transaction each; the
-  reply waits for the commit, so a 200 means stored.
-- Never a silent drop: while more than ``max_pending_bytes`` of requests wait for that thread the answer is
-  429 with ``Retry-After``; when the store cannot be written (locked past its timeout, disk full) it is 503
-  with ``Retry-After`` and nothing of the request was kept. The SDK's exporters retry both. Records refused
-  on purpose (an agent or KPI past its limit) are counted in the reply's ``partial_success``.
+- Each request is decoded and mapped in a mapper process (mapper_pool.py), then stored on one thread,
+  one transaction each; the reply waits for the commit, so a 200 means stored.
+- Never a silent drop: while more than ``max_pending_bytes`` of requests wait to be mapped and stored the
+  answer is 429 with ``Retry-After``; when the store cannot be written (locked past its timeout, disk
+  full) or a mapper process died holding the request, it is 503 with ``Retry-After`` and nothing of it was
+  kept. The SDK's exporters retry both. Records refused on purpose (an agent or KPI past its limit) are
+  counted in the reply's ``partial_success``.
 - Bodies: protobuf or JSON, gzip or not; a bad one is 400 (413 too large, 415 an unknown media type or
   encoding) with a ``google.rpc.Status`` in the request's encoding saying what is wrong.
 """
@@ -35,9 +36,10 @@ from backends.node_server.auth import AuthMiddleware, LocalOperator
 from backends.node_server.tokens import Caller, Role, TokenBook
 from backends.safe_text import terminal_safe
 
-from .ingest import Ingestor, Outcome
+from .ingest import Ingestor
+from .mapper_pool import MapperLost, MapperPool
 from .self_report import ReceiverReport
-from .wire import BodyError, Encoding, Signal, decode, encoding_of, media_type, reply, status
+from .wire import BodyError, Encoding, Signal, encoding_of, media_type, reply, status
 
 DEFAULT_MAX_BODY = 16 * 1024 * 1024
 DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024
@@ -53,7 +55,7 @@ def _refusal(caller: Caller) -> str:
 
 
 class Receiver:
-    """The receiver's state: the ingest thread, what waits for it, and what it has taken so far."""
+    """The receiver's state: its mappers, the store's thread, what waits for them, what it has taken."""
 
     def __init__(
         self,
@@ -62,16 +64,22 @@ class Receiver:
         max_body: int = DEFAULT_MAX_BODY,
         max_pending_bytes: int = DEFAULT_MAX_PENDING_BYTES,
         report: ReceiverReport | None = None,
+        mappers: MapperPool | None = None,
     ) -> None:
         self.ingestor = ingestor
         self.max_body = max_body
         self.max_pending_bytes = max_pending_bytes
         self.pending_bytes = 0
         self.report = report
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-ingest")
+        self.mappers = mappers if mappers is not None else MapperPool()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otlp-store")
+
+    async def start(self) -> None:
+        await self.mappers.start()
 
     def close(self) -> None:
-        self._worker.shutdown(wait=True)
+        self.mappers.close()
+        self._writer.shutdown(wait=True)
 
     async def export(self, signal: Signal, request: Request) -> Response:
         try:
@@ -91,12 +99,16 @@ class Receiver:
         loop = asyncio.get_running_loop()
         content_encoding = request.headers.get("content-encoding")
         content_type = request.headers.get("content-type")
+        now = self.ingestor.now()
         try:
-            outcome = await loop.run_in_executor(
-                self._worker, self._ingest, signal, body, content_type, content_encoding
-            )
+            batch = await self.mappers.map(signal, body, content_type, content_encoding, now)
+            outcome = await loop.run_in_executor(self._writer, self.ingestor.take, signal, batch, now)
         except BodyError as exc:
             return _error(exc.status, str(exc), encoding)
+        except MapperLost as exc:
+            detail = f"{exc}; nothing of this request was kept"
+            _say(detail)
+            return _error(503, detail, encoding, retry_after=BUSY_RETRY_AFTER_S)
         except (StoreError, sqlite3.Error, OSError) as exc:
             detail = f"the store cannot take this now ({type(exc).__name__}: {exc}); nothing of it was kept"
             _say(detail)
@@ -109,12 +121,6 @@ class Receiver:
             self.report.taken(signal, outcome)
         body_out = reply(signal, encoding, outcome.rejected, outcome.message)
         return Response(body_out, media_type=media_type(encoding))
-
-    def _ingest(
-        self, signal: Signal, body: bytes, content_type: str | None, content_encoding: str | None
-    ) -> Outcome:
-        decoded = decode(signal, body, content_type, content_encoding)
-        return self.ingestor.ingest(signal, decoded.request)
 
 
 async def _read(request: Request, max_body: int) -> bytes:
@@ -159,6 +165,7 @@ def create_receiver_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await receiver.start()
         report = receiver.report
         task = asyncio.create_task(report.run()) if report is not None else None
         try:

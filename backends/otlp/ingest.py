@@ -9,7 +9,8 @@
 - bounds: at most ``max_kpis`` KPI names per agent (the rest refused, counted), ``max_agents`` agents of
   kind "otel" (the store enforces it in the write's transaction).
 
-Not thread-safe: one ingest at a time (the receiver runs them on one worker thread, in arrival order).
+Not thread-safe: one ``take`` at a time (the receiver runs them on one thread, in the order their
+requests were mapped; the mapping itself runs elsewhere, mapper_pool.py).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from backends.kpis import percentile
 from backends.local.store import Store
 from backends.local.store_telemetry import TelemetryResult, TelemetryWrite
 
-from .mapping import MAPPERS, TOKEN_KPIS, AgentData
+from .mapping import MAPPERS, TOKEN_KPIS, AgentData, Batch
 from .wire import Signal
 
 WINDOW_S = 60.0
@@ -66,11 +67,17 @@ class Ingestor:
         self._span_samples: set[str] = set()
         self._kpi_names: dict[str, set[str]] = {}
 
+    def now(self) -> float:
+        return self._clock()
+
     def ingest(self, signal: Signal, request: object) -> Outcome:
-        """Map and store one decoded export request (StoreError and sqlite3 errors propagate: nothing of
-        the request was stored then, and the client may send it again)."""
+        """Map and store one decoded export request."""
         now = self._clock()
-        batch = MAPPERS[signal](request, now)
+        return self.take(signal, MAPPERS[signal](request, now), now)
+
+    def take(self, signal: Signal, batch: Batch, now: float) -> Outcome:
+        """Store one mapped export request, mapped at ``now`` (StoreError and sqlite3 errors propagate:
+        nothing of the request was stored then, and the client may send it again)."""
         writes: list[TelemetryWrite] = []
         over_limit = 0
         for data in batch.agents.values():

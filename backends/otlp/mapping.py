@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backends.kpis import infer_unit
+from backends.local.store_db import dumps
+from backends.local.store_telemetry import LogRow
 
 from .identity import MAX_VALUE_CHARS, Attributes, ResourceView, attributes, plain, text
 from .wire import hex_id
@@ -105,7 +107,7 @@ class AgentData:
     span_tokens: dict[str, float] = field(default_factory=dict)  # counted only while no token metric is
     samples: list[tuple[float, float | None, bool]] = field(default_factory=list)  # (at, ms, error)
     histograms: list[tuple[str, int, tuple[float, ...], tuple[int, ...], float]] = field(default_factory=list)
-    logs: list[tuple[float, str, str, dict[str, Any]]] = field(default_factory=list)  # ts, level, msg, fields
+    logs: list[LogRow] = field(default_factory=list)
     token_metrics: bool = False
     raw_model: Any = None  # the model and provider attributes last read, as sent
     raw_provider: Any = None
@@ -188,14 +190,14 @@ def _span(batch: Batch, resource: ResourceView, framework: str | None, span: Any
     if error:
         why = span.status.message or "error status"
         fields = _fields(attrs, ids, span=span.name)
-        data.logs.append((end, "error", _line(f"{span.name or 'span'} failed: {why}"), fields))
+        data.logs.append(_log_row(end, "error", f"{span.name or 'span'} failed: {why}", fields))
     for event in span.events[:MAX_EVENTS_PER_SPAN]:
         event_attrs = attributes(event.attributes)
         level = "error" if event.name == "exception" else "info"
         message = text(event_attrs, "exception.message") if level == "error" else None
         line = f"{event.name}: {message}" if message else event.name or "span event"
         fields = _fields(event_attrs, ids, span=span.name)
-        data.logs.append((_time(event.time_unix_nano, end), level, _line(line), fields))
+        data.logs.append(_log_row(_time(event.time_unix_nano, end), level, line, fields))
 
 
 # --- metrics --------------------------------------------------------------------------------------------
@@ -371,7 +373,7 @@ def _log(batch: Batch, resource: ResourceView, record: Any, now: float) -> None:
         )
     ids = {"trace_id": hex_id(record.trace_id), "span_id": hex_id(record.span_id)}
     fields = _fields(attrs, ids, event=event or None)
-    data.logs.append((at, level, _line(message), fields))
+    data.logs.append(_log_row(at, level, message, fields))
 
 
 def _number(attrs: Attributes, key: str) -> float | None:
@@ -452,8 +454,9 @@ def _fields(attrs: Attributes, ids: dict[str, str | None], **extra: str | None) 
     return fields
 
 
-def _line(message: str) -> str:
-    return message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1] + "…"
+def _log_row(at: float, level: str, message: str, fields: dict[str, Any]) -> LogRow:
+    line = message if len(message) <= MESSAGE_CHARS else message[: MESSAGE_CHARS - 1] + "…"
+    return (at, level, line, dumps(fields) if fields else None)
 
 
 MAPPERS = {"traces": map_traces, "metrics": map_metrics, "logs": map_logs}

@@ -59,6 +59,10 @@ class BodyError(ValueError):
         super().__init__(message)
         self.status = status
 
+    def __reduce__(self) -> tuple[type[BodyError], tuple[str, int]]:
+        # raised in a mapper process, it crosses back by pickle: its status with it
+        return (BodyError, (str(self), self.status))
+
 
 @dataclass(frozen=True)
 class Decoded:

@@ -39,6 +39,11 @@ def add_receiver_options(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES", help="request bytes waiting to be stored past which a sender is told to retry "
         "shortly (429 with Retry-After; default 64 MiB)",
     )  # fmt: skip
+    parser.add_argument(
+        "--otlp-mappers", type=bounded(int, 0, 16), default=None, metavar="N",
+        help="processes that decode and map requests beside the one that stores them (default 1 where "
+        "two cores or more are usable, else 0: the receiver's own thread)",
+    )  # fmt: skip
 
 
 def add_otlp_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -139,12 +144,17 @@ def receiver_app(
 ) -> object:
     from backends.otlp.app import Receiver, create_receiver_app
     from backends.otlp.ingest import Ingestor
+    from backends.otlp.mapper_pool import MapperPool
     from backends.otlp.self_report import ReceiverReport
 
     ingestor = Ingestor(store, max_agents=args.max_agents)
     report = ReceiverReport(store, listen=listen, max_agents=args.max_agents)
     receiver = Receiver(
-        ingestor, max_body=args.max_otlp_body, max_pending_bytes=args.max_otlp_pending, report=report
+        ingestor,
+        max_body=args.max_otlp_body,
+        max_pending_bytes=args.max_otlp_pending,
+        report=report,
+        mappers=MapperPool(args.otlp_mappers),
     )
     return create_receiver_app(receiver, tokens=tokens, local=local)
 
