@@ -8,6 +8,7 @@ from types import ModuleType
 SCENARIOS = (
     "startup",
     "fleet_refresh",
+    "http_fleet",
     "log_flood",
     "node_server",
     "otlp_ingest",
