@@ -191,3 +191,36 @@ async def test_a_line_stamped_when_fetched_says_so_in_the_log_view_and_the_cli()
     async with Host(view).run_test():
         assert view.format_record("n", fetched).plain.startswith("≤00:00:00 ")
         assert view.format_record("n", own).plain.startswith("00:00:01 ")
+
+
+async def test_a_node_joining_adds_its_rows_and_keeps_the_others() -> None:
+    """Rows that stay are moved, not re-added, when another node's agents join or a few agents go: a
+    hundred-node fleet filling in must not re-add (and re-measure) the whole fleet per node."""
+    table = AgentsTable(node_column=True)
+    first = [("node-a", agent(f"a-{n:02d}", cpu_percent=float(n))) for n in range(30)]
+    second = [("node-b", agent(f"b-{n:02d}", health="degraded" if n % 3 else "healthy")) for n in range(10)]
+    async with Host(table).run_test(size=(160, 48)) as pilot:
+        table.show(first, NOW)
+        await pilot.pause()
+        table.move_cursor(row=[key for key in table.rows].index("node-a/a-07"))
+        kept = {key.value: row for key, row in table.rows.items()}
+        table.show(first + second, NOW)
+        await pilot.pause()
+        assert all(table.rows[key] is row for key, row in kept.items())  # the same rows, not new ones
+        assert table.row_at_cursor() is not None and table.row_at_cursor()[1].id == "a-07"
+        # in the order a table shown them all at once has: the degraded of node-b first, by health
+        fresh = AgentsTable(node_column=True)
+        async with Host(fresh).run_test(size=(160, 48)) as fresh_pilot:
+            fresh.show(first + second, NOW)
+            await fresh_pilot.pause()
+            assert [k.value for k in table.rows] == [k.value for k in fresh.rows]
+            assert [table.get_row_at(i) for i in range(table.row_count)] == [
+                fresh.get_row_at(i) for i in range(fresh.row_count)
+            ]
+        # a few agents gone: dropped one by one, the rest kept
+        table.show(first[2:] + second, NOW)
+        await pilot.pause()
+        assert "node-a/a-00" not in {k.value for k in table.rows}
+        assert all(
+            table.rows[key] is row for key, row in kept.items() if key not in ("node-a/a-00", "node-a/a-01")
+        )

@@ -39,6 +39,7 @@ TEXTUAL_PRIVATE_PARTS: tuple[str, ...] = (
 CellT = TypeVar("CellT")
 SCREENFUL_LINES = 256  # a tall terminal's rows
 SCREENFUL_CELLS = 4096  # and their cells, at 16 columns
+MAX_REMOVALS = 16  # rows dropped one by one before a rebuild is cheaper (DataTable renumbers per removal)
 SCROLLBAR_ROOM = 2  # columns a table that fits its width keeps free for the vertical scrollbar
 # A row table's Home and End go to its first and last row, as in every list; DataTable's own move a row
 # cursor nowhere (they scroll sideways).
@@ -77,10 +78,32 @@ class SyncedTable(DataTable[CellT], Generic[CellT]):
         """Show ``cells`` (row key -> values, in display order)."""
         order = list(cells)
         if order != self._order:
-            self._rebuild(order, cells)
+            if not self._reconcile(order, cells):
+                self._rebuild(order, cells)
         else:
             self._patch(cells)
         self._cells = cells
+
+    def _reconcile(self, order: list[str], cells: dict[str, tuple[CellT, ...]]) -> bool:
+        """Bring a table whose rows mostly stay to ``order``: add the new rows, drop the gone ones, move
+        the rest and patch what changed in them. False (nothing done) where a rebuild is cheaper: an empty
+        table, more than a few rows gone (each removal renumbers every row), or most rows new. A node of a
+        hundred coming in then adds its own agents, not the whole fleet's again."""
+        held = set(self._order)
+        added = [key for key in order if key not in held]
+        gone = held.difference(cells)
+        if not self._order or len(gone) > MAX_REMOVALS or len(added) > len(order) // 2:
+            return False
+        selected = self.key_at_cursor()
+        for key in gone:
+            self.remove_row(key)
+        for key in added:
+            self.add_row(*cells[key], key=key)
+        self.move_rows(order)
+        self._patch({key: cells[key] for key in order if key in held})
+        if selected in cells:
+            self.move_cursor(row=order.index(selected), animate=False)
+        return True
 
     def same_cell(self, old: CellT, new: CellT) -> bool:
         return old == new
