@@ -123,10 +123,11 @@ def write(
 
 def _log_rows(item: TelemetryWrite) -> list[tuple[float, str, str, str, str | None]]:
     source = item.agent_id
-    rows = [(ts, level, source, message, fields) for ts, level, message, fields in item.logs]
-    for ts, level, _source, _message, _fields in rows:
+    rows = []
+    for ts, level, message, fields in item.logs:
         if level not in logs_sql.LEVELS or not (math.isfinite(ts) and ts >= 0):
             raise Invalid(f"log line at {ts!r} with level {level!r}: needs an epoch time and a store level")
+        rows.append((ts, level, source, message, fields))
     return rows
 
 

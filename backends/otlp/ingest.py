@@ -24,7 +24,7 @@ from backends.kpis import percentile
 from backends.local.store import Store
 from backends.local.store_telemetry import TelemetryResult, TelemetryWrite
 
-from .mapping import MAPPERS, TOKEN_KPIS, AgentData, Batch
+from .mapping import TOKEN_KPIS, AgentData, Batch
 from .wire import Signal
 
 WINDOW_S = 60.0
@@ -69,11 +69,6 @@ class Ingestor:
 
     def now(self) -> float:
         return self._clock()
-
-    def ingest(self, signal: Signal, request: object) -> Outcome:
-        """Map and store one decoded export request."""
-        now = self._clock()
-        return self.take(signal, MAPPERS[signal](request, now), now)
 
     def take(self, signal: Signal, batch: Batch, now: float) -> Outcome:
         """Store one mapped export request, mapped at ``now`` (StoreError and sqlite3 errors propagate:
