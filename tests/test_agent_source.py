@@ -96,7 +96,7 @@ async def open_agent(pilot: Any, agent_id: str) -> AgentScreen:
     from widgets.agents_table import AgentsTable
 
     table = pilot.app.screen.query_one(AgentsTable)
-    keys = [str(key.value) for key in table.rows]
+    keys = table.row_keys
     table.move_cursor(row=next(i for i, k in enumerate(keys) if k.endswith(f"/{agent_id}")), animate=False)
     table.focus()
     await pilot.press("enter")

@@ -19,6 +19,8 @@ from console.screens.all_agents import AllAgentsScreen
 from console.snapshot import screen_text
 from widgets.agents_table import AgentsTable
 
+from .table_spy import TableSpy
+
 NOW = 1_767_225_600.0
 FIGURES = ("tokens", "cost")
 
@@ -55,7 +57,7 @@ def plain(rows: list[tuple[str, Agent]]) -> list[tuple[str, Agent]]:
 
 
 def order(table: AgentsTable) -> list[str]:
-    return [str(key.value).split("/", 1)[1] for key in table.rows]
+    return [key.split("/", 1)[1] for key in table.row_keys]
 
 
 async def test_figures_shown_as_in_plus_out_and_dollars() -> None:
@@ -99,19 +101,11 @@ async def test_columns_follow_what_the_data_reports_and_stay_put_between_refresh
         assert str(table.get_cell("n/a", "tokens")) == "12.3k"
 
         # a figure that moves is one cell patched; the column set and the rows stay
-        calls: list[tuple[object, object]] = []
-        rebuilt: list[bool] = []
-        update, clear = table.update_cell, table.clear
-        table.update_cell = lambda row, col, value, **kw: (  # type: ignore[method-assign]
-            calls.append((row, col)),
-            update(row, col, value, **kw),
-        )[1]
-        table.clear = lambda *a, **kw: (rebuilt.append(True), clear(*a, **kw))[1]  # type: ignore[method-assign]
+        spy = TableSpy(table)
         table.show(fleet(tokens_in=1300.0), NOW)
         await pilot.pause()
-        assert calls == [("n/a", "tokens")] and not rebuilt
+        assert spy.changed_cells() == {("n/a", "tokens")} and not spy.started_over
         assert str(table.get_cell("n/a", "tokens")) == "12.4k"
-        table.update_cell, table.clear = update, clear  # type: ignore[method-assign]
 
         table.sort_by("cost")
         table.show(plain(fleet()), NOW)  # nobody reports them any more: gone, the sort back to health
@@ -179,7 +173,7 @@ async def test_demo_fleet_coders_show_their_tokens_and_cost(frozen_demo_app_asyn
         out, cost = coder.kpi("tokens_out_total"), coder.kpi("cost_usd_total")
         assert out is not None and cost is not None and coder.kpi("tokens_in_total") is None
         key = "gpu-prod-01/coder-01"
-        table.move_cursor(row=[str(k.value) for k in table.rows].index(key), animate=False)
+        table.move_cursor(row=table.row_keys.index(key), animate=False)
         await pilot.pause()
         assert str(table.get_cell(key, "tokens")) == format_value(out.value, "count")
         assert str(table.get_cell(key, "cost")) == format_value(cost.value, "usd")

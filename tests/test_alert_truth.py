@@ -177,7 +177,7 @@ def error_lines_buffered(link: NodeLink, source: str) -> int:
 
 def attention_rows(app: FleetDeckApp) -> list[list[str]]:
     table = app.screen.query_one(AttentionList)
-    return [[cell.plain for cell in table.get_row(key)] for key in table.rows]
+    return [[cell.plain for cell in table.get_row(key)] for key in table.row_keys]
 
 
 @linux_only
@@ -215,7 +215,7 @@ def gate_key(node: str) -> str:
 def notes_shown(app: FleetDeckApp) -> dict[str, str]:
     """Every row of the Fleet screen's Attention list: key -> its note cell (empty, a flap count, "ack")."""
     table = app.screen.query_one(AttentionList)
-    return {str(key.value): table.get_row(key)[4].plain for key in table.rows}
+    return {key: table.get_row(key)[4].plain for key in table.row_keys}
 
 
 async def first_notes(pilot: Any, app: FleetDeckApp) -> dict[str, str]:

@@ -30,6 +30,7 @@ from console.snapshot import build_app, prime, screen_text
 from widgets.agents_table import AgentsTable
 
 from .conftest import T0
+from .table_spy import TableSpy
 
 SMALL = (80, 24)
 WIDE = (160, 48)
@@ -38,7 +39,7 @@ SIZES = {"80x24": SMALL, "160x48": WIDE}
 
 def rows(table: AgentsTable) -> list[tuple[str, str]]:
     """(node, agent id) of every row, top to bottom."""
-    return [tuple(str(key.value).split("/", 1)) for key in table.rows]  # type: ignore[misc]
+    return [tuple(key.split("/", 1)) for key in table.row_keys]  # type: ignore[misc]
 
 
 def node_cell(table: AgentsTable, node: str, agent_id: str) -> str:
@@ -405,20 +406,15 @@ async def test_a_new_order_moves_rows_and_patches_only_what_is_on_screen() -> No
         table.sort_by("cpu")  # highest first
         await pilot.pause()
         assert rows(table)[0] == ("n1", "a199")
-        cleared: list[bool] = []
-        updated: list[str] = []
-        original_clear, original_update = table.clear, table.update_cell
-        table.clear = lambda *a, **kw: (cleared.append(True), original_clear(*a, **kw))[1]  # type: ignore[method-assign]
-        table.update_cell = lambda row, col, value, **kw: (  # type: ignore[method-assign]
-            updated.append(str(row)),
-            original_update(row, col, value, **kw),
-        )[1]
+        spy = TableSpy(table)
         # every agent's CPU changes and the order turns over: rows move, nothing is re-added
         table.show([(n, agent(a.id, cpu_percent=1000.0 - (a.cpu_percent or 0))) for n, a in fleet], T0)
         await pilot.pause()
-        assert not cleared
+        assert not spy.started_over
         assert rows(table)[0] == ("n0", "a000")
-        assert 0 < len(set(updated)) < 60  # the rows on screen and a margin, not all 200
+        updated = {key for key, _ in spy.changed_cells()}
+        assert 0 < len(updated) < 60  # the rows on screen and a margin, not all 200
+        assert spy.rows_drawn < 20  # and of those, the ones in view are drawn
         assert table.get_cell("n0/a000", "cpu") == "1000%"
         # rows scrolled to are brought up to date before they are drawn
         table.move_cursor(row=150)

@@ -24,6 +24,7 @@ from console.snapshot import prime, screen_text
 from widgets.attention import AttentionList, AttentionRow
 
 from .conftest import T0
+from .table_spy import TableSpy
 
 SMALL = (80, 24)
 WIDE = (160, 48)
@@ -58,7 +59,7 @@ def plain_row(table: AttentionList, key: str) -> list[str]:
 
 
 def shown_keys(table: AttentionList) -> list[str]:
-    return [str(key.value) for key in table.rows]
+    return table.row_keys
 
 
 async def test_a_long_node_name_leaves_the_reason_its_room_at_80_columns() -> None:
@@ -101,32 +102,19 @@ async def test_only_the_cells_that_changed_are_repainted() -> None:
     async with Host(table).run_test(size=(120, 20)) as pilot:
         table.show([row("a", "critical"), row("b")], T0)
         await pilot.pause()
-        calls: list[tuple[str, str]] = []
-        rebuilt: list[bool] = []
-        original_update, original_clear = table.update_cell, table.clear
-
-        def update_cell(row_key: Any, column_key: Any, value: Any, **kw: Any) -> None:
-            calls.append(
-                (str(getattr(row_key, "value", row_key)), str(getattr(column_key, "value", column_key)))
-            )
-            original_update(row_key, column_key, value, **kw)
-
-        def clear(*args: Any, **kw: Any) -> AttentionList:
-            rebuilt.append(True)
-            return original_clear(*args, **kw)
-
-        table.update_cell = update_cell  # type: ignore[method-assign]
-        table.clear = clear  # type: ignore[method-assign]
+        spy = TableSpy(table)
         table.show([row("a", "critical"), row("b", acked=True)], T0)
         await pilot.pause()
+        calls = spy.changed_cells()
         assert {r for r, _ in calls} == {"b"}  # acking b repaints b (dimmed, "ack"), nothing of a
         assert ("b", "note") in calls
-        assert not rebuilt
+        assert not spy.started_over
         assert "ack" in screen_text(pilot.app).split()  # and the note's column grew to show it
-        calls.clear()
+        spy.reset()
         table.show([row("a", "critical"), row("b", acked=True)], T0 + 1)  # only the since-when moved
         await pilot.pause()
-        assert sorted(c for _, c in calls) == ["since", "since"]
+        assert spy.changed_cells() == {("a", "since"), ("b", "since")}
+        assert spy.rows_drawn == 2
 
 
 async def test_keys_post_messages_with_the_row_under_the_cursor() -> None:
@@ -280,7 +268,7 @@ async def test_node_screen_at_80x24_has_an_alerts_tab_on_6(frozen_demo_app_async
         assert tabs.active == "alerts"
         table = attention(app)
         assert shown_keys(table) == expected
-        assert "Node" not in [str(c.label) for c in table.ordered_columns]  # one node: no node column
+        assert "Node" not in [c.label for c in table.columns]  # one node: no node column
         text = screen_text(app)
         assert "▲ WARN" in text and "Alerts · " in text
 

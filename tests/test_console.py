@@ -40,7 +40,7 @@ WIDE = (160, 48)
 
 
 def _table_agent_ids(table: AgentsTable) -> list[str]:
-    return [str(key.value).split("/", 1)[1] for key in table.rows]
+    return [key.split("/", 1)[1] for key in table.row_keys]
 
 
 # --- navigation --------------------------------------------------------------------------------------

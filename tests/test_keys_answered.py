@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from textual.widgets import Button, DataTable, Input
+from textual.widgets import Button, Input
 
 from console.core.clock import FrozenClock
 from console.core.config import Config
@@ -18,6 +18,7 @@ from console.dialogs.rollback import RollbackPicker
 from console.screens.all_agents import AllAgentsScreen
 from console.screens.fleet import FleetScreen
 from console.snapshot import build_app, prime, screen_text
+from widgets.row_table import RowTable
 
 from .conftest import T0
 
@@ -91,7 +92,7 @@ async def test_home_and_end_move_the_table_cursor_to_the_first_and_last_row(scre
     async with app.run_test(size=SMALL) as pilot:
         await pilot.pause()
         table = app.focused
-        assert isinstance(table, DataTable) and table.row_count > 1
+        assert isinstance(table, RowTable) and table.row_count > 1
         await pilot.press("end")
         await pilot.pause()
         assert table.cursor_row == table.row_count - 1

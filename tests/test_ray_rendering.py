@@ -275,7 +275,7 @@ async def test_the_console_names_actors_shows_the_cause_and_no_phantom_gates(tmp
             assert "STOPPED" in screen and "gate" not in screen
             # enter on the actor's alert opens it, under its name
             alerts = app.screen.query_one(AttentionList)
-            keys = [str(key.value) for key in alerts.rows]
+            keys = alerts.row_keys
             alerts.focus()
             alerts.move_cursor(row=next(i for i, k in enumerate(keys) if GPU_ID in k))
             await pilot.press("enter")

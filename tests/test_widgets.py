@@ -10,6 +10,8 @@ from widgets.format import bar, fmt_bytes, fmt_percent, spark
 from widgets.gpu_panel import GpuPanel
 from widgets.log_view import LogFilter, LogView
 
+from .table_spy import TableSpy
+
 NOW = 1_767_225_600.0
 
 
@@ -71,18 +73,11 @@ async def test_agents_table_updates_only_the_cells_that_changed() -> None:
         agents = [("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=2.0))]
         table.show(agents, NOW)
         await pilot.pause()
-        calls: list[tuple[object, object]] = []
-        rebuilt: list[bool] = []
-        original_update, original_clear = table.update_cell, table.clear
-        table.update_cell = lambda row, col, value, **kw: (  # type: ignore[method-assign]
-            calls.append((row, col)),
-            original_update(row, col, value, **kw),
-        )[1]
-        table.clear = lambda *a, **kw: (rebuilt.append(True), original_clear(*a, **kw))[1]  # type: ignore[method-assign]
+        spy = TableSpy(table)
         table.show([("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=7.0))], NOW)
         await pilot.pause()
-        assert calls == [("n/b", "cpu")]
-        assert not rebuilt
+        assert spy.changed_cells() == {("n/b", "cpu")}
+        assert spy.rows_drawn == 1 and not spy.started_over  # b's row drawn again, nothing else
         assert table.get_cell("n/b", "cpu") == "7%"
 
 
@@ -97,21 +92,18 @@ async def test_agents_table_repaints_a_changed_cell_and_keeps_the_others_rendere
         await pilot.pause()
         before = screen_lines(table)
         assert any("a" in line and "1%" in line for line in before)
-        rendered: list[int] = []  # the row of each cell rendered anew (a cache miss renders its row's cells)
-        original = table._get_row_renderables
-        table._get_row_renderables = lambda row: (  # type: ignore[method-assign]
-            rendered.append(row),
-            original(row),
-        )[1]
+        drawn = table.rows_drawn  # rows drawn anew (a row not in the strip cache)
         table.show([("n", agent("a", cpu_percent=1.0)), ("n", agent("b", cpu_percent=7.0))], NOW)
         await pilot.pause()
         after = screen_lines(table)
-        assert rendered == [1]  # one cell rendered again (b's CPU), not every cell on screen
+        assert table.rows_drawn - drawn == 1  # b's row drawn again, not every row on screen
         row_b = next(line for line in after if " b " in f" {line} ")
         assert "7%" in row_b and "2%" not in row_b  # the change reached the screen...
         assert [line for line in after if line not in before] == [row_b]  # ...and only its row changed
-        table.sort_by("cpu")  # a new order re-renders every row in its new place
+        drawn = table.rows_drawn
+        table.sort_by("cpu")  # a new order: the rows are drawn in their new places...
         await pilot.pause()
+        assert table.rows_drawn - drawn <= 2  # ...from the strips kept (only their stripe may be new)
         body = [line for line in screen_lines(table) if "%" in line]
         assert "7%" in body[0] and "1%" in body[1]
 
@@ -127,7 +119,7 @@ async def test_agents_table_renders_only_the_rows_on_screen_until_scrolled_to() 
         table.show([("n", agent(a.id, cpu_percent=5.0)) for _, a in fleet], NOW)
         await pilot.pause()
         assert table.get_cell("n/a0000", "cpu") == "5%"  # on screen: up to date
-        assert table.get_cell("n/a1999", "cpu") == "1%"  # far below: not rendered yet
+        assert "n/a1999" not in table.held_keys()  # far below: never rendered
         table.move_cursor(row=1999)
         await pilot.pause()
         assert table.get_cell("n/a1999", "cpu") == "5%"  # brought up to date when scrolled to
@@ -202,25 +194,30 @@ async def test_a_node_joining_adds_its_rows_and_keeps_the_others() -> None:
     async with Host(table).run_test(size=(160, 48)) as pilot:
         table.show(first, NOW)
         await pilot.pause()
-        table.move_cursor(row=[key for key in table.rows].index("node-a/a-07"))
-        kept = {key.value: row for key, row in table.rows.items()}
+        table.move_cursor(row=table.row_keys.index("node-a/a-07"))
+        kept = {key: table.get_row(key) for key in table.row_keys}
+        spy = TableSpy(table)
         table.show(first + second, NOW)
         await pilot.pause()
-        assert all(table.rows[key] is row for key, row in kept.items())  # the same rows, not new ones
+        assert all(table.get_row(key) is row for key, row in kept.items())  # the same cells, not new ones
+        assert not spy.started_over
         assert table.row_at_cursor() is not None and table.row_at_cursor()[1].id == "a-07"
         # in the order a table shown them all at once has: the degraded of node-b first, by health
         fresh = AgentsTable(node_column=True)
         async with Host(fresh).run_test(size=(160, 48)) as fresh_pilot:
             fresh.show(first + second, NOW)
             await fresh_pilot.pause()
-            assert [k.value for k in table.rows] == [k.value for k in fresh.rows]
+            assert table.row_keys == fresh.row_keys
             assert [table.get_row_at(i) for i in range(table.row_count)] == [
                 fresh.get_row_at(i) for i in range(fresh.row_count)
             ]
         # a few agents gone: dropped one by one, the rest kept
         table.show(first[2:] + second, NOW)
         await pilot.pause()
-        assert "node-a/a-00" not in {k.value for k in table.rows}
+        assert "node-a/a-00" not in table.row_keys
         assert all(
-            table.rows[key] is row for key, row in kept.items() if key not in ("node-a/a-00", "node-a/a-01")
+            table.get_row(key) is row
+            for key, row in kept.items()
+            if key not in ("node-a/a-00", "node-a/a-01")
         )
+        assert not spy.started_over

@@ -23,7 +23,7 @@ A dead agent (``Agent.dead``: a Ray actor Ray reports DEAD) is history: its heal
 sorts after every live agent by health; its cause stays in the "Why" column.
 
 Every cell that shows what an agent or node said (name, message, labels, phase) is a ``Text`` made by
-``safe_text``: a plain string cell would be parsed as markup by the DataTable, and its controls sent on.
+``safe_text``: the table shows a cell's text as it is, so its controls would reach the terminal.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from typing import Any
 from rich.cells import cell_len
 from rich.text import Text
 from textual.message import Message
-from textual.widgets import DataTable
 
 from backends.kpis import format_value
 from backends.model import Agent, Kpi
@@ -45,8 +44,8 @@ from backends.safe_text import terminal_safe
 from .column_fit import ColumnSpec, fit_columns
 from .format import NA, fmt_bytes, fmt_duration, fmt_fraction, fmt_number
 from .kpi_view import figure_text
+from .row_table import SCROLLBAR_ROOM, RowTable, TableColumn
 from .safe import safe_text
-from .synced_table import SCROLLBAR_ROOM, SyncedTable
 
 # Health and state words carry the meaning; the symbol and colour only reinforce it.
 HEALTH_STYLE: dict[str, tuple[str, str]] = {
@@ -251,13 +250,18 @@ def kpi_label(name: str) -> str:
     return stem if len(stem) <= KPI_LABEL_MAX else stem[: KPI_LABEL_MAX - 1] + "…"
 
 
+def haystack(agent: Agent, node: str = "") -> str:
+    """What a filter text is matched against: the fields an operator would search, lower-cased."""
+    return " ".join(
+        (node, agent.id, agent.name, agent.state, agent.health, agent.phase_id or "", *agent.labels.values())
+    ).lower()
+
+
 def agent_matches(agent: Agent, needle: str, node: str = "") -> bool:
     """Case-insensitive match of a filter text against the fields an operator would search."""
     if not needle:
         return True
-    hay = " ".join(
-        (node, agent.id, agent.name, agent.state, agent.health, agent.phase_id or "", *agent.labels.values())
-    ).lower()
+    hay = haystack(agent, node)
     return all(word in hay for word in needle.lower().split())
 
 
@@ -283,11 +287,12 @@ _Rendered = tuple[Agent, str | None, float, tuple[str | Text, ...]]
 VIEWPORT_MARGIN = 8  # rows above and below the visible ones that are kept up to date too
 
 
-class AgentsTable(SyncedTable[str | Text]):
+class AgentsTable(RowTable[str | Text]):
     """Agents of one node (or many, with a node column), newest data pushed in by :meth:`show`.
 
-    Only the rows on screen are patched at once; the others are patched when scrolled to. A refresh of 5,000
-    agents then costs a comparison of the rows that changed and a few dozen cell updates, not thousands.
+    Only the rows on screen (and a margin) have their cells rendered at once; the others are rendered when
+    scrolled to. A refresh of 5,000 agents then costs a filter and a sort by keys already computed for the
+    agents that did not change, and the cells of the few dozen rows in view.
     """
 
     DEFAULT_CSS = """
@@ -295,9 +300,10 @@ class AgentsTable(SyncedTable[str | Text]):
     """
 
     def __init__(self, *, node_column: bool = False, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(zebra_stripes=True, **kwargs)
         self.node_column = node_column
-        self.sort_column = "health"
+        self._sort_keys: dict[str, tuple[Agent, Any]] = {}
+        self._sort_column = "health"
         self.sort_reverse = False
         self.filter_text = ""
         # The last show(), kept as plain dicts of immutable values: no object per row and refresh, so a
@@ -310,7 +316,10 @@ class AgentsTable(SyncedTable[str | Text]):
         # Cells are rendered when a row is patched into the table (on screen, or scrolled to), not on show():
         # a refresh of 5,000 agents renders the few dozen rows in view.
         self._rendered: dict[str, _Rendered] = {}
-        self._rebuilding = False
+        # Per row, what filters and sorts it, kept while its agent is the same object: a keystroke in the
+        # filter, or a refresh where few agents changed, computes these for the changed agents only.
+        self._haystacks: dict[str, tuple[Agent, str]] = {}
+        self._refit_due = True  # the set of agents changed: the measured columns are measured again
         self.marked: set[str] = set()  # row keys ("node/agent") chosen with space for a bulk action
         # the columns shown and their widths (node column included), chosen for the table's width
         self._widths: dict[str, int] = {}
@@ -352,8 +361,19 @@ class AgentsTable(SyncedTable[str | Text]):
         columns[at:at] = [c for c in FIGURE_COLUMNS if c.key in self._figures]
         self._all_columns = tuple(columns)
         self._by_key = {c.key: c for c in columns}
+        self._sort_keys = {}  # a KPI's grader may have changed how its column sorts
         if self.sort_column != NODE_KEY and self.sort_column not in self._by_key:
             self.sort_column = "health"
+
+    @property
+    def sort_column(self) -> str:
+        return self._sort_column
+
+    @sort_column.setter
+    def sort_column(self, key: str) -> None:
+        if key != self._sort_column:
+            self._sort_column = key
+            self._sort_keys = {}  # computed for the other column
 
     @property
     def headline(self) -> str | None:
@@ -424,7 +444,7 @@ class AgentsTable(SyncedTable[str | Text]):
         return specs
 
     def _refit(self) -> bool:
-        """Choose the columns again; when they change, the table is set up anew (True)."""
+        """Choose the columns again; when they change, every row's cells are rendered anew (True)."""
         widths = self._fit()
         if widths == self._widths:
             return False
@@ -433,12 +453,13 @@ class AgentsTable(SyncedTable[str | Text]):
         self._message_width = widths.get("message", MESSAGE_WIDTH)
         keys = tuple(c.key for c in self._columns)
         self._beat_at = keys.index("heartbeat") + self.node_column if "heartbeat" in keys else None
-        self.clear(columns=True)
-        for key, width in widths.items():
-            # the node's name sits past its gutter: its label too
-            label = "  Node" if key == NODE_KEY else self._by_key[key].label
-            self.add_column(label, key=key, width=width)
-        self._order, self._cells, self._rendered = [], {}, {}  # every row is added (and rendered) again
+        # the node's name sits past its gutter: its label too
+        self.set_columns(
+            TableColumn(key, "  Node" if key == NODE_KEY else self._by_key[key].label, width)
+            for key, width in widths.items()
+        )
+        self.forget_cells()  # rendered for the old columns
+        self._rendered = {}
         return True
 
     @property
@@ -479,9 +500,9 @@ class AgentsTable(SyncedTable[str | Text]):
     class SortChanged(Message):
         """The operator sorted by clicking a column's header (the screen's keys already know)."""
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+    def on_row_table_header_selected(self, event: RowTable.HeaderSelected) -> None:
         event.stop()
-        self.sort_by(str(event.column_key.value))
+        self.sort_by(event.column_key)
         self.post_message(self.SortChanged())
 
     # --- data in ---------------------------------------------------------------------------------------
@@ -502,6 +523,9 @@ class AgentsTable(SyncedTable[str | Text]):
             key = f"{node}/{agent.id}"
             rows[key] = agent
             node_of[key] = node
+        if rows.keys() != self._rows.keys():
+            self._refit_due = True  # new agents may need wider columns
+            self._forget_gone(rows)
         self._rows, self._node_of = rows, node_of
         figures = figures_reported(rows.values())
         if figures != self._figures:  # an agent began (or the last one ceased) to report tokens or cost
@@ -555,63 +579,63 @@ class AgentsTable(SyncedTable[str | Text]):
         return tuple(cells)
 
     def _redraw(self) -> None:
-        needle, rows, node_of = self.filter_text, self._rows, self._node_of
-        with_node = self.node_column
-        visible = [
-            key
-            for key, agent in rows.items()
-            if not needle or agent_matches(agent, needle, node_of[key] if with_node else "")
-        ]
-        if self.sort_column == NODE_KEY:
-            visible.sort(key=lambda key: (node_of[key], rows[key].name), reverse=self.sort_reverse)
-        elif self.sort_column == KPI_KEY:  # graded with each agent's node: a node may set its own lines
-            by_kpi = self._kpi_sort_key
-            visible.sort(
-                key=lambda key: (by_kpi(rows[key], node_of[key]), node_of[key]), reverse=self.sort_reverse
-            )
-        else:
-            sort = self._by_key[self.sort_column].sort_key
-            visible.sort(key=lambda key: (sort(rows[key]), node_of[key]), reverse=self.sort_reverse)
+        needle, rows = self.filter_text, self._rows
+        visible = list(rows) if not needle else [key for key in rows if self._matches(key, needle)]
+        visible.sort(key=self._sort_key, reverse=self.sort_reverse)
         self._agents = {key: rows[key] for key in visible}
         self._sync(visible)
+
+    def _matches(self, key: str, needle: str) -> bool:
+        agent = self._rows[key]
+        held = self._haystacks.get(key)
+        if held is None or held[0] is not agent:
+            node = self._node_of[key] if self.node_column else ""
+            held = self._haystacks[key] = (agent, haystack(agent, node))
+        return all(word in held[1] for word in needle.lower().split())
+
+    def _sort_key(self, key: str) -> Any:
+        """The row's place in the sort by the current column, computed again only when its agent changed."""
+        agent = self._rows[key]
+        held = self._sort_keys.get(key)
+        if held is not None and held[0] is agent:
+            return held[1]
+        node = self._node_of[key]
+        if self.sort_column == NODE_KEY:
+            value: Any = (node, agent.name)
+        elif self.sort_column == KPI_KEY:  # graded with each agent's node: a node may set its own lines
+            value = (self._kpi_sort_key(agent, node), node)
+        else:
+            value = (self._by_key[self.sort_column].sort_key(agent), node)
+        self._sort_keys[key] = (agent, value)
+        return value
+
+    def _forget_gone(self, rows: Mapping[str, Agent]) -> None:
+        """Drop what is kept per row for agents no longer held."""
+        for kept in (self._haystacks, self._sort_keys, self._rendered):
+            for key in kept.keys() - rows.keys():
+                del kept[key]
+        self.forget_cells(self.held_keys() - rows.keys())
 
     # --- data to the screen ----------------------------------------------------------------------------
 
     def _sync(self, order: list[str]) -> None:
-        if not self._widths or len(order) != len(self._order) or self._agents.keys() != self._cells.keys():
-            self._refit()  # a new set of rows: the widths they need may have changed
-            self._rebuilding = True  # clearing the table scrolls it: nothing to patch meanwhile
-            try:
-                # a new set of rows: re-add them all (every row rendered, once)
-                self.sync_rows({key: self._cells_of(key) for key in order})
-            finally:
-                self._rebuilding = False
-            self._cells = dict(self._cells)  # what the table holds, patched row by row from here on
-            rendered = self._rendered
-            self._rendered = {key: rendered[key] for key in self._rows if key in rendered}
-            return
-        if order != self._order:  # the same rows in a new order: move them
-            selected = self.key_at_cursor()
-            self.move_rows(order)
-            if selected is not None:
-                self.move_cursor(row=order.index(selected), animate=False)
+        if self._refit_due or not self._widths:
+            self._refit_due = False
+            self._refit()
+        self.set_order(order)
         self._patch_visible()
 
     def _patch_visible(self) -> None:
         """Bring the rows on screen (and a margin) up to date; the others wait until they are scrolled to."""
-        if self._rebuilding:
-            return
         height = self.size.height
         if height <= 0:
-            keys = self._order  # not laid out yet: all of them
-        else:
-            top = max(0, round(self.scroll_y) - VIEWPORT_MARGIN)
-            keys = self._order[top : top + height + 2 * VIEWPORT_MARGIN]
-        held = self._cells
-        due = {key: cells for key in keys if (cells := self._cells_of(key)) is not held.get(key)}
-        if due:
-            self._patch(due)
-            held.update(due)
+            return  # not laid out yet: each row's cells are rendered when it is first drawn
+        top = max(0, round(self.scroll_y) - VIEWPORT_MARGIN)
+        keys = self._order[top : top + height + 2 * VIEWPORT_MARGIN]
+        self.update_rows({key: self._cells_of(key) for key in keys})
+
+    def cells_for(self, key: str) -> tuple[str | Text, ...]:
+        return self._cells_of(key)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

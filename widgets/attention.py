@@ -17,11 +17,10 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import DataTable
 
 from .format import fmt_duration
+from .row_table import RowTable, TableColumn
 from .safe import safe_text
-from .synced_table import SyncedTable
 
 SEVERITY_CELL = {"critical": ("✖ CRIT", "bold red"), "warning": ("▲ WARN", "yellow")}
 # An agent waiting for a person: not a fault of any severity but a question, so it has its own word
@@ -68,9 +67,7 @@ def _minutes(seconds: float) -> str:
     return fmt_duration(left) if left < 60 or left >= 3600 else f"{left // 60}m"
 
 
-class AttentionList(SyncedTable[Text]):
-    GROW_COLUMNS = True  # a note or a since-when may outgrow its column ("" -> "ack")
-
+class AttentionList(RowTable[Text]):
     """Alerts of one node or the fleet; :meth:`show` repaints only the cells that changed."""
 
     DEFAULT_CSS = """
@@ -111,7 +108,7 @@ class AttentionList(SyncedTable[Text]):
             self.row = row
 
     def __init__(self, *, node_column: bool = True, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(zebra_stripes=True, **kwargs)
         self.node_column = node_column
         self._rows: dict[str, AttentionRow] = {}
         self._last: tuple[Sequence[AttentionRow], float] = ((), 0.0)
@@ -120,9 +117,9 @@ class AttentionList(SyncedTable[Text]):
         # Short labels and an unlabelled note column: at 80 columns every cell counts for the reason.
         columns = [("Sev", "severity"), ("Node", "node"), ("Subject", "subject"), ("Since", "since")]
         columns += [("", "note"), ("Reason", "reason")]
-        for label, key in columns:
-            if key != "node" or self.node_column:
-                self.add_column(label, key=key)
+        # each as wide as its widest cell, measured as cells arrive: a note or a since-when may grow
+        shown = [(label, key) for label, key in columns if key != "node" or self.node_column]
+        self.set_columns(TableColumn(key, label) for label, key in shown)
 
     # --- data in ---------------------------------------------------------------------------------------
 
@@ -177,7 +174,7 @@ class AttentionList(SyncedTable[Text]):
 
     @property
     def _labels(self) -> list[str]:
-        return [str(c.label) for c in self.ordered_columns][:-1]
+        return [c.label for c in self.columns][:-1]
 
     def _fixed_cells(self, row: AttentionRow, now: float) -> tuple[Text, ...]:
         dim = _row_style(row)
@@ -195,9 +192,9 @@ class AttentionList(SyncedTable[Text]):
 
     # --- keys ------------------------------------------------------------------------------------------
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_row_table_row_selected(self, event: RowTable.RowSelected) -> None:
         event.stop()  # the screen's own row handlers (open node, open agent) are for its other tables
-        row = self._rows.get(str(event.row_key.value))
+        row = self._rows.get(event.row_key)
         if row is not None:
             self.post_message(self.Jump(row))
 

@@ -16,8 +16,8 @@ from rich.text import Text
 from backends.model import AuditEntry, AuditOutcome, to_json
 from backends.safe_text import terminal_safe
 
+from .row_table import RowTable, TableColumn
 from .safe import safe_text
-from .synced_table import SyncedTable
 
 AUDIT_OUTCOMES: tuple[str, ...] = get_args(AuditOutcome)
 
@@ -143,7 +143,7 @@ def newest_first(rows: Sequence[tuple[str, AuditEntry]]) -> list[tuple[str, Audi
     return sorted(rows, key=lambda pair: (-pair[1].ts, pair[0], -pair[1].seq))
 
 
-class AuditTable(SyncedTable[str | Text]):
+class AuditTable(RowTable[str | Text]):
     """``(node, entry)`` pairs pushed in by :meth:`show`, filtered here and shown newest first."""
 
     DEFAULT_CSS = """
@@ -151,7 +151,7 @@ class AuditTable(SyncedTable[str | Text]):
     """
 
     def __init__(self, *, node_column: bool = False, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        super().__init__(zebra_stripes=True, **kwargs)
         self.node_column = node_column
         self.filter = AuditFilter()
         self._rows: list[tuple[str, AuditEntry]] = []
@@ -159,19 +159,11 @@ class AuditTable(SyncedTable[str | Text]):
         self._visible: list[tuple[str, AuditEntry]] = []
 
     def on_mount(self) -> None:
-        self.add_column("UTC", key="time")
-        self.add_column("Ago", key="ago")
-        if self.node_column:
-            self.add_column("Node", key="node")
-        for key, label in (
-            ("operator", "Operator"),
-            ("action", "Action"),
-            ("outcome", "Outcome"),
-            ("target", "Target"),
-            ("reason", "Reason"),
-            ("detail", "Detail"),
-        ):
-            self.add_column(label, key=key)
+        # each as wide as its widest cell (the free text is cut at CELL_WIDTH); the table scrolls sideways
+        columns = [("time", "UTC"), ("ago", "Ago"), *([("node", "Node")] if self.node_column else [])]
+        columns += [("operator", "Operator"), ("action", "Action"), ("outcome", "Outcome")]
+        columns += [("target", "Target"), ("reason", "Reason"), ("detail", "Detail")]
+        self.set_columns(TableColumn(key, label) for key, label in columns)
         self._redraw()
 
     @property

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
-CELL_PADDING = 2  # a DataTable cell's padding: one column either side
+CELL_PADDING = 2  # a table cell's padding: one column either side (row_table.CELL_PADDING)
 
 
 @dataclass(frozen=True)

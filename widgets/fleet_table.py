@@ -9,15 +9,13 @@ from dataclasses import dataclass
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.coordinate import Coordinate
-from textual.widgets import DataTable
 
 from backends.model import NodeSnapshot, health_count
 
 from .column_fit import ColumnSpec, cut_cell, fit_columns
 from .format import NA, fmt_percent, ratio
+from .row_table import SCROLLBAR_ROOM, RowTable, TableColumn
 from .safe import safe_text
-from .synced_table import ROW_JUMP_BINDINGS, SCROLLBAR_ROOM
 
 _FRESH_STYLE = {"live": "green", "stale": "yellow", "offline": "bold red", "connecting": "dim", "frozen": ""}
 _ENV_STYLE = {"production": "bold red", "staging": "yellow", "dev": "dim"}
@@ -118,39 +116,35 @@ DATA_MAX = 60
 CAPPED = {"Node": 20, "Active phase": 32}  # free text too: a long name is cut, and whole on the Node screen
 
 
-class FleetTable(DataTable[str | Text]):
+class FleetTable(RowTable[str | Text]):
     DEFAULT_CSS = """
     FleetTable { height: auto; max-height: 1fr; overflow-x: hidden; }
     """
-    BINDINGS = ROW_JUMP_BINDINGS
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self._cells: dict[str, tuple[str | Text, ...]] = {}  # every column's cell, shown or not
-        self._widths: dict[str, int] = {}  # the columns shown, and their widths
+        super().__init__(zebra_stripes=True, **kwargs)
+        self._every_cell: dict[str, tuple[str | Text, ...]] = {}  # every column's cell, shown or not
+        self._fitted: dict[str, int] = {}  # the columns shown, and their widths
 
     def node_at_cursor(self) -> str | None:
-        if not self._cells or not 0 <= self.cursor_row < self.row_count:
-            return None
-        return str(self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0)).row_key.value)
+        return self.key_at_cursor()
 
     def show(self, rows: Sequence[FleetRow]) -> None:
-        cells = {row.name: row_cells(row) for row in rows}
-        widths = self._fit(cells)
-        if widths != self._widths or list(cells) != list(self._cells):
-            self._rebuild(cells, widths)
-            return
-        shown = [COLUMNS.index(label) for label in widths]
-        for name, new in cells.items():
-            old = self._cells[name]
-            for index in shown:
-                if old[index] != new[index]:
-                    self.update_cell(name, COLUMNS[index], new[index])
-        self._cells = cells
+        self._every_cell = {row.name: row_cells(row) for row in rows}
+        self._lay_out()
 
     def on_resize(self) -> None:
-        if self._cells and self._fit(self._cells) != self._widths:
-            self._rebuild(self._cells, self._fit(self._cells))
+        if self._every_cell:
+            self._lay_out()
+
+    def _lay_out(self) -> None:
+        cells = self._every_cell
+        widths = self._fit(cells)
+        if widths != self._fitted:
+            self._fitted = widths
+            self.set_columns(TableColumn(label, label, width) for label, width in widths.items())
+        shown = [COLUMNS.index(label) for label in widths]
+        self.sync_rows({name: tuple(row[index] for index in shown) for name, row in cells.items()})
 
     def _fit(self, cells: dict[str, tuple[str | Text, ...]]) -> dict[str, int]:
         room = self.size.width - SCROLLBAR_ROOM if self.size.width else 10_000  # not laid out yet: all
@@ -163,19 +157,6 @@ class FleetTable(DataTable[str | Text]):
                 capped = min(width, CAPPED.get(label, width))
                 specs.append(ColumnSpec(label, capped, rank=COLUMN_RANK[label]))
         return fit_columns(specs, room)
-
-    def _rebuild(self, cells: dict[str, tuple[str | Text, ...]], widths: dict[str, int]) -> None:
-        selected = self.node_at_cursor()
-        self.clear(columns=True)
-        for label, width in widths.items():
-            self.add_column(label, key=label, width=width)
-        shown = [COLUMNS.index(label) for label in widths]
-        for name, row in cells.items():
-            self.add_row(*(row[index] for index in shown), key=name)
-        self._cells, self._widths = cells, widths
-        names = list(cells)
-        if selected in names:  # the cursor stays on the node, not on the row number
-            self.move_cursor(row=names.index(selected), animate=False)
 
 
 def _cell_width(cell: str | Text) -> int:

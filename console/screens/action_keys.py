@@ -65,7 +65,7 @@ class ActionKeys:
             self._shown_rights = rights
             screen.refresh_bindings()
 
-    def on_data_table_row_highlighted(self) -> None:
+    def on_row_table_row_highlighted(self) -> None:
         """The cursor moved to another agent: the pause key may be on or off for it."""
         if cast(Any, self).is_mounted:
             self.sync_node_identity()

@@ -246,8 +246,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         if row is not None:
             self.navigate(OpenAgent(self.deck.links[row[0]], row[1].id))
 
-    def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
-        if isinstance(event.data_table, AgentsTable):
+    def on_row_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
+        if isinstance(event.table, AgentsTable):
             self.action_open_agent()
 
     def action_logs(self) -> None:

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.css.query import NoMatches
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from backends.model import AuditEntry
@@ -32,6 +32,7 @@ from console.core.node_link import NodeLink
 from widgets.audit_table import AUDIT_OUTCOMES, AuditFilter, AuditTable
 from widgets.filter_box import FilterBox
 from widgets.key_footer import KeyFooter
+from widgets.row_table import RowTable
 from widgets.safe import safe_content
 from widgets.steady import set_border_subtitle, update_steady
 
@@ -255,8 +256,8 @@ class AuditScreen(FleetDeckScreen):
 
     # --- details and export ----------------------------------------------------------------------------
 
-    @on(DataTable.RowSelected, "#audit-table")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(RowTable.RowSelected, "#audit-table")
+    def _row_selected(self, event: RowTable.RowSelected) -> None:
         event.stop()
         self.action_details()
 

@@ -122,7 +122,7 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
         if name is not None:
             self.navigate(OpenNode(self.deck.links[name]))
 
-    def on_data_table_row_selected(self, event: FleetTable.RowSelected) -> None:
+    def on_row_table_row_selected(self, event: FleetTable.RowSelected) -> None:
         self.action_open_node()
 
     def action_logs(self) -> None:

@@ -385,6 +385,6 @@ class NodeScreen(ActionKeys, AttentionHandlers, FleetDeckScreen):
             self.query_one(TabbedContent).active = name
             self._focus_panel(name)  # keys then act on what the tab shows, not on a hidden table
 
-    def on_data_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
-        if isinstance(event.data_table, AgentsTable):
+    def on_row_table_row_selected(self, event: AgentsTable.RowSelected) -> None:
+        if isinstance(event.table, AgentsTable):
             self.action_open_agent()
