@@ -8,6 +8,8 @@ from types import ModuleType
 SCENARIOS = (
     "startup",
     "fleet_refresh",
+    "scale_curve",
+    "keys",
     "http_fleet",
     "log_flood",
     "node_server",

@@ -10,7 +10,7 @@ directory so a user's config cannot change what is measured.
   first reads. ``first_paint_s``: until the footer alone is drawn (the app is up, data may not be yet).
   Then ``q`` quits it and the process is reaped.
 - ``snapshot_s``: ``fleetdeck snapshot --demo -o FILE.svg`` (the Fleet screen of the 3-node demo, rendered
-  headless); ``snapshot_5000_s``: ``fleetdeck snapshot --demo --nodes 100 --agents 50 --screen node`` as
+  headless); ``snapshot_5000_s``: ``fleetdeck snapshot --demo --nodes 100 --agents 5000 --screen node`` as
   text (one node of a 5,000-agent fleet on screen).
 - ``status_json_s``: ``fleetdeck status --demo --json`` (exit 2 is the demo's critical alert, not a failure).
 - ``import_console_app_s``: ``import console.app`` timed inside a fresh interpreter; ``python_start_s``: a
@@ -102,8 +102,9 @@ def measure(quick: bool) -> dict[str, float | str]:
         )
         if not Path(svg).read_text().lstrip().startswith("<svg"):
             raise RuntimeError("fleetdeck snapshot wrote no SVG")
-        nodes = "10" if quick else "100"  # quick mode: the harness works, not the figure
-        big = [*command, "snapshot", "--demo", "--nodes", nodes, "--agents", "50", "--screen", "node"]
+        # --agents is the fleet's total: 100 nodes of 50 (quick mode: the harness works, not the figure)
+        nodes, agents = ("10", "500") if quick else ("100", "5000")
+        big = [*command, "snapshot", "--demo", "--nodes", nodes, "--agents", agents, "--screen", "node"]
         text = str(home / "big.txt")
         figures["snapshot_5000_s"] = _median([wall_time([*big, "-o", text], env) for _ in range(samples)])
         status = [*command, "status", "--demo", "--json"]
