@@ -40,7 +40,11 @@ def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7, help="demo fleet seed (default 7)")
     parser.add_argument("--nodes", type=bounded(int, 1, 100), default=3, help="demo nodes (default 3)")
     parser.add_argument(
-        "--agents", type=bounded(int, 1, 10_000), default=80, help="demo agents in total (default 80)"
+        # 50,000: the largest fleet the scale benchmarks watch
+        "--agents",
+        type=bounded(int, 1, 50_000),
+        default=80,
+        help="demo agents in total (default 80)",
     )
 
 

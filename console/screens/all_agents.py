@@ -94,7 +94,8 @@ class AllAgentsScreen(CoalescedRepaint, FleetDeckScreen):
         yield KeyFooter(order=FOOTER_ORDER)
 
     def on_mount(self) -> None:
-        self.repaint_now()
+        if not self.covered():  # else painted when it is first shown
+            self.repaint_now()
 
     # --- data ------------------------------------------------------------------------------------------
 

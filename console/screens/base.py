@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Input
 
 from widgets.data_age import Freshness
@@ -46,7 +46,18 @@ class FleetDeckScreen(Screen[None]):
     def logs_arrived(self) -> None:
         """New log records are buffered; pull them into visible log panes."""
 
+    def covered(self) -> bool:
+        """Whether a full screen is on top of this one (a dialog over it leaves it in sight)."""
+        stack = self.app.screen_stack
+        above = stack[stack.index(self) + 1 :] if self in stack else []
+        return any(not isinstance(screen, ModalScreen) for screen in above)
+
     def on_screen_resume(self) -> None:
+        # A screen covered as soon as it was shown (the start screen pushed over the Fleet screen) is
+        # resumed too, late, from its queue: painting it then is work for a screen nobody sees, and with a
+        # 50,000-agent fleet's alerts it held the console for seconds. It catches up when shown again.
+        if self.covered():
+            return
         # hidden screens were not updated: catch up in one go
         for link in self.deck.links.values():
             self.node_updated(link)

@@ -54,7 +54,8 @@ class FleetScreen(CoalescedRepaint, AttentionHandlers, FleetDeckScreen):
     AUTO_FOCUS = "FleetTable"  # the keys act on the nodes from the first frame
 
     def on_mount(self) -> None:
-        self.repaint_now()
+        if not self.covered():  # else painted when it is first shown
+            self.repaint_now()
 
     def on_key(self, event: events.Key) -> None:
         """The action keys act on one node's agents, so they are not bound here; pressed, they say where
