@@ -49,13 +49,17 @@ class Session:
     def __init__(self, command: list[str], env: dict[str, str], nodes: int, agents: int) -> None:
         argv = [*command, "demo", "--nodes", str(nodes), "--agents", str(agents)]
         self.terminal = TerminalProcess(argv, size=SCREEN, env=env)
-        # the demo's first snapshot of each node judges its plan from simulated history: slow at 50,000
-        self.first_paint_s = self.terminal.wait_for(("Palette",), FIRST_PAINT_TIMEOUT_S)
-        self.settle()
-        self.terminal.send("0")  # every node's agents in one table
-        self.wait_new(lambda text: f"{nodes} nodes" in text and "healthy" in text, TIMEOUT_S * 4)
-        time.sleep(3.0)  # every node polled, the table full
-        self.settle()
+        try:
+            # the demo's first snapshot of each node judges its plan from simulated history: slow at 50,000
+            self.first_paint_s = self.terminal.wait_for(("Palette",), FIRST_PAINT_TIMEOUT_S)
+            self.settle()
+            self.terminal.send("0")  # every node's agents in one table
+            self.wait_new(lambda text: f"{nodes} nodes" in text and "healthy" in text, TIMEOUT_S * 4)
+            time.sleep(3.0)  # every node polled, the table full
+            self.settle()
+        except BaseException:
+            self.terminal.close(quit_keys="")  # a demo left running would skew every figure after it
+            raise
 
     def settle(self) -> None:
         """Read until nothing has been drawn for QUIET_S."""
