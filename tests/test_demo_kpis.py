@@ -215,6 +215,16 @@ def test_the_gate_names_what_decides_it_and_says_since_when() -> None:
     assert f"No-Go: any agent crash-looping — TRIGGERED ({crasher} crashed " in " | ".join(gate.reasons)
 
 
+def test_a_judgement_is_the_same_whatever_was_judged_before() -> None:
+    """The judge keeps each agent's samples from one minute to the next; a node that judged the minutes
+    before (or a later moment, then an earlier one) must agree with a fresh node judging once."""
+    walked = node()
+    moments = [T0 + k * MINUTE + 7 for k in (*range(5), *range(6, 40, 3))]
+    moments += [T0 + 5 * MINUTE, T0 - 3 * 3600.0, T0 + 9000]
+    for t in moments:
+        assert to_json(walked.phases_at(t)) == to_json(node().phases_at(t)), t
+
+
 async def test_stopping_the_crash_looping_agent_clears_its_trigger() -> None:
     clock = ManualClock(T0 + 10)
     prod = node(clock)

@@ -20,7 +20,7 @@ from backends.model import Criterion, Gate, GateDecision
 
 from .catalog import MIB
 from .figures import SERVER_ROLES, kpi_unit
-from .kpi_history import sample_at
+from .kpi_history import grid_points
 from .plan import Judgement
 from .roster import AgentSpec
 from .state import Hold
@@ -60,6 +60,20 @@ ERROR_TRIGGER = "No-Go: error rate > 1% on any agent"
 
 
 @dataclass(frozen=True, slots=True)
+class _Known:
+    """One agent's figures for one KPI on the minute grid over ``[start, end)``: minute -> figure, with no
+    entry where it measured nothing."""
+
+    start: float
+    end: float
+    points: dict[float, float]
+
+
+# One bound's samples: minute -> (agent ids, their figures), in roster order.
+_ByMinute = dict[float, tuple[list[str], list[float]]]
+
+
+@dataclass(frozen=True, slots=True)
 class _Minute:
     """What was judged at one minute: each criterion's (figure, agents) or None, the triggers fired."""
 
@@ -73,7 +87,9 @@ class Judge:
     def __init__(self, world: World) -> None:
         self.world = world
         self._cached: tuple[object, Judgement] | None = None
-        self._memo: dict[tuple[str, str, float], float | None] = {}
+        # (agent, KPI) -> its figures on the minute grid: a sample is a pure function of its minute, so
+        # those judged a minute ago are kept, not redone; only the newest minute is sampled afresh.
+        self._memo: dict[tuple[str, str], _Known] = {}
 
     def judge(self, t: float, holds: Mapping[str, Hold]) -> Judgement:
         minute = (t // STEP_S) * STEP_S
@@ -86,24 +102,7 @@ class Judge:
 
     def _judge(self, minute: float, holds: Mapping[str, Hold]) -> Judgement:
         start = minute - LOOKBACK_S - WINDOW_S
-        # A sample is a pure function of its minute, so those judged a minute ago are kept, not redone.
-        memo = {key: value for key, value in self._memo.items() if key[2] >= start}
-        samples: list[dict[float, list[tuple[str, float]]]] = []
-        for bound in LOAD_TEST:
-            by_minute: dict[float, list[tuple[str, float]]] = {}
-            for spec in self._matching(bound.roles):
-                hold = holds.get(spec.id)
-                tau = start
-                while tau <= minute:
-                    key = (spec.id, bound.kpi, tau)
-                    if key not in memo:
-                        memo[key] = sample_at(self.world, spec, bound.kpi, tau)
-                    value = memo[key]
-                    if value is not None and (hold is None or tau < hold.since):
-                        by_minute.setdefault(tau, []).append((spec.id, value))
-                    tau += STEP_S
-            samples.append(by_minute)
-        self._memo = memo
+        samples = [self._samples(bound, start, minute, holds) for bound in LOAD_TEST]
         steps = int(LOOKBACK_S // STEP_S)
         timeline = [self._minute_at(minute - k * STEP_S, samples, holds) for k in range(steps + 1)]
         now = timeline[0]
@@ -141,18 +140,47 @@ class Judge:
     def _matching(self, roles: frozenset[str]) -> list[AgentSpec]:
         return [spec for spec in self.world.roster if spec.role.name in roles]
 
-    def _minute_at(
-        self, end: float, samples: list[dict[float, list[tuple[str, float]]]], holds: Mapping[str, Hold]
-    ) -> _Minute:
+    def _samples(self, bound: Bound, start: float, minute: float, holds: Mapping[str, Hold]) -> _ByMinute:
+        """The matched agents' figures for ``bound`` at each minute from ``start`` to ``minute``, grouped
+        by minute as (agent ids, figures); an agent's figures stop where an operator held it."""
+        ids: dict[float, list[str]] = {}
+        values: dict[float, list[float]] = {}
+        end = minute + STEP_S / 2  # the grid's minutes up to and including ``minute``
+        for spec in self._matching(bound.roles):
+            hold = holds.get(spec.id)
+            known = self._known(spec, bound.kpi, start, end)
+            for tau, value in known.points.items():
+                if start <= tau < end and (hold is None or tau < hold.since):
+                    ids.setdefault(tau, []).append(spec.id)
+                    values.setdefault(tau, []).append(value)
+        return {tau: (ids[tau], values[tau]) for tau in sorted(ids)}
+
+    def _known(self, spec: AgentSpec, kpi: str, start: float, end: float) -> _Known:
+        """The agent's figures on the minute grid over ``[start, end)``, sampling only minutes not yet
+        known; minutes before ``start`` are forgotten (they have left the lookback)."""
+        known = self._memo.get((spec.id, kpi))
+        if known is None:
+            known = _Known(start, start, {})
+        points = {tau: v for tau, v in known.points.items() if tau >= start}
+        if start < known.start:
+            points.update(grid_points(self.world, spec, kpi, start, known.start, STEP_S, None))
+        if known.end < end:
+            points.update(grid_points(self.world, spec, kpi, max(known.end, start), end, STEP_S, None))
+        known = _Known(start, max(end, known.end), points)
+        self._memo[(spec.id, kpi)] = known
+        return known
+
+    def _minute_at(self, end: float, samples: list[_ByMinute], holds: Mapping[str, Hold]) -> _Minute:
         figures: list[tuple[float, int] | None] = []
         for bound, by_minute in zip(LOAD_TEST, samples, strict=True):
             values: list[float] = []
             agents: set[str] = set()
             tau = end - WINDOW_S + STEP_S
             while tau <= end:
-                for agent_id, value in by_minute.get(tau, ()):
-                    values.append(value)
-                    agents.add(agent_id)
+                got = by_minute.get(tau)
+                if got is not None:
+                    agents.update(got[0])
+                    values.extend(got[1])
                 tau += STEP_S
             figure = aggregate(values, bound.how)
             figures.append(None if figure is None else (figure, len(agents)))
@@ -169,12 +197,16 @@ class Judge:
         crashes = world.crashes_within(t, CRASH_LOOP_WINDOW_S)
         return f"{who} crashed {crashes} times in the last hour" if crashes >= CRASH_LOOP_CRASHES else None
 
-    def _error_rate(self, t: float, samples: list[dict[float, list[tuple[str, float]]]]) -> str | None:
+    def _error_rate(self, t: float, samples: list[_ByMinute]) -> str | None:
         index = next(i for i, b in enumerate(LOAD_TEST) if b.kpi == "success_ratio")
-        worst = min(samples[index].get(t, ()), key=lambda row: row[1], default=None)
-        if worst is None or 1.0 - worst[1] <= ERROR_RATIO_TRIGGER:
+        got = samples[index].get(t)
+        if got is None:
             return None
-        return f"{worst[0]} at {format_value(1.0 - worst[1], 'ratio')}"
+        ids, values = got
+        worst = min(range(len(values)), key=values.__getitem__)  # the first of equals, as before
+        if 1.0 - values[worst] <= ERROR_RATIO_TRIGGER:
+            return None
+        return f"{ids[worst]} at {format_value(1.0 - values[worst], 'ratio')}"
 
 
 def _verdict(bound: Bound, figure: tuple[float, int] | None) -> bool | None:

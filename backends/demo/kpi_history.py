@@ -33,14 +33,6 @@ def step_for(span_s: float) -> float:
     return 1800.0
 
 
-def sample_at(world: World, spec: AgentSpec, name: str, tau: float) -> float | None:
-    """The agent's figure ``name`` at ``tau``; None where it measured nothing then."""
-    profile = world.profile(spec.id)
-    if profile is None or name not in profile.names or not world.measuring(spec, tau):
-        return None
-    return value_at(profile, name, tau, world.process_start(spec, tau), spec.started_at)
-
-
 def grid_points(
     world: World, spec: AgentSpec, name: str, start: float, end: float, step: float, hold: Hold | None
 ) -> Iterator[tuple[float, float]]:
@@ -50,9 +42,15 @@ def grid_points(
         return
     stop = end if hold is None else min(end, hold.since)
     tau = math.ceil(max(start, spec.started_at) / step) * step
+    first_start = spec.started_at
+    if not world.troubled(spec):  # it has measured all along, from one process: no gaps to look for
+        while tau < stop:
+            yield tau, value_at(profile, name, tau, first_start, first_start)
+            tau += step
+        return
     while tau < stop:
         if world.measuring(spec, tau):
-            yield tau, value_at(profile, name, tau, world.process_start(spec, tau), spec.started_at)
+            yield tau, value_at(profile, name, tau, world.process_start(spec, tau), first_start)
         tau += step
 
 

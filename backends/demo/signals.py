@@ -47,6 +47,8 @@ def smooth_noise(key: int, t: float) -> float:
     step = math.floor(t)
     frac = t - step
     a = jitter(key, step)
+    if frac == 0.0:  # on the second (every sample on the minute): the glide has not begun
+        return a
     b = jitter(key, step + 1)
     return a + (b - a) * frac
 

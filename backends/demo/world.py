@@ -195,6 +195,11 @@ class World:
                     return crash.crashed_at - CRASH_PERIOD_S + CRASH_FAILED_S
         return spec.started_at
 
+    def troubled(self, spec: AgentSpec) -> bool:
+        """Whether the agent is the one that crash-loops or the one whose heartbeat stalls: only those
+        have gaps in their measuring or restart their process."""
+        return spec.id == self.trouble.crash_id or spec.id == self.trouble.stall_id
+
     def measuring(self, spec: AgentSpec, t: float) -> bool:
         """Whether the agent measures its figures at ``t``: not before it started, not while it lies
         crashed, not while its heartbeat stalls (its figures come with its heartbeat)."""
