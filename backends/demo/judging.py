@@ -12,7 +12,7 @@ operator's holds change.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from backends.kpis import aggregate, format_value
@@ -59,7 +59,7 @@ CRASH_TRIGGER = "No-Go: any agent crash-looping"
 ERROR_TRIGGER = "No-Go: error rate > 1% on any agent"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Known:
     """One agent's figures for one KPI on the minute grid over ``[start, end)``: minute -> figure, with no
     entry where it measured nothing."""
@@ -90,6 +90,9 @@ class Judge:
         # (agent, KPI) -> its figures on the minute grid: a sample is a pure function of its minute, so
         # those judged a minute ago are kept, not redone; only the newest minute is sampled afresh.
         self._memo: dict[tuple[str, str], _Known] = {}
+        # End minute -> what was judged over the window ending there, under the holds of ``_minutes_held``.
+        self._minutes: dict[float, _Minute] = {}
+        self._minutes_held: tuple[tuple[str, Hold], ...] = ()
 
     def judge(self, t: float, holds: Mapping[str, Hold]) -> Judgement:
         minute = (t // STEP_S) * STEP_S
@@ -101,10 +104,7 @@ class Judge:
         return judgement
 
     def _judge(self, minute: float, holds: Mapping[str, Hold]) -> Judgement:
-        start = minute - LOOKBACK_S - WINDOW_S
-        samples = [self._samples(bound, start, minute, holds) for bound in LOAD_TEST]
-        steps = int(LOOKBACK_S // STEP_S)
-        timeline = [self._minute_at(minute - k * STEP_S, samples, holds) for k in range(steps + 1)]
+        timeline = self._timeline(minute, holds)
         now = timeline[0]
 
         criteria: list[Criterion] = []
@@ -137,20 +137,43 @@ class Judge:
             all_passed=all(v is True for v in verdicts),
         )
 
+    def _timeline(self, minute: float, holds: Mapping[str, Hold]) -> list[_Minute]:
+        """What was judged at each minute of the lookback, newest first. A minute's judgement is a pure
+        function of the minute and the holds, so a minute later only the newest one is judged afresh."""
+        held = tuple(sorted(holds.items()))
+        if held != self._minutes_held:
+            self._minutes, self._minutes_held = {}, held
+        ends = [minute - k * STEP_S for k in range(int(LOOKBACK_S // STEP_S) + 1)]
+        missing = [end for end in ends if end not in self._minutes]
+        if missing:
+            lookback_start = minute - LOOKBACK_S - WINDOW_S
+            first = min(missing) - WINDOW_S  # the earliest window's samples start after this
+            samples = [
+                self._samples(bound, lookback_start, first, max(missing), holds) for bound in LOAD_TEST
+            ]
+            for end in missing:
+                self._minutes[end] = self._minute_at(end, samples, holds)
+        self._minutes = {end: self._minutes[end] for end in ends}  # those older have left the lookback
+        return [self._minutes[end] for end in ends]
+
     def _matching(self, roles: frozenset[str]) -> list[AgentSpec]:
         return [spec for spec in self.world.roster if spec.role.name in roles]
 
-    def _samples(self, bound: Bound, start: float, minute: float, holds: Mapping[str, Hold]) -> _ByMinute:
-        """The matched agents' figures for ``bound`` at each minute from ``start`` to ``minute``, grouped
-        by minute as (agent ids, figures); an agent's figures stop where an operator held it."""
+    def _samples(
+        self, bound: Bound, keep_from: float, after: float, minute: float, holds: Mapping[str, Hold]
+    ) -> _ByMinute:
+        """The matched agents' figures for ``bound`` at each minute after ``after`` up to ``minute``,
+        grouped by minute as (agent ids, figures); an agent's figures stop where an operator held it.
+        Samples from ``keep_from`` on are kept for the judgements to come."""
         ids: dict[float, list[str]] = {}
         values: dict[float, list[float]] = {}
         end = minute + STEP_S / 2  # the grid's minutes up to and including ``minute``
         for spec in self._matching(bound.roles):
             hold = holds.get(spec.id)
-            known = self._known(spec, bound.kpi, start, end)
-            for tau, value in known.points.items():
-                if start <= tau < end and (hold is None or tau < hold.since):
+            points = self._known(spec, bound.kpi, keep_from, end).points
+            for tau in _grid(after + STEP_S, end if hold is None else min(end, hold.since)):
+                value = points.get(tau)
+                if value is not None:
                     ids.setdefault(tau, []).append(spec.id)
                     values.setdefault(tau, []).append(value)
         return {tau: (ids[tau], values[tau]) for tau in sorted(ids)}
@@ -160,14 +183,16 @@ class Judge:
         known; minutes before ``start`` are forgotten (they have left the lookback)."""
         known = self._memo.get((spec.id, kpi))
         if known is None:
-            known = _Known(start, start, {})
-        points = {tau: v for tau, v in known.points.items() if tau >= start}
+            known = self._memo[(spec.id, kpi)] = _Known(start, start, {})
+        points = known.points
         if start < known.start:
             points.update(grid_points(self.world, spec, kpi, start, known.start, STEP_S, None))
+        else:
+            for tau in _grid(known.start, min(start, known.end)):
+                points.pop(tau, None)
         if known.end < end:
             points.update(grid_points(self.world, spec, kpi, max(known.end, start), end, STEP_S, None))
-        known = _Known(start, max(end, known.end), points)
-        self._memo[(spec.id, kpi)] = known
+        known.start, known.end = start, max(end, known.end)
         return known
 
     def _minute_at(self, end: float, samples: list[_ByMinute], holds: Mapping[str, Hold]) -> _Minute:
@@ -207,6 +232,14 @@ class Judge:
         if 1.0 - values[worst] <= ERROR_RATIO_TRIGGER:
             return None
         return f"{ids[worst]} at {format_value(1.0 - values[worst], 'ratio')}"
+
+
+def _grid(start: float, stop: float) -> Iterator[float]:
+    """The grid's minutes in ``[start, stop)``; ``start`` is on the grid."""
+    tau = start
+    while tau < stop:
+        yield tau
+        tau += STEP_S
 
 
 def _verdict(bound: Bound, figure: tuple[float, int] | None) -> bool | None:
