@@ -26,6 +26,7 @@ from typing import Any
 
 from benchmarks.machine import describe_machine
 from benchmarks.scenarios import SCENARIOS, load
+from benchmarks.served_node import isolated_env
 from benchmarks.table import markdown_table
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +34,10 @@ RUN_TIMEOUT_S = {True: 180, False: 1200}  # by quick: a run that takes longer ha
 
 
 def run_once(name: str, quick: bool) -> tuple[dict[str, Any], str | None]:
-    """One run in its own process: (figures, None) or ({}, what went wrong)."""
+    """One run in its own process: (figures, None) or ({}, what went wrong).
+
+    Each run has a config and state home of its own: the console it measures reads no config of this
+    machine's user and starts with an empty alert book, not with what earlier runs (or the user) left."""
     with tempfile.TemporaryDirectory(prefix="fleetdeck-bench-") as tmp:
         out = Path(tmp) / "figures.json"
         command = [sys.executable, "-m", "benchmarks.run_one", name, "--out", str(out)]
@@ -41,7 +45,12 @@ def run_once(name: str, quick: bool) -> tuple[dict[str, Any], str | None]:
             command.append("--quick")
         try:
             done = subprocess.run(
-                command, cwd=HERE.parent, capture_output=True, text=True, timeout=RUN_TIMEOUT_S[quick]
+                command,
+                cwd=HERE.parent,
+                env=isolated_env(Path(tmp) / "home"),
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S[quick],
             )
         except subprocess.TimeoutExpired:
             return {}, f"timed out after {RUN_TIMEOUT_S[quick]} s"

@@ -21,7 +21,7 @@ from backends.model import (
     Phase,
     SystemMetrics,
 )
-from console.core.alert_book import FILE_NAME, SAVE_EVERY_S, AlertBook
+from console.core.alert_book import FILE_NAME, FLAP_WINDOW_S, PRUNE_EVERY_S, SAVE_EVERY_S, AlertBook
 from console.core.alerts import Alert, alert_key, node_alerts, recent_error_counts, split_key
 from console.core.clock import FrozenClock
 from console.core.config import Threshold, Thresholds
@@ -375,6 +375,25 @@ def test_entries_gone_for_a_day_are_pruned(clock: FrozenClock, book_path: Path) 
     book.update("n2", [], T0 + 10 + 86_401)
     assert book.get(warn().key) is None
     assert json.loads(book_path.read_text())["alerts"] == []
+
+
+def test_an_episode_over_is_forgotten_at_the_next_prune_unless_snoozed(
+    clock: FrozenClock, book_path: Path
+) -> None:
+    """An alert that stayed clear past the flap window has nothing left to remember (its next firing is a new
+    episode), so the book forgets it rather than keeping every heartbeat blip of a big fleet for a day."""
+    book = AlertBook(book_path, clock)
+    snoozed = warn(subject="gpu:1")
+    book.update("n1", [warn(), snoozed], T0)
+    assert book.snooze(snoozed.key, seconds=7200)
+    book.update("n1", [], T0 + 10)
+    book.update("n1", [], T0 + 10 + FLAP_WINDOW_S - 1)  # within the window: a return would be a flap
+    assert book.get(warn().key) is not None
+    book.update("n1", [], T0 + 10 + FLAP_WINDOW_S + PRUNE_EVERY_S + 1)
+    assert book.get(warn().key) is None
+    assert book.get(snoozed.key) is not None  # a snooze spans episodes: kept until it ends
+    book.flush()
+    assert [a["key"] for a in json.loads(book_path.read_text())["alerts"]] == [snoozed.key]
 
 
 def test_alerts_of_a_node_no_longer_configured_are_never_shown(clock: FrozenClock, book_path: Path) -> None:

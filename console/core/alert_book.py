@@ -40,7 +40,7 @@ FORGET_AFTER_S: Final = 86_400.0  # an alert not seen for a day is history, not 
 DEFAULT_SNOOZE_S: Final = 3_600.0
 # A hundred nodes polled each second change some alert every second: the episodes they change are written at
 # most this often (acks and snoozes at once, and whatever is pending when the console closes), and entries
-# forgotten after a day are looked for once a minute, not on every poll.
+# forgotten (episodes over, or not seen for a day) are looked for once a minute, not on every poll.
 SAVE_EVERY_S: Final = 5.0
 PRUNE_EVERY_S: Final = 60.0
 FILE_VERSION: Final = 1
@@ -116,6 +116,9 @@ class AlertBook:
         self.warnings: list[str] = []  # one line each, for the app to show; drained by take_warnings()
         self._entries: dict[str, TrackedAlert] = {}
         self._keys_by_node: dict[str, set[str]] = {}  # each node's keys: an update touches its node alone
+        # Each node's firing keys: a poll clears what of these it no longer sees, and never walks the
+        # episodes that cleared earlier (a day of a 5,000-agent fleet's comings and goings).
+        self._firing_by_node: dict[str, set[str]] = {}
         # Keys confirmed by an update since this book was made. A loaded entry stays hidden until its node
         # is polled again: the file may hold nodes no longer configured, or alerts that cleared meanwhile.
         self._confirmed: set[str] = set()
@@ -143,6 +146,7 @@ class AlertBook:
             if other is None or SEVERITY_RANK[alert.severity] < SEVERITY_RANK[other.severity]:
                 current[alert.key] = alert
         changed = False
+        firing = self._firing_by_node.setdefault(node, set())
         for key, alert in current.items():
             entry = self._entries.get(key)
             if entry is None or self._episode_over(entry, now):
@@ -154,6 +158,7 @@ class AlertBook:
                 entry.cleared_at = None
                 entry.flaps += 1
                 changed = True
+            firing.add(key)
             if entry.severity != alert.severity:
                 changed = True
             if _rises(alert.severity, entry.acked_severity):
@@ -162,10 +167,10 @@ class AlertBook:
                 entry.snoozed_until = entry.snoozed_severity = None
             entry.severity, entry.reason, entry.last_seen = alert.severity, alert.reason, now
             self._confirmed.add(key)
-        for key in self._keys_by_node.get(node, ()):
-            entry = self._entries[key]
-            if judged and entry.firing and key not in current:
-                entry.cleared_at = now
+        if judged:
+            for key in firing.difference(current):
+                self._entries[key].cleared_at = now
+                firing.discard(key)
                 changed = True
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY_S
@@ -196,14 +201,18 @@ class AlertBook:
         )
 
     def _prune(self, now: float) -> bool:
+        # An episode that is over holds nothing the next firing needs (that is a new episode), unless a
+        # snooze spans it; one not seen for a day is history (a node no longer configured, say).
         gone = [
             key
             for key, entry in self._entries.items()
-            if now - entry.last_seen > self.forget_after_s and not entry.snoozed(now)
+            if (self._episode_over(entry, now) or now - entry.last_seen > self.forget_after_s)
+            and not entry.snoozed(now)
         ]
         for key in gone:
             entry = self._entries.pop(key)
             self._keys_by_node.get(entry.node, set()).discard(key)
+            self._firing_by_node.get(entry.node, set()).discard(key)
             self._confirmed.discard(key)
         return bool(gone)
 
@@ -215,12 +224,11 @@ class AlertBook:
     def active(self, node: str | None = None) -> list[TrackedAlert]:
         """Firing alerts (acked and snoozed included: the view decides): what needs a person first, then worst
         first, then oldest first."""
-        keys = self._entries.keys() if node is None else self._keys_by_node.get(node, ())
-        firing = [
-            entry
-            for entry in map(self._entries.__getitem__, keys)
-            if entry.firing and entry.key in self._confirmed
-        ]
+        if node is None:
+            keys: Iterable[str] = (key for keys in self._firing_by_node.values() for key in keys)
+        else:
+            keys = self._firing_by_node.get(node, ())
+        firing = [entry for entry in map(self._entries.__getitem__, keys) if entry.key in self._confirmed]
         firing.sort(key=lambda e: (attention_rank(e.severity, e.rule), e.since, e.node, e.subject, e.rule))
         return firing
 
@@ -301,6 +309,8 @@ class AlertBook:
         self._entries = {entry.key: entry for entry in book.alerts}
         for entry in book.alerts:
             self._keys_by_node.setdefault(entry.node, set()).add(entry.key)
+            if entry.firing:
+                self._firing_by_node.setdefault(entry.node, set()).add(entry.key)
 
     def flush(self) -> None:
         """Write what changed since the last save (the console calls this as it closes)."""
