@@ -155,6 +155,30 @@ async def test_the_reason_is_cut_to_the_width_left_at_80_columns() -> None:
         assert len(table.get_row("a")[-1].plain) > len(reason)
 
 
+async def test_a_storm_of_alerts_builds_only_the_rows_in_view() -> None:
+    """Every agent of a big fleet missing its heartbeat at once: the list builds the rows on screen (and a
+    margin), not 5,000 rows of cells each refresh, and a row scrolled to is built then, up to date."""
+    table = AttentionList()
+    storm = [row(f"a{n:04d}", reason=f"no heartbeat for {n} s") for n in range(5_000)]
+    async with Host(table).run_test(size=(120, 20)) as pilot:
+        table.show(storm, T0)
+        await pilot.pause()
+        assert table.row_count == 5_000
+        assert len(table.held_keys()) < 60
+        assert plain_row(table, "a0000")[5] == "no heartbeat for 0 s"
+        table.show(storm[1:], T0 + 60)  # one cleared, the rest a minute older
+        await pilot.pause()
+        assert table.row_keys[0] == "a0001" and "a0000" not in table.held_keys()
+        assert plain_row(table, "a0001")[3] == "5m12s"
+        table.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        assert (cursor := table.row_at_cursor()) is not None and cursor.key == "a4999"
+        assert plain_row(table, "a4999")[3:6:2] == ["5m12s", "no heartbeat for 4999 s"]
+        assert "no heartbeat for 4999 s" in screen_text(pilot.app)
+        assert len(table.held_keys()) < 120
+
+
 # --- in the console ----------------------------------------------------------------------------------
 
 

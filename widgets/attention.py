@@ -29,6 +29,10 @@ MIN_REASON_WIDTH = 12  # below this the table is cut at the edge rather than the
 # Node and subject are free text: one longer than these is cut with "…" (as the Fleet table cuts a node's
 # name; each is whole on the screen enter leads to), so a long name cannot take the reason's room.
 NODE_MAX, SUBJECT_MAX = 20, 32
+# From this many rows on, only those in view (and VIEWPORT_MARGIN around them) are built, when they come into
+# view; their columns are measured from the rows built so far. Fewer are all built and measured every time.
+LAZY_FROM = 1_000
+VIEWPORT_MARGIN = 8
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class AttentionList(RowTable[Text]):
         self.node_column = node_column
         self._rows: dict[str, AttentionRow] = {}
         self._last: tuple[Sequence[AttentionRow], float] = ((), 0.0)
+        self._reason_width = MIN_REASON_WIDTH
 
     def on_mount(self) -> None:
         # Short labels and an unlabelled note column: at 80 columns every cell counts for the reason.
@@ -149,25 +154,70 @@ class AttentionList(RowTable[Text]):
             return
         rows, now = self._last
         visible = [r for r in rows if self.show_snoozed or r.snoozed_until is None]
+        self._rows = {r.key: r for r in visible}
+        if len(visible) >= LAZY_FROM:
+            # A storm (every agent of a big fleet missing its heartbeat): build only the rows in view, as
+            # they come into it, rather than every row's cells on every refresh.
+            gone = self.held_keys() - self._rows.keys()
+            if gone:
+                self.forget_cells(gone)
+            self.set_order(list(self._rows))
+            self._patch_visible()
+            return
         fixed = [self._fixed_cells(r, now) for r in visible]
         widths = [max([len(label), *(c[i].cell_len for c in fixed)]) for i, label in enumerate(self._labels)]
+        self._reason_width = self._room_for_reason(widths, len(visible))
+        cells = {
+            row.key: (*row_fixed, self._reason_cell(row))
+            for row, row_fixed in zip(visible, fixed, strict=True)
+        }
+        self.sync_rows(cells)
+
+    def _patch_visible(self) -> None:
+        """Bring the rows in view (and a margin) up to date; the others are built when scrolled to."""
+        height = self.size.height
+        if height <= 0:
+            return  # not laid out yet: each row is built when it is first drawn
+        top = max(0, round(self.scroll_y) - VIEWPORT_MARGIN)
+        keys = self._order[top : top + height + 2 * VIEWPORT_MARGIN]
+        now = self._last[1]
+        fixed = {key: self._fixed_cells(self._rows[key], now) for key in keys}
+        widths = self.column_widths
+        measured = [
+            max([widths.get(column.key, 0), *(cells[i].cell_len for cells in fixed.values())])
+            for i, column in enumerate(self.columns[:-1])
+        ]
+        self._reason_width = self._room_for_reason(measured, len(self._order))
+        self.update_rows({key: (*cells, self._reason_cell(self._rows[key])) for key, cells in fixed.items()})
+
+    def cells_for(self, key: str) -> tuple[Text, ...]:
+        row = self._rows.get(key)
+        if row is None:
+            return ()
+        return (*self._fixed_cells(row, self._last[1]), self._reason_cell(row))
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if len(self._order) >= LAZY_FROM and round(old_value) != round(new_value):
+            self._patch_visible()
+
+    def _room_for_reason(self, widths: Sequence[int], rows: int) -> int:
+        """The reason's width: what the other columns leave of the table's."""
         padding = 2 * self.cell_padding
         # Room for a vertical scrollbar is kept when the rows will not fit: it appears only after this
         # layout, and the reason must not then be pushed past the edge.
         width = self.scrollable_content_region.width
-        fits = len(visible) + int(self.show_header) <= self.container_size.height
+        fits = rows + int(self.show_header) <= self.container_size.height
         if not self.show_vertical_scrollbar and not fits:
             width -= self.styles.scrollbar_size_vertical
         room = width - sum(w + padding for w in widths) - padding
-        reason_width = max(MIN_REASON_WIDTH, room)
-        cells: dict[str, tuple[Text, ...]] = {}
-        for row, row_fixed in zip(visible, fixed, strict=True):
-            reason = safe_text(row.reason, style=_row_style(row) or "")  # a node's or agent's words
-            reason.no_wrap, reason.overflow = True, "ellipsis"
-            reason.truncate(reason_width, overflow="ellipsis")
-            cells[row.key] = (*row_fixed, reason)
-        self._rows = {r.key: r for r in visible}
-        self.sync_rows({r.key: cells[r.key] for r in visible})
+        return max(MIN_REASON_WIDTH, room)
+
+    def _reason_cell(self, row: AttentionRow) -> Text:
+        reason = safe_text(row.reason, style=_row_style(row) or "")  # a node's or agent's words
+        reason.no_wrap, reason.overflow = True, "ellipsis"
+        reason.truncate(self._reason_width, overflow="ellipsis")
+        return reason
 
     def same_cell(self, old: Text, new: Text) -> bool:
         return _looks(old) == _looks(new)
