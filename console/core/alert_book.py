@@ -235,9 +235,7 @@ class AlertBook:
     def counts(self, node: str | None = None, now: float | None = None) -> tuple[int, int]:
         """(critical, warning) among the firing alerts that are neither acknowledged nor snoozed."""
         now = self.clock() if now is None else now
-        open_ = [e for e in self.active(node) if e.needs_attention(now)]
-        critical = sum(1 for e in open_ if e.severity == "critical")
-        return critical, len(open_) - critical
+        return open_counts(self.active(node), now)
 
     # --- the operator's triage ---------------------------------------------------------------------------
 
@@ -338,3 +336,10 @@ class AlertBook:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+
+def open_counts(entries: Iterable[TrackedAlert], now: float) -> tuple[int, int]:
+    """(critical, warning) among ``entries`` (firing ones) that are neither acknowledged nor snoozed."""
+    open_ = [e for e in entries if e.needs_attention(now)]
+    critical = sum(1 for e in open_ if e.severity == "critical")
+    return critical, len(open_) - critical

@@ -4,7 +4,7 @@ into widget rows and a panel title, and what enter, acknowledge and snooze do th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from textual.css.query import NoMatches
@@ -12,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.model import NodeSnapshot
-from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert
+from console.core.alert_book import DEFAULT_SNOOZE_S, AlertBook, TrackedAlert, open_counts
 from console.core.alerts import NEEDS_YOU_RULES, agent_labels
 from console.messages import OpenAgent
 from widgets.attention import AttentionList, AttentionRow
@@ -73,16 +73,24 @@ def attention_rows(
     book: AlertBook, now: float, node: str | None = None, links: Mapping[str, NodeLink] | None = None
 ) -> list[AttentionRow]:
     """``links``: the nodes, by name, whose snapshots name the agents of agent alerts."""
+    return rows_of(book.active(node), now, links)
+
+
+def rows_of(
+    active: Iterable[TrackedAlert], now: float, links: Mapping[str, NodeLink] | None = None
+) -> list[AttentionRow]:
     return [
-        attention_row(entry, now, _AGENT_NAMES.label(links, entry.node, entry.subject))
-        for entry in book.active(node)
+        attention_row(entry, now, _AGENT_NAMES.label(links, entry.node, entry.subject)) for entry in active
     ]
 
 
 def attention_title(book: AlertBook, now: float, node: str | None = None, label: str = "Attention") -> str:
     """E.g. "Attention · 1 critical · 6 warning · 2 acked · 1 snoozed": the counts are of open alerts."""
-    critical, warning = book.counts(node, now)
-    active = book.active(node)
+    return title_of(book.active(node), now, label)
+
+
+def title_of(active: Sequence[TrackedAlert], now: float, label: str = "Attention") -> str:
+    critical, warning = open_counts(active, now)
     acked = sum(1 for e in active if e.acked and not e.snoozed(now))
     snoozed = sum(1 for e in active if e.snoozed(now))
     parts = [label, f"{critical} critical", f"{warning} warning"]
@@ -107,13 +115,14 @@ def fill_attention(
     links: Mapping[str, NodeLink] | None = None,
 ) -> None:
     """Show the book's alerts (of ``node``, or all) in ``panel``, or the "nothing" line; and the title."""
-    rows = attention_rows(book, now, node, links)
+    active = book.active(node)  # sorted once for the rows and the title: a storm holds tens of thousands
+    rows = rows_of(active, now, links)
     attention = panel.query_one(AttentionList)
     attention.show(rows, now)
     empty = not rows
     panel.query_one(f".{EMPTY_CLASS}", Static).display = empty
     attention.display = not empty
-    set_border_title(panel, attention_title(book, now, node, label))
+    set_border_title(panel, title_of(active, now, label))
 
 
 def subject_tab(subject: str) -> str | None:
